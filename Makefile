@@ -1,0 +1,28 @@
+# One command sets everything up and runs the whole suite: `make test`.
+# torch 2.14.1 + torchaudio 2.11.0 are the builds that import together on these machines
+# (see DEVELOPERS.md); pip takes them from local disk when they are there.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_PINS ?= torch==2.14.1 torchaudio==2.11.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo clean
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) recipes/IEMOCAP/demo.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

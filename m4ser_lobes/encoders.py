@@ -1,0 +1,259 @@
+"""Speech and text encoders (paper §III-B, Eq. 1), swappable in YAML by their hub id or folder.
+
+Both load through ``transformers.AutoModel.from_pretrained(source)``, so a hub id
+(``facebook/hubert-base-ls960``, ``microsoft/wavlm-base-plus``, ``facebook/wav2vec2-base``,
+``bert-base-uncased``, ``roberta-base`` ...) and a local folder written by ``save_pretrained``
+take the same path. When an encoder's width differs from the model width ``output_dim``
+(HuBERT-large 1024, MiniLM 384) a Linear projection maps it to ``output_dim``.
+
+Shape legend: B batch, L samples, T_s speech frames, T_t tokens, D width.
+Masks: True = padding.
+"""
+
+import torch
+from torch import nn
+
+from m4ser_lobes.masks import lengths_to_pad_mask, relative_to_absolute
+
+
+def _projection(in_dim, out_dim):
+    if out_dim is None or out_dim == in_dim:
+        return nn.Identity()
+    return nn.Linear(in_dim, out_dim)
+
+
+class _FreezableEncoder(nn.Module):
+    """Keeps a frozen pretrained model in eval mode even when the Brain calls ``train()``."""
+
+    def _freeze(self):
+        self.model.requires_grad_(False)
+        self.model.eval()
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.freeze:
+            self.model.eval()
+        return self
+
+
+class SpeechEncoder(_FreezableEncoder):
+    """A self-supervised speech encoder (HuBERT / WavLM / wav2vec2): H_S = Enc(wav).
+
+    Group-norm checkpoints (``feat_extract_norm == "group"``, e.g. ``hubert-base-ls960``) get
+    zero-padded audio **without** an attention mask, as their documentation prescribes; layer-norm
+    ones (WavLM, wav2vec2-large-lv60) get the attention mask. In both cases the frame mask comes
+    from the absolute lengths through the encoder's own output-length rule
+    (``_get_feat_extract_output_lengths``). Waveforms are normalised over their own valid samples
+    when the checkpoint's feature extractor says ``do_normalize``.
+
+    Arguments
+    ---------
+    source : str
+        Hub id or local folder (with ``preprocessor_config.json``).
+    output_dim : int, optional
+        Model width D; a Linear projection is added when the encoder's width differs.
+    freeze : bool
+        Freeze the whole encoder (kept in eval mode).
+    freeze_feature_extractor : bool
+        Freeze the CNN feature encoder (standard when fine-tuning, design §7).
+    save_path : str, optional
+        Hugging Face cache folder.
+    layerdrop : float, optional
+        Overrides the config's LayerDrop (0 keeps every layer used, which DDP needs without
+        ``find_unused_parameters``). ``None`` keeps the checkpoint's value.
+
+    Example
+    -------
+    >>> from m4ser_lobes.testing import save_tiny_speech_encoder
+    >>> folder = save_tiny_speech_encoder(getfixture("tmp_path") / "hubert")
+    >>> encoder = SpeechEncoder(str(folder), output_dim=16).eval()
+    >>> states, pad_mask = encoder(torch.randn(2, 16000), torch.tensor([1.0, 0.5]))
+    >>> states.shape, pad_mask.sum(dim=1)
+    (torch.Size([2, 49, 16]), tensor([ 0, 25]))
+    """
+
+    def __init__(
+        self,
+        source,
+        output_dim=None,
+        freeze=False,
+        freeze_feature_extractor=True,
+        save_path=None,
+        layerdrop=0.0,
+    ):
+        super().__init__()
+        from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+        config = AutoConfig.from_pretrained(source, cache_dir=save_path)
+        config.apply_spec_augment = False
+        if layerdrop is not None:
+            config.layerdrop = layerdrop
+        self.model = AutoModel.from_pretrained(source, config=config, cache_dir=save_path)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(source, cache_dir=save_path)
+        self.normalize_wav = bool(getattr(feature_extractor, "do_normalize", False))
+        self.use_attention_mask = getattr(config, "feat_extract_norm", "layer") == "layer"
+        self.freeze = freeze
+        self.native_dim = config.hidden_size
+        # SpecAugment is off, so its embedding is never used: keep it out of the optimiser.
+        if getattr(self.model, "masked_spec_embed", None) is not None:
+            self.model.masked_spec_embed.requires_grad_(False)
+        if freeze:
+            self._freeze()
+        elif freeze_feature_extractor:
+            self.model.feature_extractor._freeze_parameters()
+        self.proj = _projection(self.native_dim, output_dim)
+        self.output_dim = output_dim or self.native_dim
+
+    def frame_lengths(self, sample_lengths):
+        """Number of encoder frames for absolute sample lengths [B]."""
+        return self.model._get_feat_extract_output_lengths(sample_lengths).long()
+
+    def forward(self, wavs, wav_lens):
+        """Encode a padded batch of waveforms.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            [B, L] 16 kHz waveforms, zero-padded on the right.
+        wav_lens : torch.Tensor
+            [B] SpeechBrain relative lengths.
+
+        Returns
+        -------
+        states : torch.Tensor
+            [B, T_s, D] H_S (padded frames hold garbage: mask them).
+        pad_mask : torch.Tensor
+            [B, T_s] bool, True = padding.
+        """
+        if wavs.dim() != 2:
+            raise ValueError(f"wavs must be [B, L] mono audio, got shape {tuple(wavs.shape)}")
+        lengths = relative_to_absolute(wav_lens, wavs.shape[1])
+        sample_pad = lengths_to_pad_mask(lengths, wavs.shape[1])
+        if self.normalize_wav:
+            wavs = self._normalize(wavs, sample_pad, lengths)
+        wavs = wavs.masked_fill(sample_pad, 0.0)
+        attention_mask = (~sample_pad).long() if self.use_attention_mask else None
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            states = self.model(wavs, attention_mask=attention_mask).last_hidden_state
+        frame_lengths = self.frame_lengths(lengths).clamp(min=1, max=states.shape[1])
+        pad_mask = lengths_to_pad_mask(frame_lengths, states.shape[1])
+        return self.proj(states), pad_mask
+
+    @staticmethod
+    def _normalize(wavs, pad_mask, lengths):
+        """Zero-mean unit-variance over each waveform's valid samples (HF feature extractor)."""
+        valid = (~pad_mask).to(wavs.dtype)
+        n = lengths.to(wavs.dtype).unsqueeze(1)
+        mean = (wavs * valid).sum(dim=1, keepdim=True) / n
+        var = (((wavs - mean) * valid) ** 2).sum(dim=1, keepdim=True) / n
+        return (wavs - mean) / torch.sqrt(var + 1e-7)
+
+
+class TextEncoder(_FreezableEncoder):
+    """A pretrained text encoder (BERT, RoBERTa, ...) over token ids: H_T = BERT(TE(T)+PE(T)) (Eq. 1).
+
+    Unlike SpeechBrain's ``TextEncoder``, tokenisation happens outside ``forward`` (in the data
+    pipeline, through :mod:`m4ser_lobes.alignment`), so the AED labels index exactly the ids the
+    encoder sees. ``embed_tokens`` exposes the encoder's own input embeddings (TE + PE, positions
+    restarting at 0 per sequence), which the selective AEC decoder shares (Eq. 4).
+
+    Arguments
+    ---------
+    source : str
+        Hub id or local folder holding the model and its tokenizer.
+    output_dim : int, optional
+        Model width D; a Linear projection is added when the encoder's width differs.
+    freeze : bool
+        Freeze the encoder (kept in eval mode).
+    save_path : str, optional
+        Hugging Face cache folder.
+
+    Example
+    -------
+    >>> from m4ser_lobes.testing import save_tiny_text_encoder
+    >>> folder = save_tiny_text_encoder(getfixture("tmp_path") / "bert", words=["hello"])
+    >>> encoder = TextEncoder(str(folder), output_dim=16).eval()
+    >>> ids, pad_mask = encoder.tokenize(["hello world", "hello"])
+    >>> ids.shape, pad_mask.sum(dim=1)
+    (torch.Size([2, 8]), tensor([0, 5]))
+    >>> encoder(ids, pad_mask).shape, encoder.embed_tokens(ids).shape
+    (torch.Size([2, 8, 16]), torch.Size([2, 8, 32]))
+    """
+
+    def __init__(self, source, output_dim=None, freeze=False, save_path=None):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(source, cache_dir=save_path)
+        try:  # BERT-family: the pooler is never used (and would be an unused DDP parameter)
+            self.model = AutoModel.from_pretrained(
+                source, cache_dir=save_path, add_pooling_layer=False
+            )
+        except TypeError:
+            self.model = AutoModel.from_pretrained(source, cache_dir=save_path)
+        self.freeze = freeze
+        self.native_dim = self.model.config.hidden_size
+        if freeze:
+            self._freeze()
+        self.proj = _projection(self.native_dim, output_dim)
+        self.output_dim = output_dim or self.native_dim
+
+    @property
+    def embedding_dim(self):
+        """Width E of :meth:`embed_tokens` (the encoder's native width)."""
+        return self.native_dim
+
+    def special_ids(self):
+        """Return (bos, eos, pad) ids: [CLS], [SEP], [PAD] (or <s>, </s>, <pad>)."""
+        tok = self.tokenizer
+        bos = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
+        eos = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
+        return bos, eos, tok.pad_token_id
+
+    def tokenize(self, texts):
+        """Tokenise already-normalised texts; returns ids [B, T_t] and pad mask [B, T_t]."""
+        enc = self.tokenizer(list(texts), padding=True, return_tensors="pt")
+        return enc["input_ids"], enc["attention_mask"] == 0
+
+    def forward(self, input_ids, pad_mask):
+        """Encode token ids.
+
+        Arguments
+        ---------
+        input_ids : torch.Tensor
+            [B, T_t] token ids with the tokenizer's specials.
+        pad_mask : torch.Tensor
+            [B, T_t] bool, True = padding.
+
+        Returns
+        -------
+        torch.Tensor
+            [B, T_t, D] H_T.
+        """
+        if input_ids.shape != pad_mask.shape:
+            raise ValueError(
+                f"input_ids {tuple(input_ids.shape)} and pad_mask {tuple(pad_mask.shape)} differ"
+            )
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            out = self.model(input_ids=input_ids, attention_mask=(~pad_mask).long())
+        return self.proj(out.last_hidden_state)
+
+    def embed_tokens(self, input_ids):
+        """TE(z) + PE(z) of the encoder's own embedding tables (positions from 0), [K, L, E]."""
+        embeddings = getattr(self.model, "embeddings", None)
+        if embeddings is not None:
+            return embeddings(input_ids=input_ids)
+        return self.model.get_input_embeddings()(input_ids)
+
+
+def pad_mask_like(states, pad_mask):
+    """Check that a pad mask matches states [B, T, D]; return it (used at lobe boundaries)."""
+    if pad_mask.shape != states.shape[:2] or pad_mask.dtype != torch.bool:
+        raise ValueError(
+            f"pad mask must be bool {tuple(states.shape[:2])} (True = padding), got "
+            f"{pad_mask.dtype} {tuple(pad_mask.shape)}"
+        )
+    return pad_mask
+
+
+__all__ = ["SpeechEncoder", "TextEncoder", "pad_mask_like"]

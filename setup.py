@@ -1,0 +1,44 @@
+"""Install the M4SER SpeechBrain plugin (package ``m4ser_lobes``)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="m4ser-speechbrain",
+    version="0.1.0",
+    description=(
+        "M4SER (He et al., 2025): multimodal, multirepresentation, multitask and "
+        "multistrategy speech emotion recognition as a SpeechBrain plugin"
+    ),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["m4ser_lobes", "m4ser_lobes.*"]),
+    install_requires=[
+        # torch is pinned by the Makefile for this machine; any torch>=2.4 works.
+        "torch>=2.4",
+        "torchaudio>=2.4",
+        "speechbrain>=1.1",
+        "transformers>=4.45",
+        "hyperpyyaml>=1.2",
+        "sentencepiece",
+        "jiwer>=3.0",
+        "scikit-learn>=1.3",
+        "matplotlib>=3.7",
+        "soundfile>=0.12",
+        "huggingface_hub",
+        "tqdm",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100"],
+        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff"],
+    },
+    entry_points={
+        "console_scripts": [
+            "m4ser-asr=m4ser_lobes.asr:main",
+            "m4ser-mini-corpus=m4ser_lobes.mini_corpus:main",
+        ]
+    },
+)
