@@ -199,6 +199,11 @@ class TextEncoder(_FreezableEncoder):
         self.output_dim = output_dim or self.native_dim
 
     @property
+    def vocab_size(self):
+        """V: rows of the input embedding table (the AEC decoder's output size)."""
+        return self.model.get_input_embeddings().num_embeddings
+
+    @property
     def embedding_dim(self):
         """Width E of :meth:`embed_tokens` (the encoder's native width)."""
         return self.native_dim

@@ -1,0 +1,308 @@
+"""``M4SERBrain``: the corpus-agnostic training loop shared by the IEMOCAP and MELD recipes.
+
+Modules (``modules:`` in the YAML):
+  ``model``          the composed :class:`m4ser_lobes.model.M4SER`;
+  ``discriminator``  the modality discriminator D (only when ``use_gan``).
+
+Each training batch runs the encoders and fusion ONCE, then two named phases (design §5,
+Alg. 1 lines 21–25):
+
+1. ``discriminator`` phase — D on *detached* H_S^spe, H_T^spe, H_inv; minimise −(L_D + L_G)
+   w.r.t. θ_D only; step D's own optimiser.
+2. ``model`` phase — D frozen (no parameter of D enters the graph); L_G recomputed with the
+   *updated* D on H_inv; minimise L_ER + α(β L_AED + L_AEC) + γ L_G + λ L_LCL; step the
+   ``encoders`` and ``head`` optimisers.
+
+Both phases keep SpeechBrain's machinery: autocast (``training_ctx``; fp16 with ONE GradScaler
+across all optimisers, bf16 anywhere), gradient accumulation with DDP ``no_sync``, clipping of
+every parameter group, non-finite checks, gradients cleared after each phase,
+``optimizer_step`` counted. Optimisers are named (``encoders``, ``head``, ``discriminator``),
+built in ``init_optimizers`` and registered as recoverables in one loop.
+"""
+
+import logging
+import os
+from collections import defaultdict
+
+import speechbrain as sb
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from m4ser_lobes import losses
+from m4ser_lobes.alignment import batch_correction_targets
+from m4ser_lobes.fileio import atomic_write_json
+from m4ser_lobes.masks import lengths_to_pad_mask, relative_to_absolute
+from m4ser_lobes.metrics import emotion_metrics, plot_confusion_matrix, write_predictions_csv
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZER_NAMES = ("encoders", "head", "discriminator")
+PAPER_NAMES = {"er": "L_ER", "aed": "L_AED", "aec": "L_AEC", "g": "L_G", "lcl": "L_LCL"}
+
+
+def unwrap(module):
+    """The module inside a DDP wrapper (or the module itself)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+class M4SERBrain(sb.Brain):
+    """Brain for M4SER and every Table IV ablation (hparams switches, see ``hparams/m4ser.yaml``).
+
+    Required hparams: ``alpha beta gamma lam tau use_aed use_aec use_gan use_lcl``, one optimiser
+    class per name in :data:`OPTIMIZER_NAMES` (``opt_class_encoders`` ...), ``label_encoder``
+    (set by the recipe), ``train_logger``, ``epoch_counter``; optional ``aec_max_len`` (16) and
+    ``output_folder`` for the test-set files.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        model = unwrap(self.modules.model)
+        self.use_gan = bool(self.hparams.use_gan)
+        if self.use_gan and not getattr(model.fusion, "use_mir", False):
+            raise ValueError(
+                "use_gan needs the modality-invariant representation: set use_gan=False when "
+                "use_mir=False or modalities is not 'both'"
+            )
+        if self.use_gan and "discriminator" not in self.modules:
+            raise ValueError("use_gan=True needs a 'discriminator' entry in modules")
+        if not self.use_gan and "discriminator" in self.modules:
+            del self.modules["discriminator"]  # no unused module under DDP
+        if self.hparams.use_aed and model.aed_head is None:
+            raise ValueError("use_aed=True but the model has no aed_head")
+        if self.hparams.use_aec and model.aec_decoder is None:
+            raise ValueError("use_aec=True but the model has no aec_decoder")
+
+    # ------------------------------------------------------------------ forward / objectives
+    def compute_forward(self, batch, stage):
+        """One forward of encoders, fusion and heads; returns (M4SEROutput, CorrectionBatch|None)."""
+        batch = batch.to(self.device)
+        wavs, wav_lens = batch.sig
+        input_ids, id_lens = batch.input_ids
+        text_pad_mask = lengths_to_pad_mask(
+            relative_to_absolute(id_lens, input_ids.shape[1]), input_ids.shape[1]
+        )
+        correction = None
+        if self.hparams.use_aec and stage == sb.Stage.TRAIN:
+            bos, eos, pad = unwrap(self.modules.model).text_encoder.special_ids()
+            correction = batch_correction_targets(
+                batch.aec_targets, bos, eos, pad, max_len=getattr(self.hparams, "aec_max_len", 16)
+            )
+            correction = correction.to(self.device)
+        outputs = self.modules.model(wavs, wav_lens, input_ids, text_pad_mask, correction)
+        return outputs, correction
+
+    def discriminator_logits(self, features, trainable):
+        """D on [B,T_s,D] features -> [B,T_s] logits; frozen D leaves no trace in the graph."""
+        discriminator = self.modules.discriminator
+        if trainable:
+            return discriminator(features)
+        raw = unwrap(discriminator)
+        raw.requires_grad_(False)
+        try:
+            return raw(features)
+        finally:
+            raw.requires_grad_(True)
+
+    def adversarial_terms(self, outputs, trainable):
+        """L_D and L_G (design §5) and the mean D outputs; detached inputs when ``trainable``."""
+        parts = [outputs.speech_specific, outputs.text_specific, outputs.invariant]
+        if trainable:
+            parts = [p.detach() for p in parts]
+        logits = self.discriminator_logits(torch.cat(parts, dim=0), trainable)
+        speech, text, invariant = logits.float().chunk(3, dim=0)
+        loss_d, loss_g = losses.gan_losses(speech, text, invariant, outputs.speech_pad_mask)
+        valid = (~outputs.speech_pad_mask).float()
+        means = {
+            f"D({name})": float((torch.sigmoid(z.detach()) * valid).sum() / valid.sum())
+            for name, z in (("H_S^spe", speech), ("H_T^spe", text), ("H_inv", invariant))
+        }
+        return loss_d, loss_g, means
+
+    def compute_objectives(self, predictions, batch, stage):
+        """The model-phase loss: L_ER + α(β L_AED + L_AEC) + γ L_G + λ L_LCL (Alg. 1 line 25)."""
+        outputs, correction = predictions
+        emotions = batch.emo_encoded.data.squeeze(1).to(self.device)
+        terms = {"er": F.cross_entropy(outputs.logits.float(), emotions)}
+        if stage == sb.Stage.TRAIN:
+            if self.hparams.use_aed:
+                labels = batch.aed_labels.data.to(self.device)
+                labels = labels.masked_fill(outputs.text_pad_mask, -100)
+                terms["aed"] = losses.aed_loss(outputs.aed_logits.float(), labels)
+            if self.hparams.use_aec:
+                terms["aec"] = losses.aec_loss(outputs.aec_logits.float(), correction.decoder_labels)
+                self._log_value("aec_truncated", correction.num_truncated)
+            if self.hparams.use_lcl:
+                terms["lcl"] = losses.label_contrastive_loss(
+                    outputs.pooled.float(), emotions, temperature=self.hparams.tau
+                )
+            if self.use_gan:
+                loss_d, loss_g, means = self.adversarial_terms(outputs, trainable=False)
+                terms["g"] = loss_g
+                self._log_value("L_D", loss_d)
+                self._log_value("L_GAN", loss_d + loss_g)
+                for name, value in means.items():
+                    self._log_value(name, value)
+        loss = losses.joint_loss(
+            terms,
+            alpha=self.hparams.alpha,
+            beta=self.hparams.beta,
+            gamma=self.hparams.gamma,
+            lam=self.hparams.lam,
+        )
+        if stage == sb.Stage.TRAIN:
+            for name, value in terms.items():
+                self._log_value(PAPER_NAMES[name], value)
+        else:
+            probabilities = torch.softmax(outputs.logits.float(), dim=-1)
+            self.predictions["ids"].extend(batch.id)
+            self.predictions["true"].extend(emotions.tolist())
+            self.predictions["pred"].extend(probabilities.argmax(dim=-1).tolist())
+            self.predictions["prob"].extend(probabilities.tolist())
+        return loss
+
+    def _log_value(self, name, value):
+        value = float(value.detach()) if torch.is_tensor(value) else float(value)
+        self.term_sums[name] += value
+        self.term_counts[name] += 1
+
+    # ------------------------------------------------------------------ the two-phase update
+    def fit_batch(self, batch):
+        """One forward, then the ``discriminator`` and ``model`` phases (design §5)."""
+        should_step = self.step % self.grad_accumulation_factor == 0
+        self.on_fit_batch_start(batch, should_step)
+        with self.no_sync(not should_step):
+            with self.training_ctx:
+                predictions = self.compute_forward(batch, sb.Stage.TRAIN)
+            if self.use_gan:
+                self._discriminator_phase(predictions[0], should_step)
+            with self.training_ctx:
+                loss = self.compute_objectives(predictions, batch, sb.Stage.TRAIN)
+            scaled = self.scaler.scale(loss / self.grad_accumulation_factor)
+            self.check_loss_isfinite(scaled)
+            scaled.backward()
+        if should_step:
+            self._step(("encoders", "head"))
+            self.scaler.update()  # once per iteration, for all optimisers
+            self.zero_grad(set_to_none=True)
+            self.optimizer_step += 1
+        self.on_fit_batch_end(batch, predictions, loss, should_step)
+        return loss.detach().cpu()
+
+    def _discriminator_phase(self, outputs, should_step):
+        with self.training_ctx:
+            loss_d, loss_g, _ = self.adversarial_terms(outputs, trainable=True)
+            objective = -(loss_d + loss_g)  # D maximises L_D + L_G (Alg. 1 line 23)
+        self.scaler.scale(objective / self.grad_accumulation_factor).backward()
+        if should_step:
+            self._step(("discriminator",))
+            self.optimizers_dict["discriminator"].zero_grad(set_to_none=True)
+
+    def _step(self, names):
+        """Unscale, clip every parameter group, check, and step the named optimisers."""
+        active = [self.optimizers_dict[n] for n in names if n in self.optimizers_dict]
+        for optimizer in active:
+            self.scaler.unscale_(optimizer)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            if self.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        if not self.scaler.is_enabled() and self.skip_nonfinite_grads:
+            self.check_gradients()
+        for optimizer in active:
+            self.scaler.step(optimizer)
+
+    # ------------------------------------------------------------------ optimisers
+    def parameter_groups(self):
+        """Trainable parameters by optimiser name: encoders, head (rest of the model), discriminator."""
+        model = unwrap(self.modules.model)
+        encoder_params = []
+        for encoder in (model.speech_encoder, model.text_encoder):
+            if encoder is not None:
+                encoder_params += [p for p in encoder.model.parameters() if p.requires_grad]
+        encoder_ids = {id(p) for p in encoder_params}
+        head = [p for p in model.parameters() if p.requires_grad and id(p) not in encoder_ids]
+        groups = {"encoders": encoder_params, "head": head}
+        if self.use_gan:
+            groups["discriminator"] = list(unwrap(self.modules.discriminator).parameters())
+        return groups
+
+    def init_optimizers(self):
+        """Build one named optimiser per parameter group and register each as a recoverable."""
+        self.optimizers_dict = {}
+        for name, params in self.parameter_groups().items():
+            if not params:
+                continue
+            optimizer = getattr(self.hparams, f"opt_class_{name}")(params)
+            self.optimizers_dict[name] = optimizer
+            if self.checkpointer is not None:
+                self.checkpointer.add_recoverable(f"optimizer_{name}", optimizer)
+        self.optimizer = self.optimizers_dict["head"]
+
+    # ------------------------------------------------------------------ stages
+    def on_stage_start(self, stage, epoch=None):
+        self.term_sums = defaultdict(float)
+        self.term_counts = defaultdict(int)
+        self.predictions = defaultdict(list)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        stats = {"loss": stage_loss}
+        if stage == sb.Stage.TRAIN:
+            stats.update(
+                {k: self.term_sums[k] / self.term_counts[k] for k in sorted(self.term_sums)}
+            )
+            self.train_stats = stats
+            return
+        num_classes = len(self.hparams.label_encoder)
+        metrics = emotion_metrics(self.predictions["true"], self.predictions["pred"], num_classes)
+        stats.update({k: metrics[k] for k in ("WA", "UA", "W-F1")})
+        if stage == sb.Stage.VALID:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch},
+                train_stats=getattr(self, "train_stats", None),
+                valid_stats=stats,
+            )
+            self._append_history(epoch, stats)
+            self.checkpointer.save_and_keep_only(meta=stats, max_keys=["UA"])
+        else:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats,
+            )
+            if sb.utils.distributed.if_main_process():
+                self.write_test_outputs(metrics)
+
+    def _append_history(self, epoch, valid_stats):
+        """Per-epoch train and valid statistics in ``history.json`` (loss curves, Fig. 8)."""
+        if not sb.utils.distributed.if_main_process():
+            return
+        path = os.path.join(self.hparams.output_folder, "history.json")
+        history = []
+        if os.path.exists(path):
+            import json
+
+            with open(path, encoding="utf-8") as fin:
+                history = [h for h in json.load(fin) if h["epoch"] != epoch]
+        history.append(
+            {"epoch": epoch, "train": getattr(self, "train_stats", {}), "valid": valid_stats}
+        )
+        atomic_write_json(path, history)
+
+    def write_test_outputs(self, metrics):
+        """predictions.csv, test_metrics.json and confusion_matrix.png in the output folder."""
+        out = self.hparams.output_folder
+        names = [self.hparams.label_encoder.decode_ndim(i) for i in range(len(self.hparams.label_encoder))]
+        write_predictions_csv(
+            os.path.join(out, "predictions.csv"),
+            self.predictions["ids"],
+            self.predictions["true"],
+            self.predictions["pred"],
+            self.predictions["prob"],
+            names,
+        )
+        atomic_write_json(
+            os.path.join(out, "test_metrics.json"), dict(metrics, classes=names)
+        )
+        plot_confusion_matrix(
+            metrics["confusion"], names, os.path.join(out, "confusion_matrix.png"),
+            title=f"WA {metrics['WA']:.1f}  UA {metrics['UA']:.1f}",
+        )

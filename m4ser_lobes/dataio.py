@@ -1,0 +1,147 @@
+"""SpeechBrain data pipelines over the manifest schema shared by IEMOCAP and MELD.
+
+Every manifest entry has ``wav``, ``duration``, ``emo``, ``transcript`` (human reference) and
+``hypothesis`` (cached ASR text, or null) — see ``docs/CONTRACTS.md``. The pipelines here are
+corpus-agnostic: a recipe only points them at its manifests.
+
+Per utterance they provide ``sig`` (16 kHz mono), ``emo_encoded``, ``input_ids`` (the normalised
+text the encoder reads, with [CLS]/[SEP]), ``aed_labels`` (K/D/C per input id, -100 ignored) and
+``aec_targets`` (CHANGE position -> reference WordPiece ids; a Python dict, batched later by
+:func:`m4ser_lobes.alignment.batch_correction_targets`).
+"""
+
+import logging
+
+import speechbrain as sb
+import torch
+
+from m4ser_lobes import alignment
+from m4ser_lobes.audio import load_audio
+
+logger = logging.getLogger(__name__)
+
+TEXT_SOURCES = ("hypothesis", "transcript")
+
+
+def text_of(entry_text, reference, text_source, utt_id):
+    """Pick the text the encoder reads; a missing hypothesis is an error that says what to do."""
+    if text_source == "transcript":
+        return reference
+    if entry_text is None:
+        raise ValueError(
+            f"utterance {utt_id} has no ASR hypothesis: prepare the manifests with a hypotheses "
+            "cache (`python -m m4ser_lobes.asr ...`) or train on human transcripts with "
+            "--text_source=transcript"
+        )
+    return entry_text
+
+
+def make_text_pipeline(tokenizer, text_source="hypothesis", correction_mode="selective", max_tokens=None):
+    """Build the text pipeline (design §4).
+
+    Arguments
+    ---------
+    tokenizer : transformers tokenizer
+        The text encoder's tokenizer.
+    text_source : str
+        ``"hypothesis"`` (ASR text, the paper's setting) or ``"transcript"`` (human text).
+    correction_mode : str
+        ``"selective"`` (AED + AEC on CHANGE tokens) or ``"full"`` (Table IV C(1): one sequence per
+        utterance, the whole reference, hosted by [CLS]).
+    max_tokens : int, optional
+        Cap on the hypothesis length in WordPiece tokens (with [CLS]/[SEP]).
+
+    Returns
+    -------
+    callable
+        A SpeechBrain dynamic item taking ``id, hypothesis, transcript``.
+    """
+    if text_source not in TEXT_SOURCES:
+        raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
+    if correction_mode not in ("selective", "full"):
+        raise ValueError(f"correction_mode must be 'selective' or 'full', got {correction_mode!r}")
+
+    @sb.utils.data_pipeline.takes("id", "hypothesis", "transcript")
+    @sb.utils.data_pipeline.provides("input_ids", "aed_labels", "aec_targets")
+    def text_pipeline(utt_id, hypothesis, transcript):
+        text = text_of(hypothesis, transcript, text_source, utt_id)
+        aligned = alignment.align_transcripts(text, transcript, tokenizer, max_length=max_tokens)
+        targets = aligned.targets
+        if correction_mode == "full":
+            targets = {0: alignment.full_correction_target(transcript, tokenizer)}
+        yield torch.tensor(aligned.input_ids, dtype=torch.long)
+        yield torch.tensor(aligned.labels, dtype=torch.long)
+        yield targets
+
+    return text_pipeline
+
+
+def make_audio_pipeline(max_audio_seconds=None):
+    """Audio pipeline: 16 kHz mono waveform, cropped to ``max_audio_seconds`` when given."""
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        return load_audio(wav, max_seconds=max_audio_seconds)
+
+    return audio_pipeline
+
+
+def dataio_prep(
+    manifests,
+    tokenizer,
+    label_encoder_path,
+    text_source="hypothesis",
+    correction_mode="selective",
+    max_audio_seconds=None,
+    max_tokens=None,
+    sort_by_duration=False,
+):
+    """Build the datasets and the label encoder from JSON manifests.
+
+    Arguments
+    ---------
+    manifests : dict
+        Split name -> manifest path (``train`` is required, it defines the label set).
+    tokenizer : transformers tokenizer
+        The text encoder's tokenizer.
+    label_encoder_path : str
+        Where the ``CategoricalEncoder`` is saved (``label_encoder.txt``).
+    text_source, correction_mode, max_tokens : see :func:`make_text_pipeline`.
+    max_audio_seconds : float, optional
+        Crop longer utterances (training memory).
+    sort_by_duration : bool
+        Sort every split by duration (faster evaluation); training order is then not shuffled.
+
+    Returns
+    -------
+    datasets : dict
+        Split name -> ``DynamicItemDataset``.
+    label_encoder : speechbrain.dataio.encoder.CategoricalEncoder
+    """
+    label_encoder = sb.dataio.encoder.CategoricalEncoder()
+
+    @sb.utils.data_pipeline.takes("emo")
+    @sb.utils.data_pipeline.provides("emo", "emo_encoded")
+    def label_pipeline(emo):
+        yield emo
+        yield label_encoder.encode_label_torch(emo)
+
+    dynamic_items = [
+        make_audio_pipeline(max_audio_seconds),
+        make_text_pipeline(tokenizer, text_source, correction_mode, max_tokens),
+        label_pipeline,
+    ]
+    datasets = {}
+    for split, path in manifests.items():
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_json(
+            json_path=path,
+            dynamic_items=dynamic_items,
+            output_keys=["id", "sig", "emo_encoded", "input_ids", "aed_labels", "aec_targets"],
+        )
+        if sort_by_duration:
+            datasets[split] = datasets[split].filtered_sorted(sort_key="duration")
+    label_encoder.load_or_create(
+        path=label_encoder_path, from_didatasets=[datasets["train"]], output_key="emo"
+    )
+    return datasets, label_encoder

@@ -1,0 +1,470 @@
+"""Training objectives of M4SER (Eqs. 3, 7, 19, 20, 21, 22 and Alg. 1 line 25).
+
+Losses live here, outside every ``forward``: lobes return logits and features, the Brain
+combines them. Every loss is computed in float32 (safe under fp16/bf16 autocast) and is a
+*mean*, not the sum the paper writes (token-mean for Eqs. 3 and 7, frame-mean for Eq. 20,
+anchor-mean for Eq. 21; design §3.3), so the weights α β γ λ do not depend on batch size or
+sequence length.
+
+Shape legend: B batch, T_s speech frames, T_t text tokens, D width, C classes, V vocabulary,
+K CHANGE tokens of the batch, L decoder length. Masks: ``*_pad_mask`` is True = padding.
+Label padding is ``IGNORE_INDEX`` (-100).
+
+Paper symbol → code name
+
+======================  =========================================================
+L_ER (Eq. 19)           :func:`emotion_loss`
+L_AED (Eq. 3)           :func:`aed_loss`
+L_AEC (Eq. 7)           :func:`aec_loss`
+L_D, L_G (Eq. 20)       :func:`gan_losses` (:func:`discriminator_loss`, :func:`generator_loss`)
+L_LCL, τ (Eq. 21)       :func:`label_contrastive_loss`, ``temperature``
+α β γ λ (Eq. 22)        :class:`LossWeights`, :func:`joint_loss`
+======================  =========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+#: Keys of the ``terms`` dictionary that :func:`joint_loss` understands.
+LOSS_TERMS = ("er", "aed", "aec", "g", "lcl")
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-entropy family: L_ER (Eq. 19), L_AED (Eq. 3), L_AEC (Eq. 7)
+# --------------------------------------------------------------------------------------------
+def _token_cross_entropy(logits, labels, class_weights=None):
+    """Mean cross-entropy over the labels that are not ``IGNORE_INDEX``; 0 when there are none.
+
+    ``logits [N,C]``, ``labels [N]``. With ``class_weights`` the mean is weighted
+    (Σ w_y ℓ / Σ w_y, as ``F.cross_entropy`` does). With no valid label the result is an exact
+    0 that is still connected to ``logits`` (backward works and gives zero gradients).
+    """
+    logits = logits.float()
+    weight = None if class_weights is None else class_weights.to(logits.device, torch.float32)
+    total = F.cross_entropy(
+        logits, labels, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum"
+    )  # []
+    valid = labels != IGNORE_INDEX  # [N]
+    if weight is None:
+        denom = valid.sum().to(total.dtype)
+    else:
+        denom = weight[labels[valid]].sum()
+    # denom == 0 only when no label is valid, and then ``total`` is exactly 0.
+    return total / torch.where(denom > 0, denom, torch.ones_like(denom))
+
+
+def emotion_loss(logits, labels, class_weights=None):
+    """Emotion-recognition cross-entropy L_ER (Eq. 19), mean over the batch.
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        ``[B,C]`` unnormalised class scores of the ER head.
+    labels : torch.Tensor
+        ``[B]`` long class indices (``IGNORE_INDEX`` skips a sample).
+    class_weights : torch.Tensor, optional
+        ``[C]`` per-class weights (weighted mean); None for the paper's plain CE.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss.
+
+    Example
+    -------
+    >>> logits = torch.zeros(4, 3)
+    >>> round(emotion_loss(logits, torch.tensor([0, 1, 2, 0])).item(), 4)  # ln 3
+    1.0986
+    """
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(
+            f"emotion_loss expects logits [B,C] and labels [B]; got logits "
+            f"{tuple(logits.shape)} and labels {tuple(labels.shape)}"
+        )
+    return _token_cross_entropy(logits, labels, class_weights)
+
+
+def aed_loss(logits, labels, class_weights=None):
+    """Error-detection loss L_AED (Eq. 3): token-mean CE over KEEP/DELETE/CHANGE tags.
+
+    Eq. 3 is a sum over tokens; this is the mean over the valid hypothesis tokens of the
+    whole batch (design §3.3). [SEP] and padding carry ``IGNORE_INDEX`` and are skipped.
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        ``[B,T_t,3]`` output of the AED head (tags K=0, D=1, C=2).
+    labels : torch.Tensor
+        ``[B,T_t]`` long tags, ``IGNORE_INDEX`` (-100) where no tag applies.
+    class_weights : torch.Tensor, optional
+        ``[3]`` tag weights (e.g. ConstDecoder's CHANGE weight 1.5); None = unweighted.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss; exactly 0 (and differentiable) when no tag is valid.
+
+    Example
+    -------
+    >>> logits = torch.zeros(2, 4, 3)
+    >>> labels = torch.tensor([[0, 1, 2, -100], [0, -100, -100, -100]])
+    >>> round(aed_loss(logits, labels).item(), 4)  # ln 3, the padding is ignored
+    1.0986
+    """
+    if logits.dim() != 3 or logits.shape[-1] != 3 or labels.shape != logits.shape[:2]:
+        raise ValueError(
+            f"aed_loss expects logits [B,T_t,3] and labels [B,T_t]; got logits "
+            f"{tuple(logits.shape)} and labels {tuple(labels.shape)}"
+        )
+    return _token_cross_entropy(logits.reshape(-1, 3), labels.reshape(-1), class_weights)
+
+
+def aec_loss(logits, labels):
+    """Error-correction loss L_AEC (Eq. 7): token-mean CE over the K decoded targets.
+
+    Eq. 7 is a sum; this is the mean over the non-padding target tokens (``z_1 … z_c [EOS]``)
+    of all K sequences of the batch (design §3.3).
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        ``[K,L,V]`` output of :class:`~m4ser_lobes.aec.SelectiveAECDecoder`.
+    labels : torch.Tensor
+        ``[K,L]`` long target ids, ``IGNORE_INDEX`` (-100) on padding.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss. When K == 0 or no label is valid it is exactly 0, finite and connected to
+        ``logits``, so ``backward()`` runs (and gives zero gradients).
+
+    Example
+    -------
+    >>> empty = torch.zeros(0, 5, 50, requires_grad=True)
+    >>> loss = aec_loss(empty, torch.zeros(0, 5, dtype=torch.long))
+    >>> loss.item(), loss.requires_grad
+    (0.0, True)
+    """
+    if logits.dim() != 3 or labels.shape != logits.shape[:2]:
+        raise ValueError(
+            f"aec_loss expects logits [K,L,V] and labels [K,L]; got logits "
+            f"{tuple(logits.shape)} and labels {tuple(labels.shape)}"
+        )
+    return _token_cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+# --------------------------------------------------------------------------------------------
+# Adversarial losses (Eq. 20, design §5)
+# --------------------------------------------------------------------------------------------
+class GANLosses(NamedTuple):
+    """The two adversarial quantities of design §5 (unpacks as ``L_D, L_G``)."""
+
+    d_loss: torch.Tensor  # L_D ≤ 0: E[log D(H_S^spe)] + E[log(1 − D(H_T^spe))]
+    g_loss: torch.Tensor  # L_G ≥ 2 ln 2: E[−log D(H_inv) − log(1 − D(H_inv))]
+
+
+def _valid_frames(logits, pad_mask, name):
+    """Float32 logits of the valid frames of the whole batch, ``[N]`` with N = Σ valid.
+
+    Padded frames are dropped *before* any arithmetic, so garbage (even NaN) there affects
+    neither the value nor the gradient.
+    """
+    if logits.dim() == 3 and logits.shape[-1] == 1:
+        logits = logits.squeeze(-1)  # [B,T_s,1] -> [B,T_s]
+    if logits.shape != pad_mask.shape:
+        raise ValueError(
+            f"{name} must be [B,T_s] or [B,T_s,1] matching the speech pad mask "
+            f"{tuple(pad_mask.shape)}; got {tuple(logits.shape)}"
+        )
+    return logits[~pad_mask].float()  # [N]
+
+
+def _mean(values):
+    """Mean of ``values [N]``; an exact 0 (still in the graph) when N == 0."""
+    return values.sum() / max(values.numel(), 1)
+
+
+def _check_pad_mask(pad_mask):
+    if pad_mask.dim() != 2 or pad_mask.dtype != torch.bool:
+        raise ValueError(
+            "pad_mask must be a bool tensor [B,T_s] with True = padding; got "
+            f"{pad_mask.dtype} {tuple(pad_mask.shape)}"
+        )
+
+
+def masked_frame_mean(values, pad_mask):
+    """Mean of ``values [B,T_s]`` over the valid frames of the whole batch (the E[·] of Eq. 20).
+
+    Padded entries are never read (they are dropped before any arithmetic), so garbage or even
+    NaN there changes nothing. With no valid frame at all the result is an exact 0.
+
+    Arguments
+    ---------
+    values : torch.Tensor
+        ``[B,T_s]`` per-frame values.
+    pad_mask : torch.Tensor
+        ``[B,T_s]`` bool, True = padding.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+
+    Example
+    -------
+    >>> values = torch.tensor([[1.0, 3.0, 1e4], [5.0, 1e4, 1e4]])
+    >>> pad_mask = torch.tensor([[False, False, True], [False, True, True]])
+    >>> masked_frame_mean(values, pad_mask)
+    tensor(3.)
+    """
+    _check_pad_mask(pad_mask)
+    if values.shape != pad_mask.shape:
+        raise ValueError(
+            f"values {tuple(values.shape)} must match pad_mask {tuple(pad_mask.shape)}"
+        )
+    return _mean(values[~pad_mask])  # valid frames of the whole batch
+
+
+def discriminator_loss(speech_logits, text_logits, pad_mask):
+    """L_D = E[log D(H_S^spe)] + E[log(1 − D(H_T^spe))] (Eq. 20, first line; ≤ 0).
+
+    D labels speech-specific frames 1 and text-specific frames 0. Computed from logits with
+    ``log D = logsigmoid(z)``, ``log(1 − D) = logsigmoid(−z)``.
+
+    Arguments
+    ---------
+    speech_logits : torch.Tensor
+        ``[B,T_s]`` (or ``[B,T_s,1]``) discriminator logits of H_S^spe.
+    text_logits : torch.Tensor
+        ``[B,T_s]`` (or ``[B,T_s,1]``) discriminator logits of H_T^spe.
+    pad_mask : torch.Tensor
+        ``[B,T_s]`` speech pad mask, True = padding.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar L_D (the discriminator *maximises* it).
+    """
+    _check_pad_mask(pad_mask)
+    z_s = _valid_frames(speech_logits, pad_mask, "speech_logits")  # [N]
+    z_t = _valid_frames(text_logits, pad_mask, "text_logits")  # [N]
+    return _mean(F.logsigmoid(z_s)) + _mean(F.logsigmoid(-z_t))
+
+
+def generator_loss(invariant_logits, pad_mask):
+    """L_G = E[−log D(H_inv) − log(1 − D(H_inv))] (Eq. 20, second line; ≥ 2 ln 2 ≈ 1.386).
+
+    Minimal (2 ln 2) when D(H_inv) = 0.5, i.e. when D cannot tell whether the invariant frames
+    come from speech or text. This is the term of the model update (Alg. 1 line 25).
+
+    Arguments
+    ---------
+    invariant_logits : torch.Tensor
+        ``[B,T_s]`` (or ``[B,T_s,1]``) discriminator logits of H_inv.
+    pad_mask : torch.Tensor
+        ``[B,T_s]`` speech pad mask, True = padding.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar L_G.
+
+    Example
+    -------
+    >>> round(generator_loss(torch.zeros(2, 5), torch.zeros(2, 5, dtype=torch.bool)).item(), 4)
+    1.3863
+    """
+    _check_pad_mask(pad_mask)
+    z_i = _valid_frames(invariant_logits, pad_mask, "invariant_logits")  # [N]
+    return _mean(-F.logsigmoid(z_i) - F.logsigmoid(-z_i))
+
+
+def gan_losses(speech_logits, text_logits, invariant_logits, pad_mask):
+    """Both adversarial losses of Eq. 20 as read in design §5: ``(L_D, L_G)``.
+
+    E[·] is the mean over the valid speech frames of the whole batch (Σ_b Σ_t ℓ / Σ valid), a
+    per-frame value, so L_G → 2 ln 2 at equilibrium (Fig. 8). Rows that are all padding add
+    no frame and are thus excluded. The discriminator step (Alg. 1 line 22) minimises
+    ``−(L_D + L_G)`` on detached inputs; the model step (line 25) adds ``γ · L_G``.
+
+    Arguments
+    ---------
+    speech_logits : torch.Tensor
+        ``[B,T_s]`` or ``[B,T_s,1]``: D's logits for H_S^spe.
+    text_logits : torch.Tensor
+        ``[B,T_s]`` or ``[B,T_s,1]``: D's logits for H_T^spe.
+    invariant_logits : torch.Tensor
+        ``[B,T_s]`` or ``[B,T_s,1]``: D's logits for H_inv.
+    pad_mask : torch.Tensor
+        ``[B,T_s]`` speech pad mask, True = padding.
+
+    Returns
+    -------
+    GANLosses
+        ``(d_loss, g_loss)`` = (L_D, L_G), float32 scalars.
+
+    Example
+    -------
+    >>> B, T = 2, 5
+    >>> pad_mask = torch.tensor([[False] * 5, [False, False, True, True, True]])
+    >>> L_D, L_G = gan_losses(torch.zeros(B, T), torch.zeros(B, T), torch.zeros(B, T, 1), pad_mask)
+    >>> round(L_D.item(), 4), round(L_G.item(), 4)  # 2 ln 0.5, 2 ln 2
+    (-1.3863, 1.3863)
+    """
+    _check_pad_mask(pad_mask)
+    return GANLosses(
+        discriminator_loss(speech_logits, text_logits, pad_mask),
+        generator_loss(invariant_logits, pad_mask),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Label-based contrastive loss (Eq. 21, design §6)
+# --------------------------------------------------------------------------------------------
+def label_contrastive_loss(features, labels, temperature=0.07):
+    """Label-based contrastive loss L_LCL (Eq. 21): single-view supervised contrastive loss.
+
+    With z_i = normalize(features_i), s_ij = z_i·z_j / τ, P(i) = {p ≠ i : y_p = y_i} and
+    A(i) = {a ≠ i} (Khosla et al.; the paper's "all samples" would put the self-pair in the
+    denominator, design §3.3)::
+
+        ℓ_i = −(1/|P(i)|) Σ_{p∈P(i)} log( exp(s_ip) / Σ_{a∈A(i)} exp(s_ia) )
+
+    The loss is the *mean* of ℓ_i over the anchors with at least one positive (Eq. 21 writes a
+    sum). Anchors without positives are skipped; a batch without any positive pair (including
+    a batch of one) gives an exact 0 that keeps the graph. Stable: the row maximum over A(i) is
+    subtracted before exponentiation. No projection head (Table V's +0.2 M is D alone).
+
+    Arguments
+    ---------
+    features : torch.Tensor
+        ``[B,D]`` pooled features H_ap (before dropout), not yet normalised.
+    labels : torch.Tensor
+        ``[B]`` integer emotion labels.
+    temperature : float
+        τ of Eq. 21 (0.07 in Table I).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar float32 loss.
+
+    Example
+    -------
+    >>> features = torch.tensor([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [0.1, 3.0]])
+    >>> loss = label_contrastive_loss(features, torch.tensor([0, 0, 1, 1]))
+    >>> loss.item() < 0.01  # same-class pairs aligned, classes orthogonal
+    True
+    >>> label_contrastive_loss(features, torch.tensor([0, 1, 2, 3])).item()  # no positive pair
+    0.0
+    """
+    if features.dim() != 2 or labels.dim() != 1 or labels.shape[0] != features.shape[0]:
+        raise ValueError(
+            f"label_contrastive_loss expects features [B,D] and labels [B]; got features "
+            f"{tuple(features.shape)} and labels {tuple(labels.shape)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    B = features.shape[0]
+    eye = torch.eye(B, dtype=torch.bool, device=features.device)  # [B,B]
+    positives = (labels.unsqueeze(0) == labels.unsqueeze(1)) & ~eye  # [B,B] P(i)
+    num_pos = positives.sum(dim=1)  # [B] |P(i)|
+    has_pos = num_pos > 0  # [B]
+    if not bool(has_pos.any()):  # also B <= 1: exact 0, graph kept
+        return features.float().sum() * 0.0
+
+    z = F.normalize(features.float(), dim=-1)  # [B,D]
+    sim = (z @ z.t()) / temperature  # [B,B] s_ij
+    sim = sim.masked_fill(eye, float("-inf"))  # a ≠ i
+    sim = sim - sim.max(dim=1, keepdim=True).values.detach()  # row-max subtraction (stability)
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)  # [B,B] log(exp(s_ip)/Σ_A)
+    pos_log_prob = log_prob.masked_fill(~positives, 0.0).sum(dim=1)  # [B] (self never read)
+    per_anchor = -pos_log_prob / num_pos.clamp(min=1)  # [B] ℓ_i
+    return per_anchor[has_pos].mean()
+
+
+# --------------------------------------------------------------------------------------------
+# Joint objective (Eq. 22 / Alg. 1 line 25)
+# --------------------------------------------------------------------------------------------
+@dataclass
+class LossWeights:
+    """Weights of the joint objective; defaults are Table I (both corpora).
+
+    Arguments
+    ---------
+    alpha : float
+        α, weight of the ASR-error-robustness block β L_AED + L_AEC.
+    beta : float
+        β, weight of L_AED inside that block.
+    gamma : float
+        γ, weight of the generator loss L_G.
+    lam : float
+        λ, weight of the label-based contrastive loss L_LCL.
+
+    Example
+    -------
+    >>> w = LossWeights()
+    >>> round(w.alpha * w.beta, 4), w.alpha  # effective AED and AEC weights
+    (0.3, 0.1)
+    >>> w({"er": torch.tensor(1.0), "g": torch.tensor(2.0)})
+    tensor(1.0200)
+    """
+
+    alpha: float = 0.1
+    beta: float = 3.0
+    gamma: float = 0.01
+    lam: float = 0.1
+
+    def __call__(self, terms):
+        """Combine ``terms`` with these weights, see :func:`joint_loss`."""
+        return joint_loss(terms, self.alpha, self.beta, self.gamma, self.lam)
+
+
+def joint_loss(terms, alpha=0.1, beta=3.0, gamma=0.01, lam=0.1):
+    """Objective of the model update, Alg. 1 line 25 (Eq. 22 with L_G in place of L_GAN).
+
+    ``L = L_ER + α (β L_AED + L_AEC) + γ L_G + λ L_LCL``. Each term is the *mean* form defined
+    in this module (token-, frame- and anchor-means instead of the paper's sums, design §3.3).
+    A missing (or None) term counts as 0, so ablations drop a term by not computing it.
+
+    Arguments
+    ---------
+    terms : dict
+        Scalars keyed by ``"er"``, ``"aed"``, ``"aec"``, ``"g"``, ``"lcl"`` (any subset).
+        Other keys raise ``KeyError`` (L_D is not part of this update, design §5).
+    alpha, beta, gamma, lam : float
+        α, β, γ, λ (Table I: 0.1, 3, 0.01, 0.1).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar total loss (a zero tensor when ``terms`` holds no tensor).
+
+    Example
+    -------
+    >>> terms = {"er": torch.tensor(1.0), "aed": torch.tensor(1.0), "aec": torch.tensor(1.0),
+    ...          "g": torch.tensor(1.0), "lcl": torch.tensor(1.0)}
+    >>> round(joint_loss(terms).item(), 4)  # 1 + 0.1 * (3 + 1) + 0.01 + 0.1
+    1.51
+    >>> joint_loss({"er": torch.tensor(2.0)})
+    tensor(2.)
+    """
+    unknown = set(terms) - set(LOSS_TERMS)
+    if unknown:
+        raise KeyError(f"unknown loss terms {sorted(unknown)}; expected a subset of {LOSS_TERMS}")
+    weights = {"er": 1.0, "aed": alpha * beta, "aec": alpha, "g": gamma, "lcl": lam}
+    total = None
+    for name in LOSS_TERMS:
+        value = terms.get(name)
+        if value is None:
+            continue
+        contribution = weights[name] * value
+        total = contribution if total is None else total + contribution
+    return torch.zeros(()) if total is None else total
