@@ -355,7 +355,7 @@ def load_cache(cache_path):
     if not isinstance(cache, dict):
         raise _cache_error(path, f"the top level is a {type(cache).__name__}, not an object")
     if "hypotheses" not in cache:
-        if cache and all(isinstance(v, str) for v in cache.values()):
+        if cache and not set(cache) & set(CACHE_FIELDS) and all(isinstance(v, str) for v in cache.values()):
             raise _cache_error(
                 path, 'it looks like a flat id -> text mapping; wrap it as {"hypotheses": {...}}'
             )
@@ -448,10 +448,11 @@ def _cache_object(model_id, hypotheses, entries=None, failed=None):
     return cache
 
 
-def _existing_hypotheses(cache_path, model_id, overwrite):
+def _existing_cache(cache_path, model_id, overwrite):
+    """Hypotheses and model id of an existing cache (empty when absent or overwritten)."""
     path = Path(cache_path)
     if overwrite or not path.exists():
-        return {}
+        return {}, None
     cache = load_cache(path)
     cached_model = cache.get("model")
     if cached_model and model_id and cached_model != model_id:
@@ -459,7 +460,7 @@ def _existing_hypotheses(cache_path, model_id, overwrite):
             f"hypothesis cache {path} was made with {cached_model!r}, not {model_id!r}; use "
             "another --cache path, or pass --overwrite to recompute it"
         )
-    return dict(cache["hypotheses"])
+    return dict(cache["hypotheses"]), cached_model
 
 
 def transcribe_manifest(
@@ -493,8 +494,9 @@ def transcribe_manifest(
         SpeechBrain JSON manifests (``wav``, ``transcript``, ``session``).
     cache_path : str or Path
         The JSON cache (docs/CONTRACTS.md); created or completed.
-    model_id : str
-        Whisper hub id or local folder; recorded in the cache.
+    model_id : str or None
+        Whisper hub id or local folder; recorded in the cache. None keeps the cache's model and
+        is allowed only when nothing is left to transcribe.
     batch_size : int
         Utterances per batch (and audio pieces per ``generate`` call).
     device : str, optional
@@ -532,11 +534,17 @@ def transcribe_manifest(
     if batch_size < 1 or save_every < 1:
         raise ValueError(f"batch_size and save_every must be >= 1, got {batch_size}, {save_every}")
     entries = load_manifests(manifest_paths, data_root=data_root)
-    hypotheses = _existing_hypotheses(cache_path, model_id, overwrite)
+    hypotheses, cached_model = _existing_cache(cache_path, model_id, overwrite)
+    model_id = model_id or cached_model
     todo = [utt_id for utt_id in entries if utt_id not in hypotheses]
-    logger.info("%d utterances, %d cached, %d to transcribe", len(entries), len(entries) - len(todo), len(todo))
+    logger.info("%d utterances, %d to transcribe", len(entries), len(todo))
     failed = {}
     if todo and transcriber is None:
+        if not model_id:
+            raise ValueError(
+                f"{len(todo)} utterances of {[str(p) for p in manifest_paths]} are not in "
+                f"{cache_path}; give a Whisper model id (--model) to transcribe them"
+            )
         transcriber = WhisperTranscriber(
             model_id,
             device=device,

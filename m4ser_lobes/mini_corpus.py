@@ -310,13 +310,14 @@ def _synthesize(rng, high_arousal, gender, num_samples):
                               + np.float32(rng.uniform(0, 2 * np.pi)))
     phase = np.mod(2 * np.pi * np.cumsum(f0 * drift, dtype=np.float64) / SAMPLE_RATE, 2 * np.pi)
     phase = phase.astype(np.float32)
-    weights = rng.uniform(0.3, 1.0, size=3) / np.arange(1, 4)
+    weights = np.array([1.0, rng.uniform(0.2, 0.5), rng.uniform(0.1, 0.3)])  # f0 dominates
     tone = sum(np.float32(w) * np.sin((h + 1) * phase) for h, w in enumerate(weights))
     tone /= np.float32(weights.sum())
     syllables = np.abs(np.sin(np.float32(np.pi * rate) * t + np.float32(rng.uniform(0, np.pi))))
     envelope = np.float32(amplitude) * (0.55 + 0.45 * syllables)
     fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)
-    noise = rng.standard_normal(num_samples, dtype=np.float32) * np.float32(rng.uniform(0.005, 0.02))
+    noise_level = np.float32(rng.uniform(0.005, 0.02))
+    noise = rng.standard_normal(num_samples, dtype=np.float32) * noise_level
     audio = np.clip(envelope * tone * fade + noise, -1.0, 1.0)
     return (audio * 32767).astype(np.int16)
 
@@ -472,7 +473,8 @@ def main(argv=None):
     counts = Counter(u.label for u in corpus.utterances.values())
     wer = json.loads(corpus.hypotheses.read_text())["wer"]
     print(f"wrote {len(corpus.utterances)} utterances to {corpus.root} "
-          f"(labels {dict(sorted(counts.items()))}); hypotheses {corpus.hypotheses} (WER {wer:.1%})")
+          f"(labels {dict(sorted(counts.items()))}); "
+          f"hypotheses {corpus.hypotheses} (WER {wer:.1%})")
     return corpus
 
 

@@ -31,13 +31,19 @@ Protocol
 Five folds, fold k tests on Session k and trains on the four others. The validation set is held
 out from the training sessions, stratified by emotion and seeded (``valid_ratio``, default
 10 %). Selecting the model on the test session, as several published systems do, is available
-only as ``validation="test_fold"`` and logs a warning. ASR hypotheses come from a cache written
-by ``m4ser_lobes.asr`` (or any ASR, same JSON format; docs/CONTRACTS.md).
+only as ``validation="test_fold"`` and logs a warning.
+
+ASR hypotheses come from a cache written by ``m4ser_lobes.asr`` (or by any ASR, same JSON
+format; docs/CONTRACTS.md). The ASR reads manifests, so the first run goes in two steps:
+prepare without ``hypotheses``, run ``python -m m4ser_lobes.asr --manifest
+<save_folder>/fold1/*.json --cache hyps.json``, prepare again with ``hypotheses=hyps.json``
+(a changed option or cache content makes the prep run again).
 
 Outputs: ``<save_folder>/fold<k>/{train,valid,test}.json`` (SpeechBrain JSON manifests keyed by
 utterance id: ``wav``, ``duration``, ``emo``, ``speaker``, ``gender``, ``session``,
 ``transcript``, ``hypothesis``), ``summary.json`` and ``prepare_opts.json``. Work already done
-with the same options is skipped.
+with the same options (and the same hypothesis cache content) is skipped; the corpus itself is not
+hashed, so delete ``save_folder`` after changing files inside ``data_folder``.
 
 Example
 -------
@@ -138,7 +144,8 @@ def parse_evaluation_header(line):
     -------
     >>> parse_evaluation_header(
     ...     "[140.2250 - 145.6000]\\tSes01F_impro05_F019\\tang\\t[1.5000, 4.0000, 4.5000]\\r\\n")
-    EvaluationHeader(utt_id='Ses01F_impro05_F019', label='ang', start=140.225, end=145.6, vad=(1.5, 4.0, 4.5))
+    EvaluationHeader(utt_id='Ses01F_impro05_F019', label='ang', start=140.225, end=145.6,
+                     vad=(1.5, 4.0, 4.5))
     >>> parse_evaluation_header("C-E1:\\tAnger;\\t()") is None
     True
     >>> parse_evaluation_header("% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]") is None
@@ -392,26 +399,20 @@ def load_hypotheses(path, utt_ids, missing_hypothesis="error"):
     if missing_hypothesis not in MISSING_HYPOTHESIS_POLICIES:
         raise ValueError(f"missing_hypothesis must be one of {MISSING_HYPOTHESIS_POLICIES}, "
                          f"got {missing_hypothesis!r}")
+    from m4ser_lobes.asr import load_cache  # the one validator of the cache format
+
     path = Path(path)
     try:
-        cache = json.loads(path.read_text(encoding="utf-8"))
-        hypotheses = cache["hypotheses"]
-        if not isinstance(hypotheses, dict):
-            raise TypeError("'hypotheses' is not an object")
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise IemocapPrepError(
-            f"{path}: not a readable hypothesis cache ({error!r}). Write it with "
-            "`python -m m4ser_lobes.asr` or as JSON {\"hypotheses\": {utt_id: text}}."
-        ) from error
+        hypotheses = load_cache(path)["hypotheses"]
+    except (OSError, ValueError) as error:
+        raise IemocapPrepError(str(error)) from error
     utt_ids = list(utt_ids)
     missing = [u for u in utt_ids if u not in hypotheses]
-    bad = [u for u in utt_ids if u in hypotheses and not isinstance(hypotheses[u], str)]
-    if bad:
-        raise IemocapPrepError(f"{path}: hypotheses of {_first(bad)} are not strings.")
     if missing and missing_hypothesis == "error":
         raise IemocapPrepError(
             f"{path}: no hypothesis for {len(missing)} of {len(utt_ids)} utterances "
-            f"({_first(missing)}). Re-run the ASR on them (`python -m m4ser_lobes.asr`), or pass "
+            f"({_first(missing)}). Complete the cache (`python -m m4ser_lobes.asr --manifest "
+            f"<fold1 manifests> --cache {path}` transcribes only the missing ids), or pass "
             "missing_hypothesis='null' to keep them with hypothesis null."
         )
     if missing:
@@ -499,7 +500,8 @@ def check_counts(utterances, expected_utterances=UTTERANCES_PER_SESSION):
                                    f"expected {expected_utterances}. {hint}")
         return
     found = Counter(u.session for u in utterances.values())
-    wrong = {s: (found.get(s, 0), n) for s, n in expected_utterances.items() if found.get(s, 0) != n}
+    wrong = {s: (found.get(s, 0), n) for s, n in expected_utterances.items()
+             if found.get(s, 0) != n}
     if wrong or set(found) - set(expected_utterances):
         detail = ", ".join(f"Session{s}: {f} (expected {n})" for s, (f, n) in sorted(wrong.items()))
         raise IemocapPrepError(
@@ -658,7 +660,8 @@ def _sha1(path):
 def _first(items, n=5):
     """A short, readable list of the first items."""
     items = list(items)
-    return ", ".join(map(str, items[:n])) + (f" and {len(items) - n} more" if len(items) > n else "")
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(map(str, items[:n])) + more
 
 
 def _raise_problems(problems, fix):

@@ -20,7 +20,8 @@ SCHEMA = {"wav", "duration", "emo", "speaker", "gender", "session", "transcript"
 
 
 def load_fold(save_folder, k):
-    return {s: json.loads((save_folder / f"fold{k}" / f"{s}.json").read_text()) for s in prep.SPLITS}
+    folder = save_folder / f"fold{k}"
+    return {s: json.loads((folder / f"{s}.json").read_text()) for s in prep.SPLITS}
 
 
 @pytest.fixture
@@ -111,8 +112,9 @@ def test_manifests_match_the_ground_truth(mini_iemocap, mini_iemocap_manifests):
         assert sum(map(len, ids)) == len(truth)  # disjoint
         assert {fold["test"][u]["session"] for u in fold["test"]} == {k}
         assert k not in {e["session"] for s in ("train", "valid") for e in fold[s].values()}
-        assert set(Counter(e["emo"] for e in fold["valid"].values())) == {"neu", "ang", "sad", "hap"}
-        assert len(fold["valid"]) == 16  # 10 % of the 160 training utterances
+        # 10 % of the 160 training utterances, stratified: 4 of each class.
+        assert Counter(e["emo"] for e in fold["valid"].values()) == dict.fromkeys(
+            ("neu", "ang", "sad", "hap"), 4)
     entries = {}
     for s in prep.SPLITS:
         entries.update(load_fold(mini_iemocap_manifests, 1)[s])
@@ -239,7 +241,7 @@ def test_without_hypotheses_the_field_is_null(small, tmp_path):
 def test_unreadable_cache_is_named(small, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(IemocapPrepError, match="bad.json: not a readable hypothesis cache"):
+    with pytest.raises(IemocapPrepError, match="hypothesis cache .*bad.json: not valid JSON"):
         prepare_small(small, tmp_path / "out", hypotheses=bad)
     with pytest.raises(IemocapPrepError, match="nope.json: hypothesis cache not found"):
         prepare_small(small, tmp_path / "out", hypotheses=tmp_path / "nope.json")

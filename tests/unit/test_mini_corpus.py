@@ -125,6 +125,17 @@ def test_hypothesis_cache(mini_iemocap):
     assert sum(h == good[k].reference for k, h in hyps.items()) > len(good) / 4  # some are right
 
 
+def test_references_and_hypotheses_are_normalised_as_the_text_side_does(mini_iemocap):
+    from m4ser_lobes.alignment import normalize_text, word_error_rate
+
+    good = kept(mini_iemocap).values()
+    assert all(normalize_text(u.transcript) == u.reference for u in mini_iemocap.utterances.values())
+    assert all(normalize_text(u.hypothesis) == u.hypothesis for u in good)
+    cache = json.loads(mini_iemocap.hypotheses.read_text())
+    pairs = [(u.hypothesis, u.transcript) for u in good]
+    assert cache["wer"] == pytest.approx(word_error_rate(pairs), abs=1e-4)
+
+
 def test_corpus_words_cover_the_references(mini_iemocap):
     words = set(corpus_words())
     used = Counter(w for u in mini_iemocap.utterances.values() for w in u.reference.split())
@@ -166,13 +177,15 @@ def test_cli(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------- learnability
 def _audio_features(corpus, utts):
+    """Log RMS energy and the share of energy above 400 Hz (scale-invariant: it survives the
+    per-utterance normalisation of HuBERT-style feature extractors)."""
     feats = []
     for u in utts:
         x, _ = sf.read(corpus.root / f"Session{u.session}/sentences/wav/{u.dialog}/{u.utt_id}.wav")
-        zero_crossing_rate = np.mean(np.abs(np.diff(np.sign(x))) > 0)
-        feats.append([np.log(np.sqrt(np.mean(x ** 2))), zero_crossing_rate])
-    feats = np.array(feats)
-    return (feats - feats.mean(0)) / feats.std(0)
+        power = np.abs(np.fft.rfft(x)) ** 2
+        high_share = power[np.fft.rfftfreq(len(x), 1 / 16000) > 400].sum() / power.sum()
+        feats.append([np.log(np.sqrt(np.mean(x ** 2))), high_share])
+    return np.array(feats)
 
 
 def _valence_score(words):
@@ -188,9 +201,12 @@ def test_each_modality_is_informative_but_only_fusion_is_sufficient(mini_iemocap
     utts = sorted(kept(mini_iemocap).values())
     y = np.array([u.emotion for u in utts])
     audio = _audio_features(mini_iemocap, utts)
-    # Arousal from the loudness alone (one threshold), valence from counting words.
+    # Arousal from loudness alone, or from the pitch band alone (one threshold each) ...
     high = np.isin(y, ["ang", "hap"])
     assert np.mean((audio[:, 0] > np.median(audio[:, 0])) == high) > 0.9
+    assert np.mean((audio[:, 1] > 0.5) == high) > 0.9
+    audio = (audio - audio.mean(0)) / audio.std(0)
+    # ... and valence from counting words.
     negative = np.isin(y, ["ang", "sad"])
     scores = np.array([_valence_score(u.reference.split()) for u in utts])
     assert np.mean((scores > 0) == negative) > 0.9
@@ -200,6 +216,7 @@ def test_each_modality_is_informative_but_only_fusion_is_sufficient(mini_iemocap
     def accuracy(x):
         return cross_val_score(LogisticRegression(max_iter=1000), x, y, cv=5).mean()
 
-    audio_acc, text_acc, fused_acc = accuracy(audio), accuracy(text), accuracy(np.hstack([audio, text]))
+    audio_acc, text_acc = accuracy(audio), accuracy(text)
+    fused_acc = accuracy(np.hstack([audio, text]))
     assert audio_acc < 0.65 and text_acc < 0.65, (audio_acc, text_acc)
     assert fused_acc > 0.85 and fused_acc > max(audio_acc, text_acc) + 0.25, fused_acc
