@@ -52,15 +52,15 @@ True
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from m4ser_lobes.fileio import atomic_write_json
 
 KEEP, DELETE, CHANGE = 0, 1, 2
 IGNORE_INDEX = -100
@@ -85,7 +85,6 @@ __all__ = [
     "label_statistics",
     "save_label_statistics",
     "manifest_label_statistics",
-    "write_json_atomic",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -778,40 +777,6 @@ def format_label_statistics(stats):
     return "\n".join(lines)
 
 
-def write_json_atomic(obj, path):
-    """Write ``obj`` as JSON to ``path`` atomically (temporary file + ``os.replace``).
-
-    Arguments
-    ---------
-    obj : JSON-serialisable object
-    path : str or Path
-        Destination; its folder is created.
-
-    Returns
-    -------
-    Path
-
-    Example
-    -------
-    >>> p = write_json_atomic({"a": 1}, getfixture("tmp_path") / "sub" / "x.json")
-    >>> json.loads(p.read_text())
-    {'a': 1}
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def save_label_statistics(stats, path, verbose=True):
     """Save :func:`label_statistics` output as JSON (atomically) and print a short table.
 
@@ -827,7 +792,7 @@ def save_label_statistics(stats, path, verbose=True):
     str
         The table.
     """
-    write_json_atomic(stats, path)
+    atomic_write_json(path, stats)
     table = format_label_statistics(stats)
     if verbose:
         print(f"AED/AEC label statistics ({path}):\n{table}")

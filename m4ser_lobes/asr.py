@@ -48,16 +48,16 @@ from pathlib import Path
 
 import numpy as np
 
-from m4ser_lobes.alignment import word_error_rate, write_json_atomic
+from m4ser_lobes.alignment import word_error_rate
+from m4ser_lobes.audio import SAMPLE_RATE, AudioError, load_audio
+from m4ser_lobes.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 CACHE_FIELDS = ("model", "wer", "wer_per_split", "num_utterances", "hypotheses")
 
 __all__ = [
     "SAMPLE_RATE",
-    "read_mono_16k",
     "split_long_audio",
     "WhisperTranscriber",
     "load_manifests",
@@ -73,44 +73,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Audio
 # --------------------------------------------------------------------------------------------
-
-
-def read_mono_16k(path):
-    """Read an audio file as mono float32 at 16 kHz (channels averaged, resampled if needed).
-
-    Arguments
-    ---------
-    path : str or Path
-        Any file soundfile reads (wav, flac, ogg).
-
-    Returns
-    -------
-    numpy.ndarray
-        [L] float32 samples at 16 kHz.
-
-    Example
-    -------
-    >>> import soundfile as sf
-    >>> path = getfixture("tmp_path") / "stereo.wav"
-    >>> sf.write(path, np.zeros((44100, 2), dtype="float32"), 44100)
-    >>> read_mono_16k(path).shape
-    (16000,)
-    """
-    import soundfile as sf
-    import torch
-    import torchaudio
-
-    try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # soundfile raises LibsndfileError / RuntimeError / OSError
-        raise RuntimeError(
-            f"cannot read audio file {path}: {err}. Convert it to 16 kHz mono wav, e.g. "
-            f"`ffmpeg -i <input> -ac 1 -ar 16000 {Path(path).with_suffix('.wav').name}`"
-        ) from err
-    mono = torch.from_numpy(audio.mean(axis=1))
-    if rate != SAMPLE_RATE:
-        mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
-    return mono.numpy().astype(np.float32, copy=False)
 
 
 def split_long_audio(audio, chunk_seconds=30.0, sample_rate=SAMPLE_RATE, search_seconds=None):
@@ -560,17 +522,17 @@ def transcribe_manifest(
         ids, waveforms = [], []
         for utt_id in batch:
             try:
-                waveforms.append(read_mono_16k(entries[utt_id]["wav"]))
+                waveforms.append(load_audio(entries[utt_id]["wav"]).numpy())
                 ids.append(utt_id)
-            except RuntimeError as err:
+            except AudioError as err:
                 logger.warning("skipping %s: %s", utt_id, err)
                 failed[utt_id] = str(err)
         if ids:
             hypotheses.update(zip(ids, transcriber(waveforms)))
         if number % save_every == 0:
-            write_json_atomic(_cache_object(model_id, hypotheses, failed=failed), cache_path)
+            atomic_write_json(cache_path, _cache_object(model_id, hypotheses, failed=failed))
     cache = _cache_object(model_id, hypotheses, entries, failed)
-    write_json_atomic(cache, cache_path)
+    atomic_write_json(cache_path, cache)
     if verbose:
         print(format_wer_report(cache, cache_path))
     return cache

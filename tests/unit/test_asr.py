@@ -15,7 +15,6 @@ from m4ser_lobes.asr import (
     load_hypotheses,
     load_manifests,
     main,
-    read_mono_16k,
     split_long_audio,
     transcribe_manifest,
     word_error_rate,
@@ -82,19 +81,21 @@ def corpus(tmp_path):
 # ------------------------------------------------------------------------------------ audio
 
 
-def test_read_mono_16k_downmixes_and_resamples(tmp_path):
-    left, right = np.full(44100, 0.5, "float32"), np.full(44100, -0.1, "float32")
-    sf.write(tmp_path / "st.wav", np.stack([left, right], 1), 44100, subtype="FLOAT")
-    audio = read_mono_16k(tmp_path / "st.wav")
-    assert audio.dtype == np.float32 and audio.shape == (16000,)
-    assert np.allclose(audio[2000:14000], 0.2, atol=1e-3)  # mean of the channels
+def test_pipeline_feeds_mono_16k_audio(corpus, tmp_path):
+    paths, entries = corpus
+    seen = []
 
+    def recording_transcriber(waveforms):
+        seen.extend(waveforms)
+        return ["x"] * len(waveforms)
 
-def test_read_mono_16k_names_the_bad_file(tmp_path):
-    bad = tmp_path / "broken.wav"
-    bad.write_bytes(b"not a wav")
-    with pytest.raises(RuntimeError, match="broken.wav.*ffmpeg"):
-        read_mono_16k(bad)
+    transcribe_manifest(paths, tmp_path / "h.json", "fake", batch_size=8,
+                        transcriber=recording_transcriber, progress=False, verbose=False)
+    durations = [e["duration"] for e in entries.values()]  # manifest order, one batch
+    assert [w.ndim for w in seen] == [1] * 5
+    assert [len(w) for w in seen] == [round(d * 16000) for d in durations]
+    stereo = seen[1]  # s1_b: 44.1 kHz, 220 Hz left + 330 Hz right, downmixed
+    assert stereo.dtype == np.float32 and 0.1 < np.abs(stereo).max() < 0.61
 
 
 def test_split_long_audio_cuts_in_silence():

@@ -129,7 +129,8 @@ def test_references_and_hypotheses_are_normalised_as_the_text_side_does(mini_iem
     from m4ser_lobes.alignment import normalize_text, word_error_rate
 
     good = kept(mini_iemocap).values()
-    assert all(normalize_text(u.transcript) == u.reference for u in mini_iemocap.utterances.values())
+    everything = mini_iemocap.utterances.values()
+    assert all(normalize_text(u.transcript) == u.reference for u in everything)
     assert all(normalize_text(u.hypothesis) == u.hypothesis for u in good)
     cache = json.loads(mini_iemocap.hypotheses.read_text())
     pairs = [(u.hypothesis, u.transcript) for u in good]
