@@ -56,6 +56,7 @@ import re
 import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -94,11 +95,8 @@ __all__ = [
 # Curly quotes, primes, accents used as apostrophes, and the cp1252 quote bytes that MELD's old
 # CSVs leave behind when read as latin-1 (U+0091/U+0092/U+0093/U+0094).
 _QUOTES = str.maketrans(
-    {
-        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-        "\u00b4": "'", "`": "'", "\u0091": "'", "\u0092": "'",
-        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"', "\u0093": '"', "\u0094": '"',
-    }
+    "\u2018\u2019\u201a\u201b\u2032\u00b4`\u0091\u0092" + "\u201c\u201d\u201e\u2033\u0093\u0094",
+    "'" * 9 + '"' * 6,
 )
 # UTF-8 '’' read as cp1252, as found in some MELD copies.
 _MOJIBAKE_APOSTROPHE = "\u00e2\u20ac\u2122"
@@ -268,7 +266,7 @@ def _lcs_anchors(hyp_keys, ref_keys):
             if hyp_keys[i] == ref_keys[j]:
                 row[j] = below[j + 1] + 1
             else:
-                row[j] = below[j] if below[j] >= row[j + 1] else row[j + 1]
+                row[j] = max(below[j], row[j + 1])
     anchors, i, j = [], 0, 0
     while i < n and j < m:
         if hyp_keys[i] == ref_keys[j]:
@@ -292,7 +290,7 @@ def _word_decisions(n_hyp, n_ref, anchors):
     for i, _ in anchors:
         labels[i] = KEEP
     bounds = [(-1, -1)] + list(anchors) + [(n_hyp, n_ref)]
-    for (i0, j0), (i1, j1) in zip(bounds[:-1], bounds[1:]):
+    for (i0, j0), (i1, j1) in pairwise(bounds):
         h_run, g_start, g_end = range(i0 + 1, i1), j0 + 1, j1
         if g_start == g_end:
             continue  # h words (if any) stay DELETE
@@ -664,7 +662,7 @@ def word_error_counts(pairs):
     for hyp, ref in pairs:
         hyps.append(normalize_text(hyp))
         refs.append(normalize_text(ref))
-    counts = dict(substitutions=0, deletions=0, insertions=0, hits=0)
+    counts = {"substitutions": 0, "deletions": 0, "insertions": 0, "hits": 0}
     if refs:
         out = jiwer.process_words(refs, hyps)
         counts = {key: int(getattr(out, key)) for key in counts}
@@ -769,8 +767,8 @@ def format_label_statistics(stats):
         for name in LABEL_NAMES
     ]
     lines += [
-        f"AEC targets         {stats['num_targets']} "
-        f"(mean length {stats['mean_target_length']:.2f})",
+        f"AEC targets         {stats['num_targets']}"
+        + f" (mean length {stats['mean_target_length']:.2f})",
         f"  longer than {stats['max_len']:<4}  {stats['num_truncated_targets']}",
         f"corpus WER          {wer}",
     ]
@@ -799,7 +797,9 @@ def save_label_statistics(stats, path, verbose=True):
     return table
 
 
-def manifest_label_statistics(manifest_paths, tokenizer, max_len=16, output_path=None, verbose=True):
+def manifest_label_statistics(
+    manifest_paths, tokenizer, max_len=16, output_path=None, verbose=True
+):
     """Label statistics of the entries of SpeechBrain manifests that have a hypothesis.
 
     Entries are deduplicated by utterance id (fold manifests repeat utterances). The JSON goes to

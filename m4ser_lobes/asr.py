@@ -173,7 +173,9 @@ class WhisperTranscriber:
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
         if not 0 < chunk_seconds <= 30:
-            raise ValueError(f"chunk_seconds must be in (0, 30] (Whisper's window), got {chunk_seconds}")
+            raise ValueError(
+                f"chunk_seconds must be in (0, 30] (Whisper's window), got {chunk_seconds}"
+            )
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.fp16 = self.device.type == "cuda" if fp16 is None else bool(fp16)
         self.dtype = torch.float16 if self.fp16 else torch.float32
@@ -261,7 +263,9 @@ def load_manifests(manifest_paths, data_root=None):
     for path in manifest_paths:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"manifest {path} does not exist; run the data preparation first")
+            raise FileNotFoundError(
+                f"manifest {path} does not exist; run the data preparation first"
+            )
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
         if not isinstance(manifest, dict):
@@ -317,7 +321,11 @@ def load_cache(cache_path):
     if not isinstance(cache, dict):
         raise _cache_error(path, f"the top level is a {type(cache).__name__}, not an object")
     if "hypotheses" not in cache:
-        if cache and not set(cache) & set(CACHE_FIELDS) and all(isinstance(v, str) for v in cache.values()):
+        if (
+            cache
+            and not set(cache) & set(CACHE_FIELDS)
+            and all(isinstance(v, str) for v in cache.values())
+        ):
             raise _cache_error(
                 path, 'it looks like a flat id -> text mapping; wrap it as {"hypotheses": {...}}'
             )
@@ -328,8 +336,9 @@ def load_cache(cache_path):
     bad = [k for k, v in hyps.items() if not isinstance(v, str)]
     if bad:
         raise _cache_error(
-            path, f"{len(bad)} hypotheses are not strings (first: {bad[0]!r} -> {hyps[bad[0]]!r}); "
-            'use "" for an empty hypothesis'
+            path,
+            f"{len(bad)} hypotheses are not strings (first: {bad[0]!r} -> {hyps[bad[0]]!r}); "
+            'use "" for an empty hypothesis',
         )
     return cache
 
@@ -518,7 +527,9 @@ def transcribe_manifest(
             max_new_tokens=max_new_tokens,
         )
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-    for number, batch in enumerate(tqdm(batches, desc="ASR", unit="batch", disable=not progress), 1):
+    for number, batch in enumerate(
+        tqdm(batches, desc="ASR", unit="batch", disable=not progress), 1
+    ):
         ids, waveforms = [], []
         for utt_id in batch:
             try:
@@ -542,7 +553,9 @@ def format_wer_report(cache, cache_path=""):
     """A short WER report of a cache object."""
 
     def pct(x):
-        return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f} %"
+        return (
+            "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f} %"
+        )
 
     lines = [f"ASR hypotheses: {cache['num_utterances']} in {cache_path} (model {cache['model']})"]
     lines.append(f"  WER overall       {pct(cache['wer'])}")
@@ -563,7 +576,9 @@ def _model_from_yaml(path, key):
     with open(path, encoding="utf-8") as f:
         value = (yaml.load(f, Loader=_Loader) or {}).get(key)
     if not isinstance(value, str):
-        raise ValueError(f"{path} has no string key {key!r}; add `{key}: openai/whisper-medium.en` or pass --model")
+        raise ValueError(
+            f"{path} has no string key {key!r}; add `{key}: openai/whisper-medium.en` or pass --model"
+        )
     return value
 
 
@@ -575,9 +590,14 @@ def main(argv=None):
         "and report WER overall and per session/split.",
     )
     parser.add_argument("--manifest", nargs="+", required=True, help="SpeechBrain JSON manifests")
-    parser.add_argument("--cache", required=True, help="hypothesis cache (JSON), created or resumed")
-    parser.add_argument("--model", help="Whisper id or folder, e.g. openai/whisper-medium.en (IEMOCAP), "
-                        "openai/whisper-large-v2 (MELD)")
+    parser.add_argument(
+        "--cache", required=True, help="hypothesis cache (JSON), created or resumed"
+    )
+    parser.add_argument(
+        "--model",
+        help="Whisper id or folder, e.g. openai/whisper-medium.en (IEMOCAP), "
+        "openai/whisper-large-v2 (MELD)",
+    )
     parser.add_argument("--hparams", help="YAML file to read the model id from (key --hparams-key)")
     parser.add_argument("--hparams-key", default="asr_model")
     parser.add_argument("--batch-size", type=int, default=8)

@@ -90,6 +90,7 @@ class SpeechEncoder(_FreezableEncoder):
             config.layerdrop = layerdrop
         self.model = AutoModel.from_pretrained(source, config=config, cache_dir=save_path)
         feature_extractor = AutoFeatureExtractor.from_pretrained(source, cache_dir=save_path)
+        self.feature_extractor = feature_extractor  # saved next to the weights by the exporter
         self.normalize_wav = bool(getattr(feature_extractor, "do_normalize", False))
         self.use_attention_mask = getattr(config, "feat_extract_norm", "layer") == "layer"
         self.freeze = freeze

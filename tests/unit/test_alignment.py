@@ -58,7 +58,11 @@ def bpe_tok():
         single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=bpe, cls_token="<s>", sep_token="</s>", pad_token="<pad>", unk_token="<unk>"
+        tokenizer_object=bpe,
+        cls_token="<s>",
+        sep_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
     )
 
 
@@ -116,7 +120,7 @@ def test_normalize_text_is_idempotent_and_clean(text):
     assert normalize_text(once) == once
     assert once == once.strip() and "  " not in once
     assert once == once.lower()
-    assert not any(ch in once for ch in ",.!?;:\"[]()")
+    assert not any(ch in once for ch in ',.!?;:"[]()')
 
 
 # ------------------------------------------------------------------------- hand-written cases
@@ -283,8 +287,9 @@ VOCAB = ["i", "you", "know", "the", "cat", "hello", "world", "don't", "i'm", "no
 word = st.sampled_from(VOCAB)
 # Surface noise that normalisation must remove: case, punctuation, tags, curly apostrophes.
 decorated = st.builds(
-    lambda w, case, punct: (w.upper() if case else w).replace("'", "\u2019" if punct else "'")
-    + ("," if punct else ""),
+    lambda w, case, punct: (
+        (w.upper() if case else w).replace("'", "\u2019" if punct else "'") + ("," if punct else "")
+    ),
     word,
     st.booleans(),
     st.booleans(),
@@ -303,8 +308,13 @@ def hyp_ref_pair(draw):
         return draw(st.sampled_from(["", "[LAUGHTER]", " . "])), " ".join(ref)
     if mode == "empty_ref":
         return " ".join(ref), draw(st.sampled_from(["", "[BREATHING]"]))
-    edits = draw(st.lists(st.tuples(st.sampled_from(["keep", "sub", "del", "ins", "rep"]), word),
-                          min_size=len(ref), max_size=len(ref)))
+    edits = draw(
+        st.lists(
+            st.tuples(st.sampled_from(["keep", "sub", "del", "ins", "rep"]), word),
+            min_size=len(ref),
+            max_size=len(ref),
+        )
+    )
     hyp = []
     for w, (op, other) in zip(ref, edits):
         hyp += {"keep": [w], "sub": [other], "del": [], "ins": [w, other], "rep": [w, w]}[op]
@@ -312,7 +322,9 @@ def hyp_ref_pair(draw):
 
 
 @given(hyp_ref_pair())
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_reconstruct_invariant_and_label_structure(tok, pair):
     hyp, ref = pair
     a = align_transcripts(hyp, ref, tok)
@@ -328,7 +340,9 @@ def test_reconstruct_invariant_and_label_structure(tok, pair):
 
 
 @given(hyp_ref_pair(), st.integers(min_value=2, max_value=12))
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_truncation_is_a_prefix_of_the_full_alignment(tok, pair, max_length):
     hyp, ref = pair
     full = align_transcripts(hyp, ref, tok)
@@ -354,7 +368,9 @@ def test_byte_level_bpe_words_compare_through_their_ids(bpe_tok):
 
 
 @given(hyp_ref_pair())
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_reconstruct_invariant_with_byte_level_bpe(bpe_tok, pair):
     hyp, ref = pair
     a = align_transcripts(hyp, ref, bpe_tok)
@@ -406,12 +422,17 @@ def test_batch_correction_targets_empty(targets):
 
 def test_batch_from_alignments_and_full_targets(tok):
     aligns = [align_transcripts("know", "i know you", tok), align_transcripts("hi", "hi", tok)]
-    cb = batch_correction_targets([a.targets for a in aligns], tok.cls_token_id, tok.sep_token_id,
-                                  tok.pad_token_id)
+    cb = batch_correction_targets(
+        [a.targets for a in aligns], tok.cls_token_id, tok.sep_token_id, tok.pad_token_id
+    )
     assert cb.batch_index.tolist() == [0, 0] and cb.positions.tolist() == [0, 1]
     assert cb.decoder_labels[1, :3].tolist() == ids(tok, "know you") + [tok.sep_token_id]
-    full = batch_correction_targets([{0: full_correction_target("i know you", tok)}],
-                                    tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
+    full = batch_correction_targets(
+        [{0: full_correction_target("i know you", tok)}],
+        tok.cls_token_id,
+        tok.sep_token_id,
+        tok.pad_token_id,
+    )
     assert full.positions.tolist() == [0]
     assert full.decoder_input[0].tolist() == [tok.cls_token_id] + ids(tok, "i know you")
 
@@ -442,7 +463,9 @@ def test_correct_cls_host(tok):
 
 def test_word_error_rate_matches_jiwer():
     pairs = [("the cat sat", "The cat sat on the mat."), ("a dog", "the dog"), ("hello", "Hello!")]
-    expected = jiwer.wer([normalize_text(r) for _, r in pairs], [normalize_text(h) for h, _ in pairs])
+    expected = jiwer.wer(
+        [normalize_text(r) for _, r in pairs], [normalize_text(h) for h, _ in pairs]
+    )
     assert word_error_rate(pairs) == pytest.approx(expected)
     assert word_error_rate([("extra words", "")]) is None  # no reference words
     assert word_error_rate([("x", ""), ("a b", "a b")]) == pytest.approx(0.5)  # insertion counted
@@ -479,8 +502,9 @@ def test_manifest_label_statistics(tok, tmp_path, capsys):
     }
     for name in ("train.json", "test.json"):  # u1 appears twice, counted once
         (tmp_path / name).write_text(json.dumps(manifest))
-    stats = manifest_label_statistics([tmp_path / "train.json", tmp_path / "test.json"], tok,
-                                      verbose=False)
+    stats = manifest_label_statistics(
+        [tmp_path / "train.json", tmp_path / "test.json"], tok, verbose=False
+    )
     assert stats["num_utterances"] == 1 and stats["keep"] == 3 and stats["wer"] == 0.0
     assert json.loads((tmp_path / "label_statistics.json").read_text()) == stats
     (tmp_path / "none.json").write_text(json.dumps({"u2": manifest["u2"]}))

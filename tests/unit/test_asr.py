@@ -6,6 +6,7 @@ import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from m4ser_lobes.alignment import normalize_text
 from m4ser_lobes.asr import (
@@ -27,6 +28,15 @@ CHUNK = 1.0  # seconds: small so that the "long" file is split without long audi
 def tone(seconds, rate, freq=220.0):
     t = np.arange(int(seconds * rate)) / rate
     return (0.3 * np.sin(2 * np.pi * freq * t)).astype("float32")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny model is latency-bound: one thread is ~10x faster on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +79,12 @@ def corpus(tmp_path):
         path = wavs / f"{utt_id}.wav"
         sf.write(path, audio, rate)
         session = "Session1" if utt_id.startswith("s1") else "Session2"
-        manifests[session][utt_id] = {"wav": str(path), "transcript": text, "session": session,
-                                      "duration": len(audio) / rate}
+        manifests[session][utt_id] = {
+            "wav": str(path),
+            "transcript": text,
+            "session": session,
+            "duration": len(audio) / rate,
+        }
     paths = []
     for session, manifest in manifests.items():
         paths.append(tmp_path / f"{session}.json")
@@ -89,8 +103,15 @@ def test_pipeline_feeds_mono_16k_audio(corpus, tmp_path):
         seen.extend(waveforms)
         return ["x"] * len(waveforms)
 
-    transcribe_manifest(paths, tmp_path / "h.json", "fake", batch_size=8,
-                        transcriber=recording_transcriber, progress=False, verbose=False)
+    transcribe_manifest(
+        paths,
+        tmp_path / "h.json",
+        "fake",
+        batch_size=8,
+        transcriber=recording_transcriber,
+        progress=False,
+        verbose=False,
+    )
     durations = [e["duration"] for e in entries.values()]  # manifest order, one batch
     assert [w.ndim for w in seen] == [1] * 5
     assert [len(w) for w in seen] == [round(d * 16000) for d in durations]
@@ -100,7 +121,9 @@ def test_pipeline_feeds_mono_16k_audio(corpus, tmp_path):
 
 def test_split_long_audio_cuts_in_silence():
     rate = 16000
-    audio = np.concatenate([tone(0.85, rate), np.zeros(int(0.1 * rate), "float32"), tone(1.5, rate)])
+    audio = np.concatenate(
+        [tone(0.85, rate), np.zeros(int(0.1 * rate), "float32"), tone(1.5, rate)]
+    )
     pieces = split_long_audio(audio, chunk_seconds=1.0, sample_rate=rate)
     assert np.array_equal(np.concatenate(pieces), audio)
     assert all(len(p) <= rate for p in pieces)
@@ -116,6 +139,7 @@ def test_transcriber_batches_pieces(transcriber):
     before_calls, before_pieces = transcriber.num_generate_calls, transcriber.num_pieces
     texts = transcriber(waves)
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+    assert transcriber.fp16 is False and transcriber.dtype == torch.float32  # CPU: no fp16
     assert transcriber.num_pieces - before_pieces == 5
     assert transcriber.num_generate_calls - before_calls == 3  # ceil(5 / batch_size 2)
     # batching does not change the text of a short utterance
@@ -135,8 +159,9 @@ def test_transcribe_manifest_writes_cache_with_wer(corpus, tmp_path, transcriber
     paths, entries = corpus
     cache_path = tmp_path / "out" / "hyps.json"
     counter = CountingTranscriber(transcriber)
-    cache = transcribe_manifest(paths, cache_path, "tiny-whisper", batch_size=2,
-                                transcriber=counter, progress=False)
+    cache = transcribe_manifest(
+        paths, cache_path, "tiny-whisper", batch_size=2, transcriber=counter, progress=False
+    )
     assert counter.calls == [2, 2, 1]  # 5 utterances in batches of 2
     on_disk = json.loads(cache_path.read_text())
     assert on_disk == cache
@@ -147,8 +172,9 @@ def test_transcribe_manifest_writes_cache_with_wer(corpus, tmp_path, transcriber
     for split in ("Session1", "Session2"):
         pairs = [(hyps[u], e["transcript"]) for u, e in entries.items() if e["session"] == split]
         assert cache["wer_per_split"][split] == pytest.approx(word_error_rate(pairs))
-    assert cache["wer"] == pytest.approx(word_error_rate([(hyps[u], e["transcript"])
-                                                          for u, e in entries.items()]))
+    assert cache["wer"] == pytest.approx(
+        word_error_rate([(hyps[u], e["transcript"]) for u, e in entries.items()])
+    )
     assert [p.name for p in cache_path.parent.iterdir()] == ["hyps.json"]  # no temp file left
     assert "WER Session2" in capsys.readouterr().out
 
@@ -159,14 +185,22 @@ def test_resume_keeps_cached_ids_and_transcribes_the_rest(corpus, tmp_path, tran
     seeded = {u: e["transcript"] for u, e in entries.items() if e["session"] == "Session1"}
     cache_path.write_text(json.dumps({"model": "tiny-whisper", "hypotheses": seeded}))
     counter = CountingTranscriber(transcriber)
-    cache = transcribe_manifest(paths, cache_path, "tiny-whisper", batch_size=8,
-                                transcriber=counter, progress=False, verbose=False)
+    cache = transcribe_manifest(
+        paths,
+        cache_path,
+        "tiny-whisper",
+        batch_size=8,
+        transcriber=counter,
+        progress=False,
+        verbose=False,
+    )
     assert counter.calls == [2]  # only the two Session2 utterances
     assert {u: cache["hypotheses"][u] for u in seeded} == seeded  # kept verbatim
     assert cache["wer_per_split"]["Session1"] == 0.0
     # Everything cached: the model is never loaded (a bogus id would fail to load).
-    again = transcribe_manifest(paths, cache_path, "tiny-whisper", transcriber=None,
-                                progress=False, verbose=False)
+    again = transcribe_manifest(
+        paths, cache_path, "tiny-whisper", transcriber=None, progress=False, verbose=False
+    )
     assert again == cache
 
 
@@ -174,14 +208,28 @@ def test_interrupted_run_resumes_from_periodic_save(corpus, tmp_path, transcribe
     paths, entries = corpus
     cache_path = tmp_path / "hyps.json"
     with pytest.raises(KeyboardInterrupt):
-        transcribe_manifest(paths, cache_path, "tiny-whisper", batch_size=2, save_every=1,
-                            transcriber=CountingTranscriber(transcriber, fail_after=2),
-                            progress=False, verbose=False)
+        transcribe_manifest(
+            paths,
+            cache_path,
+            "tiny-whisper",
+            batch_size=2,
+            save_every=1,
+            transcriber=CountingTranscriber(transcriber, fail_after=2),
+            progress=False,
+            verbose=False,
+        )
     partial = load_hypotheses(cache_path)
     assert len(partial) == 4  # two batches of two were saved before the interruption
     counter = CountingTranscriber(transcriber)
-    cache = transcribe_manifest(paths, cache_path, "tiny-whisper", batch_size=2,
-                                transcriber=counter, progress=False, verbose=False)
+    cache = transcribe_manifest(
+        paths,
+        cache_path,
+        "tiny-whisper",
+        batch_size=2,
+        transcriber=counter,
+        progress=False,
+        verbose=False,
+    )
     assert counter.calls == [1]
     assert set(cache["hypotheses"]) == set(entries)
     assert {u: cache["hypotheses"][u] for u in partial} == partial
@@ -192,10 +240,23 @@ def test_cache_of_another_model_is_refused(corpus, tmp_path, transcriber):
     cache_path = tmp_path / "hyps.json"
     cache_path.write_text(json.dumps({"model": "openai/whisper-large-v2", "hypotheses": {}}))
     with pytest.raises(ValueError, match="--overwrite"):
-        transcribe_manifest(paths, cache_path, "tiny-whisper", transcriber=transcriber,
-                            progress=False, verbose=False)
-    cache = transcribe_manifest(paths, cache_path, "tiny-whisper", transcriber=transcriber,
-                                overwrite=True, progress=False, verbose=False)
+        transcribe_manifest(
+            paths,
+            cache_path,
+            "tiny-whisper",
+            transcriber=transcriber,
+            progress=False,
+            verbose=False,
+        )
+    cache = transcribe_manifest(
+        paths,
+        cache_path,
+        "tiny-whisper",
+        transcriber=transcriber,
+        overwrite=True,
+        progress=False,
+        verbose=False,
+    )
     assert cache["model"] == "tiny-whisper" and cache["num_utterances"] == 5
 
 
@@ -214,8 +275,14 @@ def test_unreadable_audio_is_skipped_and_reported(corpus, tmp_path, transcriber,
     paths, entries = corpus
     with open(entries["s1_c"]["wav"], "wb") as f:
         f.write(b"garbage")
-    cache = transcribe_manifest(paths, tmp_path / "h.json", "tiny-whisper", transcriber=transcriber,
-                                progress=False, verbose=False)
+    cache = transcribe_manifest(
+        paths,
+        tmp_path / "h.json",
+        "tiny-whisper",
+        transcriber=transcriber,
+        progress=False,
+        verbose=False,
+    )
     assert "s1_c" not in cache["hypotheses"] and len(cache["hypotheses"]) == 4
     assert list(cache["failed"]) == ["s1_c"] and "ffmpeg" in cache["failed"]["s1_c"]
     assert "skipping s1_c" in caplog.text
@@ -277,8 +344,21 @@ def test_cli_end_to_end(corpus, tmp_path, whisper_dir, capsys):
     cache_path = tmp_path / "cli.json"
     hparams = tmp_path / "hparams.yaml"
     hparams.write_text(f"asr_model: {whisper_dir}\nmodel: !new:torch.nn.Linear\n  in_features: 2\n")
-    argv = ["--manifest", *map(str, paths), "--cache", str(cache_path), "--hparams", str(hparams),
-            "--batch-size", "4", "--chunk-seconds", str(CHUNK), "--device", "cpu", "--no-progress"]
+    argv = [
+        "--manifest",
+        *map(str, paths),
+        "--cache",
+        str(cache_path),
+        "--hparams",
+        str(hparams),
+        "--batch-size",
+        "4",
+        "--chunk-seconds",
+        str(CHUNK),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     assert set(load_hypotheses(cache_path)) == set(entries)
     assert load_cache(cache_path)["model"] == str(whisper_dir)

@@ -1,0 +1,571 @@
+"""The cross-validation report: per-fold, mean and pooled WA/UA, Fig. 12 and Fig. 8.
+
+    python -m m4ser_lobes.report results/m4ser            # every fold<k>/seed<s>/ found there
+    python -m m4ser_lobes.report results/m4ser --folds 1 2 --seed 1986
+
+reads the finished fold folders of one experiment (``<results_folder>/<experiment_name>/``,
+``fold<k>/seed<seed>/`` each holding ``test_metrics.json``, ``predictions.csv`` and
+``history.json``, written by ``recipes/IEMOCAP/train.py``) and writes, atomically, into
+``<experiment_dir>/cv_report/``:
+
+``cv_report.json``          everything below, machine-readable;
+``cv_report.md``            the tables: per-fold / mean ± std / pooled WA, UA, W-F1, the averaged
+                            confusion matrix, first- and last-epoch loss terms;
+``confusion_matrix_avg.png`` Fig. 12: the mean over folds of the row-normalised confusion matrices;
+``loss_curves.png``         Fig. 8: one panel per loss term (mean over folds, thin per-fold lines),
+                            L_G with its equilibrium 2 ln 2, D(·) with 0.5, and validation UA.
+
+Three summaries, because they differ (design §8): *per fold* (from each ``test_metrics.json``),
+*mean over folds* (mean and population standard deviation of the per-fold numbers) and *pooled*
+(WA/UA recomputed once over the concatenated predictions of all folds; on IEMOCAP all 5531
+utterances). Class names, not label-encoder indices, identify classes, so folds whose label
+encoders ordered the classes differently are combined correctly; the report uses the class order
+of the lowest fold.
+"""
+
+import argparse
+import csv
+import json
+import logging
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from m4ser_lobes.fileio import atomic_write_json, atomic_write_text
+from m4ser_lobes.metrics import _save_figure, emotion_metrics, plot_confusion_matrix
+
+logger = logging.getLogger(__name__)
+
+METRIC_FILE = "test_metrics.json"
+PREDICTIONS_FILE = "predictions.csv"
+HISTORY_FILE = "history.json"
+REPORT_FOLDER = "cv_report"
+SUMMARY_KEYS = ("WA", "UA", "W-F1")
+#: Fig. 8 panels in order: (title, training-statistic keys drawn in that panel, reference line).
+LOSS_PANELS = (
+    ("L_ER", ("L_ER",), None),
+    ("L_AED", ("L_AED",), None),
+    ("L_AEC", ("L_AEC",), None),
+    ("L_LCL", ("L_LCL",), None),
+    ("L_D", ("L_D",), None),
+    ("L_G", ("L_G",), ("2 ln 2", 2 * math.log(2))),
+    ("L_GAN", ("L_GAN",), None),
+    ("D(·) means", ("D(H_S^spe)", "D(H_T^spe)", "D(H_inv)"), ("0.5", 0.5)),
+)
+VALID_CURVE = "valid UA"
+#: Every curve the report keeps, training statistics first (ablations simply lack some).
+CURVE_KEYS = tuple(k for _, keys, _ in LOSS_PANELS for k in keys) + (VALID_CURVE,)
+
+
+@dataclass
+class FoldResult:
+    """What one finished fold folder holds.
+
+    ``metrics`` is ``test_metrics.json``; ``true``/``predicted`` are the class *names* from
+    ``predictions.csv`` (one per test utterance, in file order); ``history`` is ``history.json``
+    (an empty list when the file is absent).
+    """
+
+    fold: int
+    folder: Path
+    metrics: dict
+    ids: list
+    true: list
+    predicted: list
+    history: list = field(default_factory=list)
+
+    @property
+    def classes(self):
+        """The fold's class names in its label encoder's order."""
+        return list(self.metrics["classes"])
+
+
+# ------------------------------------------------------------------------------ reading folds
+def find_fold_dirs(experiment_dir, folds=None, seed=None):
+    """The ``fold<k>/seed<seed>/`` folders of one experiment, by fold number.
+
+    Arguments
+    ---------
+    experiment_dir : str or Path
+        ``<results_folder>/<experiment_name>``.
+    folds : iterable of int, optional
+        Folds to take (default: every ``fold<k>`` folder present).
+    seed : int, optional
+        Needed only when a fold folder holds several ``seed<s>`` folders.
+
+    Returns
+    -------
+    dict
+        fold -> Path, sorted by fold.
+
+    Example
+    -------
+    >>> exp = getfixture("tmp_path")
+    >>> for k in (2, 1):
+    ...     (exp / f"fold{k}" / "seed7").mkdir(parents=True)
+    >>> {k: p.relative_to(exp).as_posix() for k, p in find_fold_dirs(exp).items()}
+    {1: 'fold1/seed7', 2: 'fold2/seed7'}
+    """
+    experiment_dir = Path(experiment_dir)
+    if folds is None:
+        found = [re.fullmatch(r"fold(\d+)", p.name) for p in experiment_dir.glob("fold*")]
+        folds = sorted(int(m.group(1)) for m in found if m)
+    if not folds:
+        raise FileNotFoundError(
+            f"no fold<k>/ folder in {experiment_dir}: pass the experiment folder "
+            "<results_folder>/<experiment_name> that recipes/IEMOCAP/train.py wrote into"
+        )
+    return {k: _seed_dir(experiment_dir / f"fold{k}", seed) for k in sorted(folds)}
+
+
+def _seed_dir(fold_dir, seed):
+    if seed is not None:
+        return fold_dir / f"seed{seed}"
+    seeds = sorted(p for p in fold_dir.glob("seed*") if p.is_dir())
+    if len(seeds) == 1:
+        return seeds[0]
+    if not seeds:
+        raise FileNotFoundError(
+            f"no seed<s>/ folder in {fold_dir}: this fold was never started; run "
+            "recipes/IEMOCAP/cross_validate.py (it trains missing folds) or leave the fold out"
+        )
+    raise ValueError(
+        f"{fold_dir} holds several runs ({', '.join(p.name for p in seeds)}): choose one with "
+        "--seed"
+    )
+
+
+def collect_fold_results(fold_dirs):
+    """Read the finished fold folders.
+
+    Arguments
+    ---------
+    fold_dirs : dict
+        fold number -> fold output folder (``.../fold<k>/seed<s>``).
+
+    Returns
+    -------
+    dict
+        fold number -> :class:`FoldResult`, sorted by fold.
+
+    Raises
+    ------
+    FileNotFoundError
+        A folder lacks ``test_metrics.json`` or ``predictions.csv`` (the fold has not finished);
+        the message names the folder and how to finish or drop the fold.
+    """
+    if not fold_dirs:
+        raise ValueError("no fold folder given: a report needs at least one finished fold")
+    return {k: read_fold(k, fold_dirs[k]) for k in sorted(fold_dirs)}
+
+
+def read_fold(fold, folder):
+    """One :class:`FoldResult` from a fold output folder (see :func:`collect_fold_results`)."""
+    folder = Path(folder)
+    for name in (METRIC_FILE, PREDICTIONS_FILE):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(
+                f"fold {fold}: {folder / name} does not exist, so the fold has not finished. "
+                f"Finish it with `python recipes/IEMOCAP/cross_validate.py <hparams> --folds "
+                f"{fold} <same overrides>` (it resumes from {folder / 'save'}), or leave fold "
+                f"{fold} out of the report (--folds)."
+            )
+    with open(folder / METRIC_FILE, encoding="utf-8") as fin:
+        metrics = json.load(fin)
+    missing = [k for k in (*SUMMARY_KEYS, "confusion", "classes") if k not in metrics]
+    if missing:
+        raise ValueError(
+            f"{folder / METRIC_FILE} lacks {missing}: it was not written by train.py's test "
+            "stage; delete it and rerun the fold"
+        )
+    ids, true, predicted = read_predictions(folder / PREDICTIONS_FILE)
+    history = []
+    if (folder / HISTORY_FILE).is_file():
+        with open(folder / HISTORY_FILE, encoding="utf-8") as fin:
+            history = json.load(fin)
+    else:
+        logger.warning("fold %d: no %s in %s; no loss curves for it", fold, HISTORY_FILE, folder)
+    return FoldResult(fold, folder, metrics, ids, true, predicted, history)
+
+
+def read_predictions(path):
+    """``(ids, true, predicted)`` class-name lists from a ``predictions.csv``.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "predictions.csv"
+    >>> _ = path.write_text("id,true,predicted,p_neu,p_ang\\nu1,neu,ang,0.4,0.6\\n")
+    >>> read_predictions(path)
+    (['u1'], ['neu'], ['ang'])
+    """
+    with open(path, encoding="utf-8", newline="") as fin:
+        rows = list(csv.DictReader(fin))
+    if rows and not {"id", "true", "predicted"} <= set(rows[0]):
+        raise ValueError(f"{path} needs the columns id,true,predicted; found {list(rows[0])}")
+    return [r["id"] for r in rows], [r["true"] for r in rows], [r["predicted"] for r in rows]
+
+
+# ------------------------------------------------------------------------------ pure helpers
+def reorder_confusion(confusion, classes, order):
+    """A confusion matrix whose rows/columns follow ``classes`` rewritten in class ``order``.
+
+    Example
+    -------
+    >>> reorder_confusion([[5, 1], [2, 3]], ["sad", "neu"], ["neu", "sad"])
+    [[3, 2], [1, 5]]
+    """
+    index = [list(classes).index(name) for name in order]
+    return np.asarray(confusion)[np.ix_(index, index)].tolist()
+
+
+def row_normalise(confusion):
+    """Rows as percentages of the true class (a row with no utterance becomes NaN).
+
+    Example
+    -------
+    >>> row_normalise([[3, 1], [0, 0]]).tolist()
+    [[75.0, 25.0], [nan, nan]]
+    """
+    cm = np.asarray(confusion, dtype=float)
+    support = cm.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, 100.0 * cm / support, np.nan)
+
+
+def average_confusion(confusions):
+    """Fig. 12: the mean of row-normalised confusion matrices (percent; each row sums to 100).
+
+    A class absent from one fold's test set is averaged over the folds that have it.
+
+    Example
+    -------
+    >>> average_confusion([[[1, 0], [0, 1]], [[1, 1], [0, 4]]]).tolist()
+    [[75.0, 25.0], [0.0, 100.0]]
+    """
+    stacked = np.stack([row_normalise(c) for c in confusions])
+    with np.errstate(invalid="ignore"):
+        return np.nan_to_num(np.nanmean(stacked, axis=0), nan=0.0)
+
+
+def mean_std(values):
+    """Mean and population standard deviation, rounded to 4 decimals.
+
+    Example
+    -------
+    >>> mean_std([70.0, 80.0])
+    (75.0, 5.0)
+    """
+    values = np.asarray(values, dtype=float)
+    return round(float(values.mean()), 4), round(float(values.std()), 4)
+
+
+def pooled_metrics(results, classes):
+    """WA, UA, W-F1, recall and confusion over the concatenated predictions of all folds.
+
+    Class names are mapped to indices of ``classes``, so every fold counts the same way.
+    """
+    index = {name: i for i, name in enumerate(classes)}
+    seen = {}
+    y_true, y_pred = [], []
+    for result in results.values():
+        for utt, true, pred in zip(result.ids, result.true, result.predicted):
+            if utt in seen:
+                raise ValueError(
+                    f"utterance {utt} is a test utterance of both {seen[utt]} and "
+                    f"{result.folder}: pooling needs disjoint test sets (one folder per fold)"
+                )
+            seen[utt] = result.folder
+            for name in (true, pred):
+                if name not in index:
+                    raise ValueError(
+                        f"{result.folder / PREDICTIONS_FILE}: class {name!r} is not one of "
+                        f"{classes} (the classes of {METRIC_FILE})"
+                    )
+            y_true.append(index[true])
+            y_pred.append(index[pred])
+    metrics = emotion_metrics(y_true, y_pred, num_classes=len(classes))
+    return dict(metrics, n=len(y_true))
+
+
+def history_curves(history):
+    """Per-epoch values of every :data:`CURVE_KEYS` entry one fold logged.
+
+    Returns
+    -------
+    dict
+        key -> ``{"epochs": [...], "values": [...]}``; keys never logged are absent.
+
+    Example
+    -------
+    >>> h = [{"epoch": 1, "train": {"L_ER": 1.5}, "valid": {"UA": 40.0}},
+    ...      {"epoch": 2, "train": {"L_ER": 1.0}, "valid": {"UA": 55.0}}]
+    >>> history_curves(h)
+    {'L_ER': {'epochs': [1, 2], 'values': [1.5, 1.0]}, 'valid UA': {'epochs': [1, 2], 'values': [40.0, 55.0]}}
+    """
+    curves = {}
+    for entry in sorted(history, key=lambda e: e["epoch"]):
+        stats = dict(entry.get("train") or {})
+        if "UA" in (entry.get("valid") or {}):
+            stats[VALID_CURVE] = entry["valid"]["UA"]
+        for key in CURVE_KEYS:
+            if isinstance(stats.get(key), (int, float)):
+                curve = curves.setdefault(key, {"epochs": [], "values": []})
+                curve["epochs"].append(entry["epoch"])
+                curve["values"].append(float(stats[key]))
+    return {k: curves[k] for k in CURVE_KEYS if k in curves}
+
+
+def mean_curve(fold_curves):
+    """Mean over folds at each epoch (over the folds that logged that epoch).
+
+    Example
+    -------
+    >>> mean_curve([{"epochs": [1, 2], "values": [1.0, 3.0]}, {"epochs": [1], "values": [2.0]}])
+    {'epochs': [1, 2], 'values': [1.5, 3.0]}
+    """
+    by_epoch = {}
+    for curve in fold_curves:
+        for epoch, value in zip(curve["epochs"], curve["values"]):
+            by_epoch.setdefault(epoch, []).append(value)
+    epochs = sorted(by_epoch)
+    return {"epochs": epochs, "values": [float(np.mean(by_epoch[e])) for e in epochs]}
+
+
+# ------------------------------------------------------------------------------ the report
+def class_order(results):
+    """The lowest fold's class order, after checking every fold has the same class set."""
+    first = next(iter(results.values()))
+    for result in results.values():
+        if sorted(result.classes) != sorted(first.classes):
+            raise ValueError(
+                f"fold {result.fold} ({result.folder / METRIC_FILE}) has classes "
+                f"{result.classes} but fold {first.fold} has {first.classes}: folds of one "
+                "report must share their classes (same num_emotions and label merges)"
+            )
+    return first.classes
+
+
+def cross_validation_report(results, experiment=None):
+    """Everything the report shows, as a JSON-safe dict.
+
+    Arguments
+    ---------
+    results : dict
+        fold -> :class:`FoldResult` (from :func:`collect_fold_results`).
+    experiment : str, optional
+        A name for the titles (default: the name of the folder above ``fold<k>/seed<s>``).
+
+    Returns
+    -------
+    dict
+        ``experiment``, ``classes``, ``folds`` (fold -> WA/UA/W-F1, ``n``, ``folder``),
+        ``mean`` and ``std`` over folds, ``pooled`` (WA/UA/W-F1/recall/confusion/n),
+        ``confusion_avg`` (C x C percent, rows = true class), ``curves`` (key -> ``mean`` and
+        per-fold ``folds`` curves).
+    """
+    classes = class_order(results)
+    if experiment is None:
+        experiment = next(iter(results.values())).folder.parents[1].name
+    folds = {
+        str(k): {
+            **{key: float(r.metrics[key]) for key in SUMMARY_KEYS},
+            "n": len(r.ids),
+            "folder": str(r.folder),
+        }
+        for k, r in results.items()
+    }
+    summary = {key: mean_std([f[key] for f in folds.values()]) for key in SUMMARY_KEYS}
+    confusions = [reorder_confusion(r.metrics["confusion"], r.classes, classes) for r in results.values()]
+    return {
+        "experiment": experiment,
+        "classes": classes,
+        "folds": folds,
+        "mean": {key: m for key, (m, _) in summary.items()},
+        "std": {key: s for key, (_, s) in summary.items()},
+        "pooled": pooled_metrics(results, classes),
+        "confusion_avg": np.round(average_confusion(confusions), 4).tolist(),
+        "curves": report_curves(results),
+    }
+
+
+def report_curves(results):
+    """key -> ``{"mean": curve, "folds": {fold: curve}}`` for every logged :data:`CURVE_KEYS`."""
+    per_fold = {k: history_curves(r.history) for k, r in results.items()}
+    curves = {}
+    for key in CURVE_KEYS:
+        folds = {str(k): c[key] for k, c in per_fold.items() if key in c}
+        if folds:
+            curves[key] = {"mean": mean_curve(folds.values()), "folds": folds}
+    return curves
+
+
+# ------------------------------------------------------------------------------ writing
+def write_report(report, out_dir):
+    """Write ``cv_report.json``, ``cv_report.md``, ``confusion_matrix_avg.png``, ``loss_curves.png``.
+
+    Every file is written atomically (a reader never sees half a report); returns the paths.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out_dir / "cv_report.json",
+        "markdown": out_dir / "cv_report.md",
+        "confusion": out_dir / "confusion_matrix_avg.png",
+        "curves": out_dir / "loss_curves.png",
+    }
+    atomic_write_json(paths["json"], report)
+    atomic_write_text(paths["markdown"], report_markdown(report))
+    plot_confusion_matrix(
+        report["confusion_avg"],
+        report["classes"],
+        paths["confusion"],
+        title=f"Mean over {len(report['folds'])} folds (% of true class)",
+    )
+    plot_curves(report["curves"], paths["curves"], title=f"{report['experiment']}")
+    return paths
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report_markdown(report):
+    """The report as markdown tables (numbers with 2 decimals)."""
+    rows = [
+        [k, f["n"], *(f"{f[key]:.2f}" for key in SUMMARY_KEYS)] for k, f in report["folds"].items()
+    ]
+    rows.append(
+        ["mean ± std", sum(f["n"] for f in report["folds"].values())]
+        + [f"{report['mean'][key]:.2f} ± {report['std'][key]:.2f}" for key in SUMMARY_KEYS]
+    )
+    pooled = report["pooled"]
+    rows.append(["pooled", pooled["n"], *(f"{pooled[key]:.2f}" for key in SUMMARY_KEYS)])
+    classes = report["classes"]
+    confusion = [
+        [f"**{name}**", *(f"{v:.2f}" for v in row)]
+        for name, row in zip(classes, report["confusion_avg"])
+    ]
+    recall = [[name, "—" if r is None else f"{r:.2f}"] for name, r in zip(classes, pooled["recall"])]
+    parts = [
+        f"# Cross-validation report: {report['experiment']}",
+        "WA = overall accuracy, UA = mean per-class recall (percent). *mean ± std*: over the "
+        "per-fold numbers (population std); *pooled*: recomputed over all test predictions.",
+        _table(["fold", "n", *SUMMARY_KEYS], rows),
+        "## Pooled recall per class",
+        _table(["class", "recall"], recall),
+        "## Averaged confusion matrix (Fig. 12)",
+        "Mean over folds of the row-normalised matrices: % of the true class (rows) predicted "
+        "as each class (columns). `confusion_matrix_avg.png`.",
+        _table(["true \\ predicted", *classes], confusion),
+    ]
+    if report["curves"]:
+        parts += [
+            "## Loss terms (Fig. 8), mean over folds",
+            "L_G → 2 ln 2 ≈ 1.386 and D(H_inv) → 0.5 at the adversarial equilibrium. "
+            "`loss_curves.png`.",
+            _table(["term", "first epoch", "last epoch"], _curve_rows(report["curves"])),
+        ]
+    return "\n\n".join(parts) + "\n"
+
+
+def _curve_rows(curves):
+    rows = []
+    for key, curve in curves.items():
+        epochs, values = curve["mean"]["epochs"], curve["mean"]["values"]
+        rows.append([key, f"{values[0]:.4f} (epoch {epochs[0]})", f"{values[-1]:.4f} (epoch {epochs[-1]})"])
+    return rows
+
+
+def plot_curves(curves, path, title=""):
+    """Fig. 8: one panel per logged term; mean over folds (thick) and each fold (thin)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(t, [k for k in keys if k in curves], ref) for t, keys, ref in LOSS_PANELS]
+    panels = [p for p in panels if p[1]]
+    if VALID_CURVE in curves:
+        panels.append((VALID_CURVE + " (%)", [VALID_CURVE], None))
+    cols = 3 if len(panels) > 4 else max(len(panels), 1)
+    rows = max(math.ceil(len(panels) / cols), 1)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, (panel_title, keys, ref) in zip(axes.flat, panels):
+        _draw_panel(ax, panel_title, [(k, curves[k]) for k in keys], ref)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    if not panels:
+        axes[0, 0].text(0.5, 0.5, "no history.json: no curves", ha="center", va="center")
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _draw_panel(ax, title, series, reference):
+    for i, (key, curve) in enumerate(series):
+        color = f"C{i}"
+        for fold_curve in curve["folds"].values():
+            ax.plot(fold_curve["epochs"], fold_curve["values"], color=color, lw=0.6, alpha=0.4)
+        mean = curve["mean"]
+        ax.plot(mean["epochs"], mean["values"], color=color, lw=2, marker=".", label=key)
+    if reference is not None:
+        label, value = reference
+        ax.axhline(value, color="k", ls="--", lw=1, label=label)
+    if len(series) > 1 or reference is not None:
+        ax.legend(fontsize=7)
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+
+
+# ------------------------------------------------------------------------------ command line
+def build_report(fold_dirs, out_dir, experiment=None):
+    """Read the folds, write the report into ``out_dir``; returns the report dict."""
+    report = cross_validation_report(collect_fold_results(fold_dirs), experiment)
+    paths = write_report(report, out_dir)
+    logger.info("cross-validation report in %s", paths["markdown"].parent)
+    return report
+
+
+def summary_line(report):
+    """One line with the headline numbers.
+
+    Example
+    -------
+    >>> summary_line({"folds": {"1": {}, "2": {}}, "mean": {"WA": 75.0, "UA": 70.0},
+    ...               "std": {"WA": 5.0, "UA": 1.0}, "pooled": {"WA": 74.5, "UA": 70.25}})
+    '2 folds: mean WA 75.00 ± 5.00, UA 70.00 ± 1.00; pooled WA 74.50, UA 70.25'
+    """
+    mean, std, pooled = report["mean"], report["std"], report["pooled"]
+    return (
+        f"{len(report['folds'])} folds: mean WA {mean['WA']:.2f} ± {std['WA']:.2f}, "
+        f"UA {mean['UA']:.2f} ± {std['UA']:.2f}; pooled WA {pooled['WA']:.2f}, UA {pooled['UA']:.2f}"
+    )
+
+
+def main(argv=None):
+    """``python -m m4ser_lobes.report <experiment_dir> [--folds ...] [--seed S] [--out DIR]``."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment_dir", type=Path, help="<results_folder>/<experiment_name>")
+    parser.add_argument("--folds", type=int, nargs="+", help="folds to include (default: all found)")
+    parser.add_argument("--seed", type=int, help="run to take when a fold holds several seed<s>/")
+    parser.add_argument("--out", type=Path, help="output folder (default: <experiment_dir>/cv_report)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        fold_dirs = find_fold_dirs(args.experiment_dir, args.folds, args.seed)
+        report = build_report(fold_dirs, args.out or args.experiment_dir / REPORT_FOLDER,
+                              experiment=args.experiment_dir.name)
+    except (FileNotFoundError, ValueError) as error:
+        parser.exit(2, f"error: {error}\n")
+    print(summary_line(report))
+    return report
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,179 @@
+"""M4SERBrain's two-phase adversarial update (design §5) and its named optimisers."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from m4ser_lobes.brain import M4SERBrain, unwrap
+from m4ser_lobes.dataio import dataio_prep
+from m4ser_lobes.mini_corpus import corpus_words
+from m4ser_lobes.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("brain_models")
+    return (
+        save_tiny_speech_encoder(root / "hubert", hidden_size=32),
+        save_tiny_text_encoder(root / "bert", words=corpus_words(), hidden_size=32),
+    )
+
+
+def make_brain(tiny_models, manifests, out, **extra):
+    overrides = {
+        "data_folder": "unused",
+        "results_folder": str(out),
+        "prepare_folder": str(manifests),
+        "speech_encoder_source": str(tiny_models[0]),
+        "text_encoder_source": str(tiny_models[1]),
+        "d_model": 32, "nhead": 4, "cme_ffn": 64, "aec_ffn": 64, "discriminator_hidden": 16,
+        "lr": 0.01, "batch_size": 4, "num_workers": 0, "skip_prep": True,
+        "ckpt_interval_minutes": 0, "max_audio_seconds": 2.0,
+        **extra,
+    }
+    with open(REPO / "hparams" / "m4ser.yaml", encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    datasets, label_encoder = dataio_prep(
+        {"train": hparams["train_annotation"]},
+        hparams["text_encoder"].tokenizer,
+        str(Path(out) / "label_encoder.txt"),
+    )
+    hparams["label_encoder"] = label_encoder
+    brain = M4SERBrain(modules=hparams["modules"], hparams=hparams,
+                       run_opts={"device": "cpu"}, checkpointer=hparams["checkpointer"])
+    loader = sb.dataio.dataloader.make_dataloader(datasets["train"], batch_size=4)
+    return brain, loader
+
+
+def snapshot(module):
+    return {n: p.detach().clone() for n, p in unwrap(module).named_parameters()}
+
+
+def changed(before, after):
+    return {n for n in before if not torch.equal(before[n], after[n])}
+
+
+def test_two_phase_semantics(tiny_models, mini_iemocap_manifests, tmp_path, monkeypatch):
+    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path)
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN)
+    model, disc = brain.modules.model, brain.modules.discriminator
+    record = {}
+
+    phase = {"name": "forward"}
+    d_grad_phases = []
+    for p in disc.parameters():
+        p.register_hook(lambda g: d_grad_phases.append(phase["name"]) or g)
+
+    original_phase = M4SERBrain._discriminator_phase
+
+    def spy_phase(self, outputs, should_step):
+        phase["name"] = "discriminator"
+        original_phase(self, outputs, should_step)
+        phase["name"] = "model"
+        record["model_grads_after_d"] = [p.grad for p in unwrap(model).parameters()]
+        record["d_grads_after_d"] = [p.grad for p in disc.parameters()]
+        record["model_after_d"], record["d_after_d"] = snapshot(model), snapshot(disc)
+
+    original_terms = M4SERBrain.adversarial_terms
+
+    def spy_terms(self, outputs, trainable):
+        if not trainable:
+            record["d_used_for_lg"] = snapshot(disc)
+        return original_terms(self, outputs, trainable)
+
+    monkeypatch.setattr(M4SERBrain, "_discriminator_phase", spy_phase)
+    monkeypatch.setattr(M4SERBrain, "adversarial_terms", spy_terms)
+    model0, d0 = snapshot(model), snapshot(disc)
+    brain.step = 1
+    batch = next(b for b in loader if any(b.aec_targets))  # with CHANGE tokens: AEC learns
+    loss = brain.fit_batch(batch)
+    assert torch.isfinite(loss)
+
+    # after the discriminator phase only D has changed, and every gradient was cleared
+    assert changed(d0, record["d_after_d"]) == set(d0)
+    assert changed(model0, record["model_after_d"]) == set()
+    assert all(g is None for g in record["model_grads_after_d"] + record["d_grads_after_d"])
+    # L_G of the model phase was computed with the *updated* D
+    assert changed(record["d_after_d"], record["d_used_for_lg"]) == set()
+    # after the model phase D has not changed, the rest of the model has
+    model2, d2 = snapshot(model), snapshot(disc)
+    assert changed(record["d_after_d"], d2) == set()
+    trainable = {n for n, p in unwrap(model).named_parameters() if p.requires_grad}
+    # Adam moves every trainable parameter that got a gradient (unused embedding rows aside).
+    assert trainable - changed(record["model_after_d"], model2) <= {
+        n for n in trainable if "embeddings" in n
+    }
+    # D received gradients only in its own phase
+    assert d_grad_phases and set(d_grad_phases) == {"discriminator"}
+    assert brain.optimizer_step == 1
+    assert all(p.grad is None for p in unwrap(model).parameters())
+    assert brain.term_counts["L_G"] == 1 and brain.term_sums["L_G"] >= 2 * 0.6931 - 1e-4
+
+
+def test_named_optimizers_are_checkpointed_and_restored(tiny_models, mini_iemocap_manifests, tmp_path):
+    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path)
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN)
+    for step, batch in zip((1, 2), loader):
+        brain.step = step
+        brain.fit_batch(batch)
+    assert set(brain.optimizers_dict) == {"encoders", "head", "discriminator"}
+    ckpt = brain.checkpointer.save_checkpoint()
+    for name in brain.optimizers_dict:
+        assert (Path(ckpt.path) / f"optimizer_{name}.ckpt").exists()
+
+    restored, _ = make_brain(tiny_models, mini_iemocap_manifests, tmp_path)
+    restored.on_fit_start()  # recovers the checkpoint
+    for name, optimizer in brain.optimizers_dict.items():
+        a, b = optimizer.state_dict(), restored.optimizers_dict[name].state_dict()
+        assert a["param_groups"][0]["params"] == b["param_groups"][0]["params"]
+        for key in a["state"]:
+            torch.testing.assert_close(a["state"][key]["exp_avg"], b["state"][key]["exp_avg"])
+    d_shapes = {p.shape for p in unwrap(restored.modules.discriminator).parameters()}
+    d_state = restored.optimizers_dict["discriminator"].state_dict()["state"]
+    assert {s["exp_avg"].shape for s in d_state.values()} == d_shapes
+
+
+@pytest.mark.parametrize("extra", [
+    {"use_gan": False, "use_lcl": False},
+    {"use_aed": False, "use_aec": False},
+    {"use_mir": False, "use_gan": False},
+    {"modalities": "text", "use_gan": False},
+])
+def test_ablations_train_one_step(tiny_models, mini_iemocap_manifests, tmp_path, extra):
+    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, **extra)
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN)
+    brain.step = 1
+    assert torch.isfinite(brain.fit_batch(next(iter(loader))))
+    assert ("discriminator" in brain.optimizers_dict) == extra.get("use_gan", True)
+    assert ("L_AED" in brain.term_sums) == extra.get("use_aed", True)
+
+
+def test_gan_without_mir_is_a_clear_error(tiny_models, mini_iemocap_manifests, tmp_path):
+    with pytest.raises(ValueError, match="use_gan=False"):
+        make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_mir=False)
+
+
+def test_bf16_and_accumulation_keep_the_phases(tiny_models, mini_iemocap_manifests, tmp_path):
+    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path,
+                               grad_accumulation_factor=2, precision="bf16")
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN)
+    d0 = snapshot(brain.modules.discriminator)
+    batches = iter(loader)
+    brain.step = 1  # 1 % 2 != 0: accumulate only
+    brain.fit_batch(next(batches))
+    assert changed(d0, snapshot(brain.modules.discriminator)) == set()
+    assert brain.optimizer_step == 0
+    brain.step = 2
+    brain.fit_batch(next(batches))
+    assert changed(d0, snapshot(brain.modules.discriminator)) == set(d0)
+    assert brain.optimizer_step == 1
