@@ -798,7 +798,7 @@ def save_label_statistics(stats, path, verbose=True):
 
 
 def manifest_label_statistics(
-    manifest_paths, tokenizer, max_len=16, output_path=None, verbose=True
+    manifest_paths, tokenizer, max_len=16, output_path=None, verbose=True, max_length=None
 ):
     """Label statistics of the entries of SpeechBrain manifests that have a hypothesis.
 
@@ -814,6 +814,8 @@ def manifest_label_statistics(
         AEC target cap.
     output_path : str or Path, optional
     verbose : bool
+    max_length : int, optional
+        Hypothesis cap in tokens, as in training (see :func:`align_transcripts`).
 
     Returns
     -------
@@ -830,7 +832,7 @@ def manifest_label_statistics(
             f"no entry of {[str(p) for p in manifest_paths]} has a 'hypothesis'; prepare the "
             "manifests with a hypothesis cache (python -m m4ser_lobes.asr ...)"
         )
-    stats = label_statistics(entries.values(), tokenizer, max_len=max_len)
+    stats = label_statistics(entries.values(), tokenizer, max_len=max_len, max_length=max_length)
     if output_path is None:
         output_path = Path(manifest_paths[0]).parent / "label_statistics.json"
     save_label_statistics(stats, output_path, verbose=verbose)

@@ -465,10 +465,12 @@ def report_markdown(report):
         _table(["true \\ predicted", *classes], confusion),
     ]
     if report["curves"]:
+        note = "`loss_curves.png`."
+        if "L_G" in report["curves"]:
+            note = "L_G → 2 ln 2 ≈ 1.386 and D(H_inv) → 0.5 at the adversarial equilibrium. " + note
         parts += [
             "## Loss terms (Fig. 8), mean over folds",
-            "L_G → 2 ln 2 ≈ 1.386 and D(H_inv) → 0.5 at the adversarial equilibrium. "
-            "`loss_curves.png`.",
+            note,
             _table(["term", "first epoch", "last epoch"], _curve_rows(report["curves"])),
         ]
     return "\n\n".join(parts) + "\n"

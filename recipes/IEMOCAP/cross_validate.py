@@ -21,6 +21,7 @@ building any model. When every requested fold has finished, :mod:`m4ser_lobes.re
 import argparse
 import json
 import logging
+import re
 import shlex
 import subprocess
 import sys
@@ -63,20 +64,13 @@ def parse_args(argv):
     return args.hparams_file, sorted(set(args.folds)), args.launcher, train_args
 
 
-class _Placeholder:
-    """Stands for a YAML ``!PLACEHOLDER`` that no override filled."""
-
-
 def _tag_loader():
-    """A SafeLoader that reads HyperPyYAML tags (``!new:``, ``!apply:``...) as null."""
+    """A SafeLoader that reads HyperPyYAML object tags (``!new:``, ``!apply:``...) as null."""
 
     class Loader(yaml.SafeLoader):
         pass
 
-    def construct(loader, suffix, node):
-        return _Placeholder() if suffix == "PLACEHOLDER" else None
-
-    Loader.add_multi_constructor("!", construct)
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
     return Loader
 
 
@@ -91,15 +85,17 @@ def resolve_hparams(hparams_file, train_args, fold):
 
     _, _, overrides = sb.parse_arguments([hparams_file, f"--fold={fold}", *train_args])
     with open(hparams_file, encoding="utf-8") as fin:
-        resolved = resolve_references(fin, overrides).getvalue()
-    hparams = yaml.load(resolved, Loader=_tag_loader())
-    unset = [k for k, v in hparams.items() if isinstance(v, _Placeholder)]
-    if unset:
-        raise SystemExit(
-            f"{hparams_file}: {', '.join(unset)} must be given, e.g. "
-            + " ".join(f"--{k}=..." for k in unset)
-        )
-    return hparams
+        try:
+            resolved = resolve_references(fin, overrides).getvalue()
+        except ValueError as error:
+            unset = re.search(r"'(\w+)' is a !PLACEHOLDER", str(error))
+            if unset is None:
+                raise
+            raise SystemExit(
+                f"{hparams_file}: {unset.group(1)} has no value; pass it on the command line, "
+                f"e.g. --{unset.group(1)}=/path/to/IEMOCAP_full_release"
+            ) from error
+    return yaml.load(resolved, Loader=_tag_loader())
 
 
 def fold_metrics_line(folder):

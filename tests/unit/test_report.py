@@ -150,7 +150,8 @@ def test_ablation_without_gan_has_no_adversarial_curves(tmp_path):
     assert not any(k.startswith("D(") for k in result["curves"])
     paths = rp.write_report(result, tmp_path / "out")
     assert paths["curves"].stat().st_size > 0
-    assert "L_G" not in paths["markdown"].read_text().split("Loss terms")[1]
+    loss_section = paths["markdown"].read_text().split("Loss terms")[1]
+    assert "| L_ER |" in loss_section and "L_G" not in loss_section
 
 
 # ------------------------------------------------------------------------------ files

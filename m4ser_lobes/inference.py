@@ -1,0 +1,561 @@
+"""Emotion recognition with a trained, exported M4SER model: ``M4SERClassifier`` (a ``Pretrained``).
+
+Loading (a folder written by ``python -m m4ser_lobes.export``, or its Hugging Face Hub repo)::
+
+    from m4ser_lobes.inference import M4SERClassifier
+
+    classifier = M4SERClassifier.from_hparams(source="exported/m4ser-iemocap-fold1")
+    probs, score, index, labels = classifier.classify_file("speech.wav")
+    probs, score, index, labels = classifier.classify_file("speech.wav", transcript="I'm fine.")
+    *_, (info,) = classifier.classify_file("speech.wav", correct=True)
+    info.text, info.source, info.corrected      # transcript used, "given"/"asr", AED+AEC correction
+
+The return values follow SpeechBrain's ``EncoderClassifier``: ``(probabilities [B,C], score [B],
+index [B], labels)`` — with *probabilities* (softmax), not log-probabilities. Asking for the
+transcript (``return_transcript(s)=True``) or its correction (``correct=True``) appends a fifth
+element, one :class:`TranscriptInfo` per utterance.
+
+What runs (paper §III-I): the speech and text encoders, the fusion and the emotion head. The
+modality discriminator is never exported; AED and AEC are built from ``corrector.ckpt`` only the
+first time a correction is asked for. Without a transcript the ASR model named by ``asr_model``
+in the model's ``hyperparams.yaml`` (Whisper through ``transformers``; loaded at first use)
+transcribes the audio, as in training, where the text branch read Whisper hypotheses.
+
+Text goes through the training pipeline's normaliser and tokenizer
+(:func:`m4ser_lobes.alignment.encode_hypothesis`, capped at ``max_tokens``).
+
+Long audio (:func:`split_windows`): a file longer than ``window_seconds`` (the training crop,
+``max_audio_seconds``) is cut into equal windows of at most that length; at most ``max_windows``
+of them, evenly spaced over the file, are classified, ``batch_size`` at a time, and their
+probabilities averaged. Memory is therefore bounded by ``batch_size`` windows whatever the file
+length (the decoded file itself is held in RAM, about 230 MB per hour at 16 kHz). Without a
+given transcript each window is transcribed separately and the window texts are joined; a given
+transcript is paired with every window. A file no longer than ``window_seconds`` is classified
+whole, exactly as the training Brain's test stage sees it.
+
+Shape legend: B batch, L samples, N windows, T_t tokens, C classes. Masks: True = padding.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import torch
+from speechbrain.inference.interfaces import Pretrained, pretrained_from_hparams
+from speechbrain.utils.fetching import FetchConfig
+
+from m4ser_lobes.alignment import correct as correct_text
+from m4ser_lobes.alignment import encode_hypothesis
+from m4ser_lobes.audio import AudioError, load_audio
+
+logger = logging.getLogger(__name__)
+
+#: Parameters of these sub-modules are stored by ``save_pretrained`` in their own folders
+#: (``speech_encoder/``, ``text_encoder/``), not in ``model.ckpt``.
+BACKBONE_PREFIXES = ("speech_encoder.model.", "text_encoder.model.")
+CORRECTOR_FILE = "corrector.ckpt"
+
+__all__ = [
+    "M4SERClassifier",
+    "TranscriptInfo",
+    "load_inference_weights",
+    "resolve_source",
+    "split_windows",
+]
+
+
+class TranscriptInfo(NamedTuple):
+    """The text behind one prediction."""
+
+    text: Optional[str]  # raw transcript the text encoder read (None: speech-only model)
+    source: str  # "given", "asr" or "unused" (speech-only model)
+    corrected: Optional[str] = None  # AED + AEC correction, normalised (when asked for)
+
+
+def load_inference_weights(model, path):
+    """Pretrainer hook: load ``model.ckpt`` into the inference :class:`~m4ser_lobes.model.M4SER`.
+
+    Stricter than SpeechBrain's default non-strict transfer: every parameter must be found,
+    except the pretrained backbones' (:data:`BACKBONE_PREFIXES`), which the encoders already
+    loaded from their ``save_pretrained`` folders; an unexpected key is an error too.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The model built by ``hyperparams.yaml``.
+    path : str or Path
+        ``model.ckpt`` (a state dict).
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(BACKBONE_PREFIXES)]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(
+            f"{path} does not match the model that hyperparams.yaml builds: missing "
+            f"{missing[:5]}{' ...' if len(missing) > 5 else ''}, unexpected "
+            f"{result.unexpected_keys[:5]}{' ...' if len(result.unexpected_keys) > 5 else ''}. "
+            "Export the checkpoint again with `python -m m4ser_lobes.export`."
+        )
+
+
+def resolve_source(source, fetch_config=None):
+    """A local folder holding the whole export: ``source`` itself, or a Hub snapshot of it.
+
+    The encoders are loaded with ``from_pretrained`` from sub-folders of the export, which
+    SpeechBrain's file-by-file ``fetch`` cannot provide, so a Hub repo id is downloaded (or
+    found in the cache, offline with ``HF_HUB_OFFLINE=1``) with
+    ``huggingface_hub.snapshot_download``; ``corrector.ckpt`` is left out until a correction is
+    asked for.
+
+    Arguments
+    ---------
+    source : str or Path
+        Local folder, or Hub repo id (``org/name``).
+    fetch_config : speechbrain.utils.fetching.FetchConfig, optional
+        ``revision``, ``token``, ``huggingface_cache_dir`` and ``allow_network`` are honoured.
+
+    Returns
+    -------
+    Path
+    """
+    if Path(source).is_dir():
+        return Path(source).resolve()
+    from huggingface_hub import snapshot_download
+
+    config = fetch_config or FetchConfig()
+    return Path(
+        snapshot_download(
+            repo_id=str(source),
+            revision=config.revision,
+            cache_dir=config.huggingface_cache_dir,
+            token=config.token,
+            local_files_only=not config.allow_network,
+            ignore_patterns=[CORRECTOR_FILE],
+        )
+    )
+
+
+def split_windows(wav, window, max_windows):
+    """Cut a long waveform into equal windows (the long-audio policy of this module).
+
+    ``N = min(ceil(L / window), max_windows)`` windows of ``min(window, ceil(L / N))`` samples,
+    evenly spaced from the first to the last sample: they tile the file (overlapping by less than
+    N samples) when ``N`` windows suffice, otherwise they sample it evenly.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        [L] waveform.
+    window : int
+        Longest window in samples.
+    max_windows : int
+        Cap on N.
+
+    Returns
+    -------
+    torch.Tensor
+        [N, W] windows (a file no longer than ``window``: [1, L], itself).
+
+    Example
+    -------
+    >>> split_windows(torch.arange(10.0), window=4, max_windows=8)  # 3 windows of 4 cover 10
+    tensor([[0., 1., 2., 3.],
+            [3., 4., 5., 6.],
+            [6., 7., 8., 9.]])
+    >>> split_windows(torch.arange(100.0), window=4, max_windows=3)[:, 0]  # 3 evenly spaced
+    tensor([ 0., 48., 96.])
+    >>> split_windows(torch.ones(3), window=4, max_windows=3).shape
+    torch.Size([1, 3])
+    """
+    if window < 1 or max_windows < 1:
+        raise ValueError(f"window and max_windows must be >= 1, got {window} and {max_windows}")
+    length = wav.shape[0]
+    if length <= window:
+        return wav.unsqueeze(0)
+    count = min(math.ceil(length / window), max_windows)
+    size = min(window, math.ceil(length / count))
+    starts = torch.linspace(0, length - size, count).round().long().tolist()
+    return torch.stack([wav[s : s + size] for s in starts])
+
+
+@contextmanager
+def _attached(model, corrector):
+    """Lend the correction heads to the model for one ``correct_transcripts`` call."""
+    model.aed_head, model.aec_decoder = corrector.aed_head, corrector.aec_decoder
+    try:
+        yield model
+    finally:
+        model.aed_head = model.aec_decoder = None
+
+
+class M4SERClassifier(Pretrained):
+    """Speech emotion recognition from speech and its transcript with a trained M4SER.
+
+    Build it with :meth:`from_hparams` on an export folder or Hub repo (module docstring).
+    ``hyperparams.yaml`` provides the ``model`` module, ``label_encoder``, ``sample_rate``,
+    ``max_tokens``, ``window_seconds``, ``max_windows``, ``batch_size``, ``asr_model`` and, for
+    corrections, ``has_corrector``, ``corrector_path``, ``aed_head`` and ``aec_decoder``
+    (``!name:`` constructors, not built at load time).
+
+    Example
+    -------
+    >>> wavs = torch.randn(2, 16000)                                    # doctest: +SKIP
+    >>> classifier = M4SERClassifier.from_hparams("exported/m4ser")     # doctest: +SKIP
+    >>> probs, score, index, labels = classifier.classify_batch(
+    ...     wavs, torch.tensor([1.0, 0.6]), transcripts=["oh no", "great"])  # doctest: +SKIP
+    >>> probs.shape, labels                                             # doctest: +SKIP
+    (torch.Size([2, 4]), ['sad', 'hap'])
+    """
+
+    MODULES_NEEDED = ["model"]
+    HPARAMS_NEEDED = [
+        "label_encoder",
+        "sample_rate",
+        "max_tokens",
+        "window_seconds",
+        "max_windows",
+        "batch_size",
+        "asr_model",
+    ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.source = None  # set by from_hparams (for a lazy download of corrector.ckpt)
+        self.fetch_config = FetchConfig()
+        self.asr = None  # m4ser_lobes.asr.WhisperTranscriber, built at first use
+        self.corrector = None  # ModuleDict(aed_head, aec_decoder), built at first use
+        self._min_samples = None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_hparams(cls, source, hparams_file="hyperparams.yaml", overrides=None, **kwargs):
+        """Load an export from a local folder or a Hub repo id (offline once cached).
+
+        Arguments
+        ---------
+        source : str or Path
+            Export folder, or Hub repo id (see :func:`resolve_source`).
+        hparams_file : str
+            Inference YAML inside ``source``.
+        overrides : dict, optional
+            YAML overrides, e.g. ``{"window_seconds": 10.0, "asr_model": "openai/whisper-small.en"}``.
+        **kwargs
+            Forwarded to ``speechbrain.inference.interfaces.pretrained_from_hparams`` (``savedir``,
+            ``fetch_config``, ``local_strategy``) and the constructor (``run_opts``).
+
+        Returns
+        -------
+        M4SERClassifier
+        """
+        fetch_config = kwargs.get("fetch_config") or FetchConfig()
+        local = resolve_source(source, fetch_config)
+        overrides = dict(overrides or {})
+        overrides.setdefault("pretrained_path", str(local))
+        classifier = pretrained_from_hparams(
+            cls, source=str(local), hparams_file=hparams_file, overrides=overrides, **kwargs
+        )
+        classifier.source = str(source)
+        classifier.fetch_config = fetch_config
+        return classifier
+
+    @property
+    def model(self):
+        """The inference :class:`~m4ser_lobes.model.M4SER` (no AED, AEC or discriminator)."""
+        return self.mods.model
+
+    @property
+    def classes(self):
+        """Class names in index order."""
+        encoder = self.hparams.label_encoder
+        return [encoder.decode_ndim(i) for i in range(len(encoder))]
+
+    @property
+    def min_samples(self):
+        """Shortest input (in samples) for which the speech encoder yields a frame."""
+        if self._min_samples is None:
+            self._min_samples = 1
+            if self.model.uses_speech:
+                lengths = torch.arange(1, self.hparams.sample_rate + 1)
+                frames = self.model.speech_encoder.frame_lengths(lengths)
+                self._min_samples = int(lengths[frames >= 1][0])
+        return self._min_samples
+
+    # ------------------------------------------------------------------ text
+    def encode_texts(self, texts):
+        """Normalise and tokenise transcripts as in training.
+
+        Arguments
+        ---------
+        texts : list of str
+
+        Returns
+        -------
+        input_ids : torch.Tensor
+            [B, T_t] ids with [CLS]/[SEP], padded with the tokenizer's pad id.
+        text_pad_mask : torch.Tensor
+            [B, T_t] True = padding.
+        """
+        tokenizer = self.model.text_encoder.tokenizer
+        ids = [encode_hypothesis(t or "", tokenizer, self.hparams.max_tokens) for t in texts]
+        width = max(len(i) for i in ids)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+        pad_mask = torch.ones(len(ids), width, dtype=torch.bool)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            pad_mask[row, : len(seq)] = False
+        return input_ids.to(self.device), pad_mask.to(self.device)
+
+    def transcribe(self, waveforms):
+        """Transcribe 16 kHz waveforms with the model's ASR (``asr_model``), loaded at first use.
+
+        Arguments
+        ---------
+        waveforms : list of torch.Tensor
+            [L_i] waveforms (no padding).
+
+        Returns
+        -------
+        list of str
+            Raw hypotheses.
+        """
+        if self.asr is None:
+            from m4ser_lobes.asr import WhisperTranscriber
+
+            logger.info("Loading the ASR model %s", self.hparams.asr_model)
+            self.asr = WhisperTranscriber(
+                self.hparams.asr_model,
+                device=str(self.device),
+                batch_size=getattr(self.hparams, "asr_batch_size", 8),
+                chunk_seconds=getattr(self.hparams, "asr_chunk_seconds", 30.0),
+            )
+        return self.asr([w.detach().float().cpu().numpy() for w in waveforms])
+
+    def load_corrector(self):
+        """Build AED + AEC from ``corrector.ckpt`` (once); returns them as a ModuleDict."""
+        if self.corrector is not None:
+            return self.corrector
+        if not getattr(self.hparams, "has_corrector", False):
+            raise RuntimeError(
+                "this model has no transcript corrector: it was trained without AED and AEC, or "
+                "exported with --no-corrector"
+            )
+        path = Path(self.hparams.corrector_path)
+        if not path.exists() and self.source and not Path(self.source).is_dir():
+            from huggingface_hub import hf_hub_download
+
+            path = Path(
+                hf_hub_download(
+                    repo_id=self.source,
+                    filename=CORRECTOR_FILE,
+                    revision=self.fetch_config.revision,
+                    cache_dir=self.fetch_config.huggingface_cache_dir,
+                    token=self.fetch_config.token,
+                    local_files_only=not self.fetch_config.allow_network,
+                )
+            )
+        if not path.exists():
+            raise RuntimeError(f"{path}: the transcript corrector's weights are missing")
+        corrector = torch.nn.ModuleDict(
+            {"aed_head": self.hparams.aed_head(), "aec_decoder": self.hparams.aec_decoder()}
+        )
+        corrector.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.corrector = corrector.to(self.device).eval().requires_grad_(False)
+        return self.corrector
+
+    @torch.no_grad()
+    def correct_transcripts(self, texts):
+        """ASR error detection and correction (design §4) of transcripts.
+
+        Arguments
+        ---------
+        texts : list of str
+            Raw transcripts (normalised and capped at ``max_tokens`` here, as the model reads them).
+
+        Returns
+        -------
+        list of str
+            Corrected, normalised texts.
+        """
+        if not texts:
+            return []
+        corrector = self.load_corrector()
+        input_ids, pad_mask = self.encode_texts(texts)
+        max_len = getattr(self.hparams, "aec_max_len", 16)
+        with self.inference_ctx, _attached(self.model, corrector) as model:
+            labels, spans = model.correct_transcripts(input_ids, pad_mask, max_len=max_len)
+        tokenizer = self.model.text_encoder.tokenizer
+        return [
+            correct_text(ids, lab, span, tokenizer)
+            for ids, lab, span in zip(input_ids.cpu(), labels.cpu(), spans)
+        ]
+
+    # ------------------------------------------------------------------ classification
+    def _check_batch(self, wavs, wav_lens):
+        wavs = torch.as_tensor(wavs)
+        if wavs.dim() == 1:
+            wavs = wavs.unsqueeze(0)
+        if wavs.dim() != 2:
+            raise ValueError(
+                f"wavs must be [B, L] (or [L]) mono 16 kHz audio, got shape {tuple(wavs.shape)}"
+            )
+        wavs = wavs.float().to(self.device)
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        wav_lens = torch.as_tensor(wav_lens, dtype=torch.float).to(self.device)
+        if wav_lens.shape != (wavs.shape[0],):
+            raise ValueError(f"wav_lens must be [B]={wavs.shape[0]}, got {tuple(wav_lens.shape)}")
+        if not torch.isfinite(wavs).all():
+            raise ValueError("wavs contain NaN or Inf samples")
+        shortest = int((wav_lens.min() * wavs.shape[1]).round())
+        if shortest < self.min_samples:
+            raise ValueError(
+                f"an utterance has {shortest} samples; the speech encoder needs at least "
+                f"{self.min_samples} ({self.min_samples / self.hparams.sample_rate:.3f} s)"
+            )
+        return wavs, wav_lens
+
+    def _texts(self, wavs, wav_lens, transcripts):
+        """Transcripts for a batch: the given ones, ASR for the missing ones; and their sources."""
+        count = wavs.shape[0]
+        if not self.model.uses_text:
+            given = list(transcripts) if transcripts is not None else [None] * count
+            return given, ["unused"] * count
+        if isinstance(transcripts, str):
+            transcripts = [transcripts]
+        texts = list(transcripts) if transcripts is not None else [None] * count
+        if len(texts) != count:
+            raise ValueError(f"{len(texts)} transcripts for a batch of {count} waveforms")
+        sources = ["given" if t is not None else "asr" for t in texts]
+        missing = [i for i, t in enumerate(texts) if t is None]
+        if missing:
+            lengths = (wav_lens * wavs.shape[1]).round().long()
+            heard = self.transcribe([wavs[i, : lengths[i]] for i in missing])
+            for i, text in zip(missing, heard):
+                texts[i] = text
+        return texts, sources
+
+    @torch.no_grad()
+    def emotion_probabilities(self, wavs, wav_lens, texts):
+        """Softmax of the emotion logits (Eq. 18) for a checked batch, [B, C]."""
+        input_ids = pad_mask = None
+        if self.model.uses_text:
+            input_ids, pad_mask = self.encode_texts(texts)
+        with self.inference_ctx:
+            logits = self.model(wavs, wav_lens, input_ids, pad_mask).logits
+        return torch.softmax(logits.float(), dim=-1)
+
+    def _result(self, probabilities, infos, with_text):
+        score, index = torch.max(probabilities, dim=-1)
+        labels = self.hparams.label_encoder.decode_torch(index)
+        if with_text:
+            return probabilities, score, index, labels, infos
+        return probabilities, score, index, labels
+
+    def classify_batch(
+        self, wavs, wav_lens=None, transcripts=None, return_transcripts=False, correct=False
+    ):
+        """Classify a padded batch of 16 kHz mono waveforms.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            [B, L] waveforms at ``sample_rate`` (16 kHz), zero-padded on the right.
+        wav_lens : torch.Tensor, optional
+            [B] relative lengths (SpeechBrain convention); default all 1.
+        transcripts : list of (str or None), optional
+            One per waveform; a missing one (None) is produced by the ASR model.
+        return_transcripts : bool
+            Append the list of :class:`TranscriptInfo`.
+        correct : bool
+            Also correct the transcripts with AED + AEC (implies ``return_transcripts``).
+
+        Returns
+        -------
+        probabilities : torch.Tensor
+            [B, C] class probabilities.
+        score : torch.Tensor
+            [B] probability of the best class.
+        index : torch.Tensor
+            [B] index of the best class.
+        labels : list of str
+            Names of the best classes.
+        transcripts : list of TranscriptInfo
+            Only with ``return_transcripts`` or ``correct``.
+        """
+        wavs, wav_lens = self._check_batch(wavs, wav_lens)
+        texts, sources = self._texts(wavs, wav_lens, transcripts)
+        probabilities = self.emotion_probabilities(wavs, wav_lens, texts)
+        corrected = self.correct_transcripts(texts) if correct else [None] * len(texts)
+        infos = [TranscriptInfo(t, s, c) for t, s, c in zip(texts, sources, corrected)]
+        return self._result(probabilities, infos, return_transcripts or correct)
+
+    def classify_file(self, path, transcript=None, return_transcript=False, correct=False):
+        """Classify one audio file of any sample rate and channel count.
+
+        The file is read with :func:`m4ser_lobes.audio.load_audio` (resampled to 16 kHz, channels
+        averaged); long files follow the window policy of the module docstring.
+
+        Arguments
+        ---------
+        path : str or Path
+            Audio file (wav, flac, ogg ...).
+        transcript : str, optional
+            What was said; the ASR model transcribes the file when it is not given.
+        return_transcript : bool
+            Append ``[TranscriptInfo]``.
+        correct : bool
+            Also correct the transcript with AED + AEC (implies ``return_transcript``).
+
+        Returns
+        -------
+        tuple
+            As :meth:`classify_batch`, with B = 1.
+
+        Raises
+        ------
+        m4ser_lobes.audio.AudioError
+            The file is missing, not audio, empty, not finite or too short; the message names it.
+        """
+        rate = self.hparams.sample_rate
+        wav = load_audio(path, sample_rate=rate)
+        if wav.shape[0] < self.min_samples:
+            raise AudioError(
+                f"{os.fspath(path)}: {wav.shape[0] / rate:.3f} s of audio is too short; the "
+                f"speech encoder needs at least {self.min_samples / rate:.3f} s"
+            )
+        windows = split_windows(
+            wav, int(self.hparams.window_seconds * rate), int(self.hparams.max_windows)
+        ).to(self.device)
+        if windows.shape[0] > 1:
+            logger.info("%s: %.1f s classified as %d windows of %.1f s", path,
+                        wav.shape[0] / rate, windows.shape[0], windows.shape[1] / rate)
+        ones = torch.ones(windows.shape[0], device=self.device)
+        if transcript is not None or not self.model.uses_text:
+            texts = [transcript] * windows.shape[0]
+            source = "given" if self.model.uses_text else "unused"
+        else:
+            texts, source = self.transcribe(list(windows)), "asr"
+        step = max(1, int(self.hparams.batch_size))
+        probabilities = torch.cat(
+            [
+                self.emotion_probabilities(windows[i : i + step], ones[i : i + step], texts[i : i + step])
+                for i in range(0, windows.shape[0], step)
+            ]
+        ).mean(dim=0, keepdim=True)
+        used = texts[0] if source != "asr" else " ".join(t for t in texts if t)
+        corrected = None
+        if correct:
+            parts = texts[:1] if source != "asr" else [t for t in texts if t]
+            corrected = " ".join(c for c in self.correct_transcripts(parts) if c)
+        info = TranscriptInfo(used, source, corrected)
+        return self._result(probabilities, [info], return_transcript or correct)
+
+    def forward(self, wavs, wav_lens=None, transcripts=None):
+        """Class probabilities [B, C] of a batch (see :meth:`classify_batch`)."""
+        return self.classify_batch(wavs, wav_lens, transcripts)[0]

@@ -1,0 +1,143 @@
+"""``recipes/IEMOCAP/cross_validate.py``: folds in child processes, resume, report.
+
+The fast tests replace train.py with a stand-in script (``train_script``) that writes a fold's
+files, so the orchestration (output folders, skipping, errors) is checked in seconds. The slow
+test runs the real recipe, two 1-epoch folds of the tiny demo configuration, then the same
+command again, which must skip both folds.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "IEMOCAP"
+HPARAMS = REPO / "hparams" / "m4ser.yaml"
+if str(RECIPE) not in sys.path:
+    sys.path.insert(0, str(RECIPE))
+import cross_validate  # noqa: E402
+
+FAKE_TRAIN = """
+import json, sys
+from pathlib import Path
+args = dict(a[2:].split("=", 1) for a in sys.argv[2:] if a.startswith("--") and "=" in a)
+if args.get("fail") == "True":
+    sys.exit(3)
+fold = int(args["fold"])
+out = Path(args["results_folder"]) / args["experiment_name"] / f"fold{fold}" / f"seed{args['seed']}"
+out.mkdir(parents=True, exist_ok=True)
+classes = ["neu", "ang"]
+rows = [(f"u{fold}a", "neu", "neu"), (f"u{fold}b", "ang", "neu" if fold == 1 else "ang")]
+(out / "predictions.csv").write_text(
+    "id,true,predicted,p_neu,p_ang\\n" + "".join(f"{u},{t},{p},0.5,0.5\\n" for u, t, p in rows))
+acc = 50.0 if fold == 1 else 100.0
+(out / "test_metrics.json").write_text(json.dumps({
+    "WA": acc, "UA": acc, "W-F1": acc, "classes": classes,
+    "confusion": [[1, 0], [1, 0]] if fold == 1 else [[1, 0], [0, 1]]}))
+(out / "history.json").write_text(json.dumps(
+    [{"epoch": 1, "train": {"L_ER": 1.0, "L_G": 1.4}, "valid": {"UA": 50.0}}]))
+print(f"FAKE TRAIN fold {fold}")
+"""
+
+
+@pytest.fixture
+def fake_train(tmp_path):
+    script = tmp_path / "fake_train.py"
+    script.write_text(textwrap.dedent(FAKE_TRAIN))
+    return script
+
+
+def fake_args(tmp_path, *extra):
+    results = tmp_path / "results"
+    return [str(HPARAMS), f"--results_folder={results}", "--experiment_name=exp", "--seed=3",
+            "--data_folder=/nowhere", *extra]
+
+
+# ------------------------------------------------------------------------------ fast
+def test_parse_args_refuses_fold():
+    with pytest.raises(SystemExit):
+        cross_validate.parse_args(["h.yaml", "--fold=2"])
+    assert cross_validate.parse_args(["h.yaml"])[1] == [1, 2, 3, 4, 5]
+
+
+def test_output_folder_is_the_one_train_py_computes(tmp_path):
+    hparams = cross_validate.resolve_hparams(
+        str(HPARAMS), [f"--results_folder={tmp_path}", "--experiment_name=abl", "--seed=5",
+                       "--data_folder=/x", "--device=cpu", "--use_gan=False"], fold=4)
+    assert hparams["output_folder"] == f"{tmp_path}/abl/fold4/seed5"
+    assert hparams["fold"] == 4 and hparams["use_gan"] is False
+    assert hparams["model"] is None  # nothing was built
+
+
+def test_missing_placeholder_names_the_override():
+    with pytest.raises(SystemExit, match="--data_folder="):
+        cross_validate.resolve_hparams(str(HPARAMS), [], fold=1)
+
+
+def test_runs_missing_folds_then_skips_finished(tmp_path, fake_train, capfd):
+    args = fake_args(tmp_path, "--folds", "1", "2")
+    report = cross_validate.main(args, train_script=fake_train)
+    out = capfd.readouterr()
+    assert "FAKE TRAIN fold 1" in out.out and "FAKE TRAIN fold 2" in out.out
+    assert report["pooled"]["WA"] == 75.0 and report["mean"]["WA"] == 75.0
+    assert (tmp_path / "results" / "exp" / "cv_report" / "cv_report.md").is_file()
+
+    finished = tmp_path / "results" / "exp" / "fold1" / "seed3" / "test_metrics.json"
+    before = finished.stat().st_mtime_ns
+    cross_validate.main(args, train_script=fake_train)
+    out = capfd.readouterr()
+    assert "FAKE TRAIN" not in out.out
+    assert "fold 1: skipped" in out.err and "fold 2: skipped" in out.err
+    assert finished.stat().st_mtime_ns == before
+
+
+def test_failed_fold_says_how_to_resume(tmp_path, fake_train):
+    with pytest.raises(SystemExit) as error:
+        cross_validate.main(fake_args(tmp_path, "--folds", "2", "--fail=True"), train_script=fake_train)
+    message = str(error.value)
+    assert "fold 2 failed (exit code 3" in message
+    assert str(tmp_path / "results" / "exp" / "fold2" / "seed3" / "log.txt") in message
+    assert "rerun the same command" in message
+
+
+# ------------------------------------------------------------------------------ slow
+@pytest.mark.slow
+def test_two_real_folds_then_resume(tmp_path):
+    """Two 1-epoch folds of the tiny demo model on a 64-utterance corpus, then a rerun."""
+    from demo import demo_overrides
+
+    from m4ser_lobes.mini_corpus import generate_iemocap
+
+    generate_iemocap(tmp_path / "corpus", seed=0, utterances_per_dialog=4)  # demo reuses it
+    overrides = demo_overrides(tmp_path, epochs=1)
+    overrides.pop("fold")
+    command = [sys.executable, str(RECIPE / "cross_validate.py"), str(HPARAMS), "--folds", "1", "2",
+               "--device=cpu", *(f"--{k}={'null' if v is None else v}" for k, v in overrides.items())]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+
+    first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    experiment = tmp_path / "results" / "demo"
+    markers = [experiment / f"fold{k}" / "seed7" / "test_metrics.json" for k in (1, 2)]
+    assert all(m.is_file() for m in markers)
+    assert "fold 1: training" in first.stderr and "fold 2: training" in first.stderr
+    report_dir = experiment / "cv_report"
+    report = json.loads((report_dir / "cv_report.json").read_text())
+    assert list(report["folds"]) == ["1", "2"]
+    assert report["pooled"]["n"] == sum(f["n"] for f in report["folds"].values()) == 32
+    assert {"L_ER", "L_AED", "L_AEC", "L_LCL", "L_D", "L_G", "valid UA"} <= set(report["curves"])
+    for name in ("cv_report.md", "confusion_matrix_avg.png", "loss_curves.png"):
+        assert (report_dir / name).stat().st_size > 0
+
+    mtimes = [m.stat().st_mtime_ns for m in markers]
+    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "fold 1: skipped" in second.stderr and "fold 2: skipped" in second.stderr
+    assert "training" not in second.stderr
+    assert [m.stat().st_mtime_ns for m in markers] == mtimes
+    assert json.loads((report_dir / "cv_report.json").read_text())["pooled"] == report["pooled"]
