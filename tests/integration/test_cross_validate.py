@@ -79,7 +79,8 @@ def test_missing_placeholder_names_the_override():
         cross_validate.resolve_hparams(str(HPARAMS), [], fold=1)
 
 
-def test_runs_missing_folds_then_skips_finished(tmp_path, fake_train, capfd):
+def test_runs_missing_folds_then_skips_finished(tmp_path, fake_train, capfd, caplog):
+    caplog.set_level("INFO", logger="cross_validate")
     args = fake_args(tmp_path, "--folds", "1", "2")
     report = cross_validate.main(args, train_script=fake_train)
     out = capfd.readouterr()
@@ -89,10 +90,12 @@ def test_runs_missing_folds_then_skips_finished(tmp_path, fake_train, capfd):
 
     finished = tmp_path / "results" / "exp" / "fold1" / "seed3" / "test_metrics.json"
     before = finished.stat().st_mtime_ns
+    caplog.clear()
     cross_validate.main(args, train_script=fake_train)
     out = capfd.readouterr()
     assert "FAKE TRAIN" not in out.out
-    assert "fold 1: skipped" in out.err and "fold 2: skipped" in out.err
+    assert "fold 1: skipped" in caplog.text and "fold 2: skipped" in caplog.text
+    assert "WA 50.00" in caplog.text  # the finished fold's metrics are logged
     assert finished.stat().st_mtime_ns == before
 
 
