@@ -225,6 +225,8 @@ class M4SERClassifier(Pretrained):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        encoder = self.hparams.label_encoder
+        encoder.expect_len(getattr(self.hparams, "num_emotions", len(encoder)))
         self.source = None  # set by from_hparams (for a lazy download of corrector.ckpt)
         self.fetch_config = FetchConfig()
         self.asr = None  # m4ser_lobes.asr.WhisperTranscriber, built at first use

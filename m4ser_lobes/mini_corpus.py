@@ -53,6 +53,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from m4ser_lobes.fileio import atomic_write_json
+
 SAMPLE_RATE = 16000
 RELEASE_NAME = "IEMOCAP_full_release"
 
@@ -228,7 +230,7 @@ def generate_iemocap(out_dir, seed=0, utterances_per_dialog=10, filtered_per_dia
         _write_decoys(dialog_dir / "EmoEvaluation", dialogs[0])
     utterances = _add_hypotheses(utterances, np.random.default_rng([seed, 1]))
     hypotheses = out_dir / "hypotheses.json"
-    _write_json_atomic(hypotheses, _hypothesis_cache(utterances))
+    atomic_write_json(hypotheses, _hypothesis_cache(utterances))
     return MiniCorpus(root, hypotheses, utterances)
 
 
@@ -436,7 +438,7 @@ def _hypothesis_cache(utterances):
     per_split = {}
     for session in sorted({u.session for u in kept}):
         split = [u for u in kept if u.session == session]
-        per_split[f"Session{session}"] = round(
+        per_split[str(session)] = round(
             jiwer.wer([u.reference for u in split], [u.hypothesis for u in split]), 4)
     return {
         "model": "synthetic (m4ser_lobes.mini_corpus)",
@@ -445,14 +447,6 @@ def _hypothesis_cache(utterances):
         "num_utterances": len(kept),
         "hypotheses": {u.utt_id: u.hypothesis for u in kept},
     }
-
-
-def _write_json_atomic(path, obj):
-    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def main(argv=None):

@@ -69,6 +69,8 @@ from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
+from m4ser_lobes.fileio import atomic_write_json
+
 logger = logging.getLogger(__name__)
 
 # Four classes: happiness and excitement merged (the usual IEMOCAP 4-class setup).
@@ -590,11 +592,11 @@ def prepare_iemocap(
 
     for k, split in splits.items():
         for name in SPLITS:
-            _write_json_atomic(save_folder / f"fold{k}" / f"{name}.json",
+            atomic_write_json(save_folder / f"fold{k}" / f"{name}.json",
                                {u: entries[u] for u in split[name]})
     summary = _summary(utterances, dropped, splits, options)
-    _write_json_atomic(save_folder / "summary.json", summary)
-    _write_json_atomic(save_folder / "prepare_opts.json", options)  # last: marks completion
+    atomic_write_json(save_folder / "summary.json", summary)
+    atomic_write_json(save_folder / "prepare_opts.json", options)  # last: marks completion
     logger.info("IEMOCAP: %d utterances %s, folds %s written to %s", len(utterances),
                 summary["per_class"], folds, save_folder)
     return summary
@@ -671,15 +673,6 @@ def _raise_problems(problems, fix):
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise IemocapPrepError(f"{len(problems)} problem(s) in the IEMOCAP folder:\n  "
                                f"{listed}{more}\n{fix}.")
-
-
-def _write_json_atomic(path, obj):
-    """Write JSON through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def main(argv=None):

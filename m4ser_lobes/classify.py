@@ -1,0 +1,291 @@
+"""Classify many audio files with an exported M4SER model: ``m4ser-classify``.
+
+    m4ser-classify --model exported/m4ser-iemocap-fold1 clips/ extra.flac --output emotions.csv
+    m4ser-classify --model org/m4ser-iemocap-fold1 --manifest test.json --output emotions.json
+    m4ser-classify --model DIR clips/ --transcripts texts.csv --correct --output emotions.csv
+
+Inputs: audio files, folders (searched recursively for ``*.wav *.flac *.ogg *.mp3``), and
+SpeechBrain JSON manifests (``--manifest``; entries with ``wav`` and optionally a text field,
+``hypothesis`` by default, see ``--text-key``; ``{data_root}`` in paths is replaced by
+``--data-root``). Ids are file stems (folder inputs: paths relative to the folder without the
+suffix), or the manifest keys.
+
+Transcripts: ``--transcripts`` maps ids (or paths) to text, as a CSV with a header (an ``id``,
+``path`` or ``wav`` column and a ``transcript``, ``text`` or ``hypothesis`` column), a JSON
+object ``{id: text}``, or an ASR hypothesis cache (``{"hypotheses": {id: text}}``). It wins
+over a manifest's text; utterances without any text are transcribed by the model's ASR.
+
+Output (``--output``, written atomically; ``.json`` or ``.csv`` by suffix, or ``--format``):
+one record per input with ``id``, ``path``, ``status`` (``ok`` or ``skipped``), ``label``,
+``score``, one probability per class, the ``transcript`` used and its ``transcript_source``
+(``given``/``asr``), ``corrected`` with ``--correct``, and the ``error`` of a skipped input.
+Missing, unreadable, empty or non-finite files are skipped with their reason (also logged)
+instead of stopping the run. Exit status: 0 when at least one file was classified, 1 when
+none was, 2 on a usage error.
+
+Each file is classified on its own (``M4SERClassifier.classify_file``: any sample rate and
+channel count, long files as averaged windows), so a file's result does not depend on the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+from m4ser_lobes.audio import AudioError
+from m4ser_lobes.fileio import atomic_write_json, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+ID_COLUMNS = ("id", "path", "wav")
+TEXT_COLUMNS = ("transcript", "text", "hypothesis")
+
+
+class Item(NamedTuple):
+    """One input to classify."""
+
+    id: str
+    path: str
+    transcript: Optional[str] = None
+
+
+def collect_inputs(paths=(), manifests=(), text_key="hypothesis", data_root=None):
+    """Expand files, folders and manifests into :class:`Item` s (ids made unique).
+
+    A path that does not exist is kept (it is reported as skipped, not dropped silently).
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> (tmp / "d" / "s").mkdir(parents=True)
+    >>> for name in ("d/a.wav", "d/s/b.flac", "d/notes.txt", "c.wav"):
+    ...     _ = (tmp / name).write_bytes(b"")
+    >>> [i.id for i in collect_inputs([tmp / "d", tmp / "c.wav", tmp / "gone.wav"])]
+    ['a', 's/b', 'c', 'gone']
+    """
+    items = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                logger.warning("%s: no %s files", path, "/".join(AUDIO_SUFFIXES))
+            items += [Item(p.relative_to(path).with_suffix("").as_posix(), str(p)) for p in found]
+        else:
+            items.append(Item(path.stem, str(path)))
+    for manifest in manifests:
+        with open(manifest, encoding="utf-8") as fin:
+            entries = json.load(fin)
+        if not isinstance(entries, dict):
+            raise ValueError(f"{manifest}: a SpeechBrain manifest is a JSON object keyed by id")
+        for utt_id, entry in entries.items():
+            if not isinstance(entry, dict) or "wav" not in entry:
+                raise ValueError(f"{manifest}: entry {utt_id!r} has no 'wav' field")
+            wav = str(entry["wav"])
+            if "{data_root}" in wav:
+                if data_root is None:
+                    raise ValueError(f"{manifest}: paths use {{data_root}}; pass --data-root")
+                wav = wav.replace("{data_root}", str(data_root))
+            items.append(Item(str(utt_id), wav, entry.get(text_key)))
+    return _unique(items)
+
+
+def _unique(items):
+    """Give colliding ids their path instead (and a counter as a last resort)."""
+    counts = {}
+    for item in items:
+        counts[item.id] = counts.get(item.id, 0) + 1
+    seen, unique = set(), []
+    for item in items:
+        utt_id = item.id if counts[item.id] == 1 else item.path
+        base, k = utt_id, 1
+        while utt_id in seen:
+            k += 1
+            utt_id = f"{base}#{k}"
+        seen.add(utt_id)
+        unique.append(item._replace(id=utt_id))
+    return unique
+
+
+def read_transcripts(path):
+    """Read a transcript mapping (CSV, JSON object or hypothesis cache): key -> text.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "t.csv"
+    >>> _ = path.write_text("id,transcript\\na,oh no\\nb,\\n")
+    >>> read_transcripts(path)
+    {'a': 'oh no'}
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        with open(path, encoding="utf-8") as fin:
+            data = json.load(fin)
+        if isinstance(data, dict) and isinstance(data.get("hypotheses"), dict):
+            data = data["hypotheses"]
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object {{id: text}} or a hypothesis cache")
+        return {str(k): v for k, v in data.items() if isinstance(v, str)}
+    with open(path, encoding="utf-8", newline="") as fin:
+        reader = csv.DictReader(fin)
+        fields = [f.strip().lower() for f in reader.fieldnames or []]
+        key = next((c for c in ID_COLUMNS if c in fields), None)
+        text = next((c for c in TEXT_COLUMNS if c in fields), None)
+        if key is None or text is None:
+            raise ValueError(
+                f"{path}: the CSV header needs one of {ID_COLUMNS} and one of {TEXT_COLUMNS}, "
+                f"got {reader.fieldnames}"
+            )
+        names = dict(zip(fields, reader.fieldnames))
+        return {
+            row[names[key]]: row[names[text]]
+            for row in reader
+            if row.get(names[text]) not in (None, "")
+        }
+
+
+def attach_transcripts(items, transcripts):
+    """Give each item the text mapped to its id, its path (as given or resolved) or its stem."""
+    out = []
+    for item in items:
+        keys = (item.id, item.path, os.path.abspath(item.path), Path(item.path).stem)
+        text = next((transcripts[k] for k in keys if k in transcripts), item.transcript)
+        out.append(item._replace(transcript=text))
+    return out
+
+
+def classify_items(classifier, items, correct=False, progress=True):
+    """Classify every item; unreadable ones become ``skipped`` records with their reason.
+
+    Returns
+    -------
+    list of dict
+        One record per item (see the module docstring).
+    """
+    from tqdm import tqdm
+
+    classes = classifier.classes
+    records = []
+    for item in tqdm(items, desc="m4ser-classify", unit="file", disable=not progress):
+        record = {"id": item.id, "path": item.path}
+        try:
+            probs, score, _, labels, (info,) = classifier.classify_file(
+                item.path, transcript=item.transcript, return_transcript=True, correct=correct
+            )
+        except (AudioError, RuntimeError, ValueError, OSError) as err:
+            reason = str(err) if isinstance(err, AudioError) else f"{type(err).__name__}: {err}"
+            logger.warning("skipped %s: %s", item.id, reason)
+            records.append(dict(record, status="skipped", error=reason))
+            continue
+        records.append(
+            dict(
+                record,
+                status="ok",
+                label=labels[0],
+                score=float(score[0]),
+                probabilities=dict(zip(classes, (float(p) for p in probs[0]))),
+                transcript=info.text,
+                transcript_source=info.source,
+                **({"corrected": info.corrected} if correct else {}),
+            )
+        )
+    return records
+
+
+def write_records(records, path, classes, fmt=None, model=None):
+    """Write the records atomically as CSV or JSON (by ``fmt`` or the file suffix)."""
+    fmt = fmt or ("json" if str(path).lower().endswith(".json") else "csv")
+    if fmt == "json":
+        atomic_write_json(path, {"model": model, "classes": classes, "results": records})
+        return
+    corrected = any("corrected" in r for r in records)
+    header = ["id", "path", "status", "label", "score"] + [f"p_{c}" for c in classes]
+    header += ["transcript", "transcript_source"] + (["corrected"] if corrected else []) + ["error"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for r in records:
+        probs = r.get("probabilities", {})
+        row = [r["id"], r["path"], r["status"], r.get("label", ""),
+               f"{r['score']:.6f}" if "score" in r else ""]
+        row += [f"{probs[c]:.6f}" if c in probs else "" for c in classes]
+        row += [r.get("transcript") or "", r.get("transcript_source", "")]
+        row += ([r.get("corrected") or ""] if corrected else []) + [r.get("error", "")]
+        writer.writerow(row)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="m4ser-classify",
+        description="Classify the emotion of audio files with an exported M4SER model.",
+    )
+    parser.add_argument("inputs", nargs="*", help="audio files and folders (searched recursively)")
+    parser.add_argument("--model", required=True, help="export folder or Hugging Face repo id")
+    parser.add_argument("--manifest", nargs="+", default=[], help="SpeechBrain JSON manifests")
+    parser.add_argument("--text-key", default="hypothesis",
+                        help="manifest field holding the text (default: hypothesis; "
+                        "`transcript` for human transcripts)")
+    parser.add_argument("--data-root", help="replaces {data_root} in manifest paths")
+    parser.add_argument("--transcripts", help="CSV or JSON mapping ids/paths to transcripts")
+    parser.add_argument("--output", required=True, help="results file (.csv or .json)")
+    parser.add_argument("--format", choices=("csv", "json"), help="default: from --output's suffix")
+    parser.add_argument("--correct", action="store_true",
+                        help="also output the AED/AEC correction of each transcript")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    parser.add_argument("--savedir", help="where to link/copy the fetched model files")
+    parser.add_argument("--window-seconds", type=float, help="override the long-audio window")
+    parser.add_argument("--max-windows", type=int, help="override the long-audio window cap")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``m4ser-classify`` (see the module docstring); returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args.inputs and not args.manifest:
+        parser.error("give audio files, folders or --manifest")
+    try:
+        items = collect_inputs(args.inputs, args.manifest, args.text_key, args.data_root)
+        if args.transcripts:
+            items = attach_transcripts(items, read_transcripts(args.transcripts))
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
+    if not items:
+        parser.error("no audio files found in the inputs")
+
+    from m4ser_lobes.inference import M4SERClassifier
+
+    overrides = {}
+    if args.window_seconds is not None:
+        overrides["window_seconds"] = args.window_seconds
+    if args.max_windows is not None:
+        overrides["max_windows"] = args.max_windows
+    classifier = M4SERClassifier.from_hparams(
+        source=args.model,
+        savedir=args.savedir,
+        overrides=overrides,
+        run_opts={"device": args.device} if args.device else None,
+    )
+    if args.correct and not getattr(classifier.hparams, "has_corrector", False):
+        parser.error(f"{args.model} has no transcript corrector (trained or exported without AED/AEC)")
+    records = classify_items(classifier, items, correct=args.correct, progress=not args.no_progress)
+    write_records(records, args.output, classifier.classes, args.format, model=args.model)
+    done = sum(r["status"] == "ok" for r in records)
+    logger.info("classified %d of %d inputs (%d skipped); results in %s",
+                done, len(records), len(records) - done, args.output)
+    return 0 if done else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

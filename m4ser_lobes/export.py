@@ -1,0 +1,756 @@
+"""Export a trained M4SER checkpoint as a self-contained inference folder (local or Hugging Face Hub).
+
+    python -m m4ser_lobes.export --checkpoint results/m4ser/fold1/seed1986 \\
+        --out exported/m4ser-iemocap-fold1 [--asr-model openai/whisper-medium.en] [--overwrite]
+
+``--checkpoint`` is a training output folder (its best-UA checkpoint is taken, the one the
+recipe tested), its ``save/`` folder, or one ``save/CKPT+...`` folder. The training YAML
+(``--hparams``, default ``<output_folder>/hyperparams.yaml``) rebuilds the trained model, so the
+encoders' original sources must be reachable (cached) where this runs. The folder written::
+
+    hyperparams.yaml      inference only: encoders, fusion, emotion head, Pretrainer; ASR model name
+    model.ckpt            weights of the inference model except the pretrained backbones
+    speech_encoder/       the fine-tuned speech backbone: save_pretrained + feature extractor config
+    text_encoder/         the fine-tuned text backbone: save_pretrained + tokenizer
+    label_encoder.txt     class names
+    corrector.ckpt        AED head + AEC decoder (only with both; loaded only to correct transcripts)
+    asr/                  the ASR model, only when --asr-model is a local folder
+    test_metrics.json     the training run's test metrics (when present)
+    README.md             model card: data, fold, metrics, how to load and share
+
+The modality discriminator and the optimisers are not exported. The folder is written under a
+temporary name, loaded back with :class:`m4ser_lobes.inference.M4SERClassifier` and checked
+against the trained model (identical weights, identical logits), then renamed into place; an
+existing ``--out`` is replaced only with ``--overwrite``.
+
+Sharing on the Hugging Face Hub (the exported folder is the repo root)::
+
+    from huggingface_hub import HfApi
+    HfApi().create_repo("org/m4ser-iemocap-fold1", repo_type="model", exist_ok=True)
+    HfApi().upload_folder(folder_path="exported/m4ser-iemocap-fold1",
+                          repo_id="org/m4ser-iemocap-fold1", repo_type="model")
+
+    classifier = M4SERClassifier.from_hparams(source="org/m4ser-iemocap-fold1")
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import string
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from m4ser_lobes.fileio import atomic_write_json, atomic_write_text
+from m4ser_lobes.inference import BACKBONE_PREFIXES, CORRECTOR_FILE
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ASR_MODEL = "openai/whisper-medium.en"
+CORRECTOR_PREFIXES = ("aed_head.", "aec_decoder.")
+
+# The inference YAML; ``$name`` fields are filled by :func:`render_inference_yaml`.
+INFERENCE_TEMPLATE = """\
+# ############################################################################
+# M4SER speech emotion recognition: inference only (written by `python -m m4ser_lobes.export`).
+#   from m4ser_lobes.inference import M4SERClassifier
+#   classifier = M4SERClassifier.from_hparams(source="<this folder or its Hub repo id>")
+#   probs, score, index, labels = classifier.classify_file("speech.wav")
+# The modality discriminator is not exported; AED and AEC are built from corrector.ckpt only
+# when a transcript correction is asked for (paper §III-I).
+# ############################################################################
+
+# Folder holding this file; M4SERClassifier.from_hparams sets it to the local copy.
+pretrained_path: .
+
+# ---------------------------------------------------------------- inputs
+sample_rate: 16000
+# Transcript cap in tokens with [CLS]/[SEP], as in training.
+max_tokens: $max_tokens
+# Longer audio: at most max_windows windows of at most window_seconds (the training crop),
+# evenly spaced over the file, batch_size per forward pass; their probabilities are averaged.
+window_seconds: $window_seconds
+max_windows: $max_windows
+batch_size: $batch_size
+
+# ---------------------------------------------------------------- ASR, when no transcript is given
+asr_model: $asr_model
+asr_chunk_seconds: 30.0
+asr_batch_size: 8
+
+# ---------------------------------------------------------------- model (the training sizes)
+d_model: $d_model
+nhead: $nhead
+cme_layers: $cme_layers
+cme_ffn: $cme_ffn
+dropout: $dropout
+er_dropout: $er_dropout
+hst_text_source: $hst_text_source
+num_emotions: $num_emotions
+modalities: $modalities
+use_msr: $use_msr
+use_mir: $use_mir
+
+speech_encoder: $speech_encoder
+text_encoder: $text_encoder
+fusion: !new:m4ser_lobes.fusion.MultimodalFusion
+    d_model: !ref <d_model>
+    nhead: !ref <nhead>
+    cme_layers: !ref <cme_layers>
+    dim_feedforward: !ref <cme_ffn>
+    dropout: !ref <dropout>
+    modalities: !ref <modalities>
+    use_msr: !ref <use_msr>
+    use_mir: !ref <use_mir>
+    hst_text_source: !ref <hst_text_source>
+
+emotion_head: !new:m4ser_lobes.heads.EmotionHead
+    d_model: !apply:getattr [!ref <fusion>, output_dim]
+    num_classes: !ref <num_emotions>
+    dropout: !ref <er_dropout>
+
+model: !new:m4ser_lobes.model.M4SER
+    fusion: !ref <fusion>
+    emotion_head: !ref <emotion_head>
+    speech_encoder: !ref <speech_encoder>
+    text_encoder: !ref <text_encoder>
+
+modules:
+    model: !ref <model>
+
+label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
+
+# ---------------------------------------------------------------- transcript correction (optional)
+$corrector
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        model: !ref <model>
+        label_encoder: !ref <label_encoder>
+    paths:
+        model: !ref <pretrained_path>/model.ckpt
+        label_encoder: !ref <pretrained_path>/label_encoder.txt
+    custom_hooks:
+        model: !name:m4ser_lobes.inference.load_inference_weights
+"""
+
+SPEECH_ENCODER_NODE = """!new:m4ser_lobes.encoders.SpeechEncoder
+    source: !ref <pretrained_path>/speech_encoder
+    output_dim: !ref <d_model>
+    freeze: True"""
+
+TEXT_ENCODER_NODE = """!new:m4ser_lobes.encoders.TextEncoder
+    source: !ref <pretrained_path>/text_encoder
+    output_dim: !ref <d_model>
+    freeze: True"""
+
+CORRECTOR_SECTION = """\
+has_corrector: True
+corrector_path: !ref <pretrained_path>/corrector.ckpt
+aec_max_len: $aec_max_len
+aed_head: !name:m4ser_lobes.heads.AEDHead
+    d_model: !ref <d_model>
+aec_decoder: !name:m4ser_lobes.aec.SelectiveAECDecoder
+    d_model: !ref <d_model>
+    vocab_size: $vocab_size
+    embed_dim: $embed_dim
+    nhead: !ref <nhead>
+    num_layers: $aec_layers
+    dim_feedforward: $aec_ffn
+    dropout: !ref <dropout>
+"""
+
+NO_CORRECTOR_SECTION = "has_corrector: False\n"
+
+#: Training-YAML keys copied into the inference YAML.
+TRAINING_KEYS = (
+    "d_model",
+    "nhead",
+    "cme_layers",
+    "cme_ffn",
+    "dropout",
+    "er_dropout",
+    "hst_text_source",
+    "num_emotions",
+    "modalities",
+    "use_msr",
+    "use_mir",
+    "max_tokens",
+)
+
+#: The paper's configuration (``hparams/m4ser.yaml``), rendered as ``hparams/inference.yaml``.
+PAPER_VALUES = dict(
+    d_model=768,
+    nhead=12,
+    cme_layers=1,
+    cme_ffn=None,
+    dropout=0.1,
+    er_dropout=0.5,
+    hst_text_source="align",
+    num_emotions=4,
+    modalities="both",
+    use_msr=True,
+    use_mir=True,
+    max_tokens=128,
+    window_seconds=20.0,
+    max_windows=8,
+    batch_size=8,
+    asr_model=DEFAULT_ASR_MODEL,
+    uses_speech=True,
+    uses_text=True,
+    corrector=dict(aec_max_len=16, vocab_size=30522, embed_dim=768, aec_layers=1, aec_ffn=2048),
+)
+
+
+def _yaml_scalar(value):
+    """A Python scalar as YAML (None -> null, bool -> True/False).
+
+    Example
+    -------
+    >>> [_yaml_scalar(v) for v in (None, True, 0.5, "align")]
+    ['null', 'True', '0.5', 'align']
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value)
+    return str(value)
+
+
+def render_inference_yaml(values):
+    """Fill :data:`INFERENCE_TEMPLATE`.
+
+    Arguments
+    ---------
+    values : dict
+        :data:`TRAINING_KEYS`, ``window_seconds``, ``max_windows``, ``batch_size``,
+        ``asr_model`` (a hub id, or ``!ref <pretrained_path>/asr``), ``uses_speech``,
+        ``uses_text`` and ``corrector`` (None, or a dict with ``aec_max_len vocab_size embed_dim
+        aec_layers aec_ffn``).
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> text = render_inference_yaml(PAPER_VALUES)
+    >>> "discriminator" in text, "has_corrector: True" in text, "d_model: 768" in text
+    (False, True, True)
+    """
+    fields = {k: _yaml_scalar(v) for k, v in values.items() if not isinstance(v, dict)}
+    fields["speech_encoder"] = SPEECH_ENCODER_NODE if values["uses_speech"] else "null"
+    fields["text_encoder"] = TEXT_ENCODER_NODE if values["uses_text"] else "null"
+    corrector = values.get("corrector")
+    fields["corrector"] = (
+        string.Template(CORRECTOR_SECTION).substitute({k: _yaml_scalar(v) for k, v in corrector.items()})
+        if corrector
+        else NO_CORRECTOR_SECTION
+    )
+    return string.Template(INFERENCE_TEMPLATE).substitute(fields)
+
+
+# --------------------------------------------------------------------------------------------
+# Finding what to export
+# --------------------------------------------------------------------------------------------
+
+
+class TrainingRun:
+    """The files of one training run that an export needs (see :func:`locate_run`)."""
+
+    def __init__(self, checkpoint, save_folder, hparams_file, label_encoder, best):
+        self.checkpoint = Path(checkpoint)  # save/CKPT+...
+        self.save_folder = Path(save_folder)
+        self.hparams_file = Path(hparams_file)
+        self.label_encoder = Path(label_encoder)
+        self.is_best = best  # the best-UA checkpoint (the one the recipe tested)
+        self.output_folder = self.save_folder.parent
+
+    @property
+    def meta(self):
+        """The checkpoint's ``CKPT.yaml`` (validation metrics)."""
+        import yaml
+
+        with open(self.checkpoint / "CKPT.yaml", encoding="utf-8") as fin:
+            return yaml.safe_load(fin) or {}
+
+
+def best_checkpoint(save_folder, key="UA"):
+    """The checkpoint with the highest ``key`` in its meta (the recipe's ``max_key``), or the latest.
+
+    Example
+    -------
+    >>> save = getfixture("tmp_path")
+    >>> for name, ua in (("CKPT+1", 40.0), ("CKPT+2", 55.0), ("CKPT+3", None)):
+    ...     (save / name).mkdir()
+    ...     meta = "end-of-epoch: true\\nunixtime: %d\\n" % int(name[-1])
+    ...     _ = (save / name / "CKPT.yaml").write_text(meta + (f"UA: {ua}\\n" if ua else ""))
+    >>> best_checkpoint(save).name
+    'CKPT+2'
+    """
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    checkpointer = Checkpointer(save_folder)
+    found = checkpointer.find_checkpoint(max_key=key)
+    if found is None:
+        found = checkpointer.find_checkpoint()
+        if found is None:
+            raise FileNotFoundError(f"{save_folder}: no CKPT+* checkpoint folder")
+        logger.warning("no checkpoint of %s records %s; taking the latest, %s", save_folder, key,
+                       found.path.name)
+    return Path(found.path)
+
+
+def locate_run(checkpoint, hparams_file=None, label_encoder=None):
+    """Resolve ``--checkpoint`` (output folder, save folder or CKPT folder) into a :class:`TrainingRun`."""
+    checkpoint = Path(checkpoint)
+    if (checkpoint / "CKPT.yaml").is_file():
+        save_folder = checkpoint.parent
+    else:
+        save_folder = checkpoint / "save" if (checkpoint / "save").is_dir() else checkpoint
+        if not save_folder.is_dir():
+            raise FileNotFoundError(
+                f"{checkpoint}: not a training output folder, save folder or CKPT+* folder"
+            )
+        checkpoint = best_checkpoint(save_folder)
+    best = checkpoint.resolve() == best_checkpoint(save_folder).resolve()
+    hparams_file = Path(hparams_file or save_folder.parent / "hyperparams.yaml")
+    label_encoder = Path(label_encoder or save_folder / "label_encoder.txt")
+    for path, flag in ((hparams_file, "--hparams"), (label_encoder, "--label-encoder"),
+                       (checkpoint / "model.ckpt", "--checkpoint")):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found; pass its location with {flag}")
+    return TrainingRun(checkpoint, save_folder, hparams_file, label_encoder, best)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def load_trained_model(run):
+    """Rebuild the trained M4SER from the training YAML and load the checkpoint (strict)."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    with open(run.hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin)
+    model = hparams["model"]
+    state = torch.load(run.checkpoint / "model.ckpt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    return hparams, model.eval()
+
+
+def split_state_dict(model):
+    """(inference weights without the backbones, corrector weights) of a trained M4SER."""
+    inference, corrector = {}, {}
+    for key, value in model.state_dict().items():
+        if key.startswith(CORRECTOR_PREFIXES):
+            corrector[key] = value
+        elif not key.startswith(BACKBONE_PREFIXES):
+            inference[key] = value
+    return inference, corrector
+
+
+def inference_values(hparams, model, asr_model, window_seconds, max_windows, batch_size, corrector):
+    """The fields of :func:`render_inference_yaml` for a trained model."""
+    missing = [k for k in TRAINING_KEYS if k not in hparams]
+    if missing:
+        raise KeyError(f"the training YAML lacks {missing}; export needs {list(TRAINING_KEYS)}")
+    values = {k: hparams[k] for k in TRAINING_KEYS}
+    values.update(
+        window_seconds=float(window_seconds or hparams.get("max_audio_seconds") or 20.0),
+        max_windows=int(max_windows),
+        batch_size=int(batch_size),
+        asr_model=asr_model,
+        uses_speech=model.uses_speech,
+        uses_text=model.uses_text,
+        corrector=None,
+    )
+    if corrector:
+        values["corrector"] = dict(
+            aec_max_len=hparams.get("aec_max_len", 16),
+            vocab_size=model.text_encoder.vocab_size,
+            embed_dim=model.text_encoder.embedding_dim,
+            aec_layers=hparams["aec_layers"],
+            aec_ffn=hparams["aec_ffn"],
+        )
+    return values
+
+
+def default_asr_model(hparams):
+    """The Whisper model of the training hypotheses cache when it names one, else medium.en."""
+    cache = hparams.get("hypotheses_file")
+    if cache and os.path.isfile(cache):
+        with open(cache, encoding="utf-8") as fin:
+            name = json.load(fin).get("model")
+        if isinstance(name, str) and name.startswith("openai/whisper"):
+            return name
+    return DEFAULT_ASR_MODEL
+
+
+def _corpus_name(hparams):
+    folder = str(hparams.get("data_folder") or "")
+    for name in ("IEMOCAP", "MELD"):
+        if name.lower() in folder.lower():
+            return name
+    return Path(folder).name or "unknown"
+
+
+def _hypotheses_summary(hparams):
+    cache = hparams.get("hypotheses_file")
+    if hparams.get("text_source") == "transcript":
+        return "human transcripts (text_source=transcript)"
+    if not cache or not os.path.isfile(cache):
+        return "ASR hypotheses"
+    with open(cache, encoding="utf-8") as fin:
+        data = json.load(fin)
+    wer = data.get("wer")
+    wer = f", WER {100 * wer:.2f} %" if isinstance(wer, (int, float)) else ""
+    return f"ASR hypotheses of {data.get('model', 'an ASR model')}{wer}"
+
+
+def model_card(run, hparams, classes, asr_model, test_metrics, has_corrector, repo_id=None):
+    """README.md of the export (Hugging Face model card with YAML front matter)."""
+    corpus = _corpus_name(hparams)
+    source = repo_id or "<this folder or org/repo-id>"
+    meta = run.meta
+    lines = [
+        "---",
+        "library_name: speechbrain",
+        "pipeline_tag: audio-classification",
+        "language: en",
+        f"tags: [speech-emotion-recognition, multimodal, m4ser, speechbrain, {corpus.lower()}]",
+        "---",
+        "",
+        f"# M4SER speech emotion recognition ({corpus}, fold {hparams.get('fold', '?')})",
+        "",
+        "Multimodal emotion recognition from speech and its ASR transcript: M4SER (He et al., "
+        "\"M4SER: Multimodal, Multirepresentation, Multitask, and Multistrategy Learning for "
+        "Speech Emotion Recognition\"), trained with the `m4ser-speechbrain` plugin for SpeechBrain.",
+        "",
+        "## Training",
+        "",
+        f"- Data: {corpus} (`{Path(str(hparams.get('data_folder', ''))).name}`), fold "
+        f"{hparams.get('fold', '?')} (test {'session' if corpus == 'IEMOCAP' else 'split'}), "
+        f"validation `{hparams.get('validation', '?')}`, seed {hparams.get('seed', '?')}, "
+        f"experiment `{hparams.get('experiment_name', '?')}`.",
+        f"- Text: {_hypotheses_summary(hparams)}.",
+        f"- Encoders: speech `{hparams.get('speech_encoder_source', '?')}`, text "
+        f"`{hparams.get('text_encoder_source', '?')}` (fine-tuned; stored in `speech_encoder/` and "
+        "`text_encoder/`).",
+        f"- Configuration: d_model {hparams['d_model']}, modalities `{hparams['modalities']}`, "
+        f"MSR {hparams['use_msr']}, MIR {hparams['use_mir']}, AED {hparams.get('use_aed')}, "
+        f"AEC {hparams.get('use_aec')}, GAN {hparams.get('use_gan')}, LCL {hparams.get('use_lcl')}, "
+        f"{hparams.get('number_of_epochs', '?')} epochs.",
+        f"- Classes: {', '.join(classes)}.",
+        f"- Checkpoint: `{run.checkpoint.name}` (validation "
+        + ", ".join(f"{k} {meta[k]}" for k in ("WA", "UA", "W-F1") if k in meta)
+        + ").",
+        "",
+        "## Results",
+        "",
+    ]
+    if test_metrics and run.is_best:
+        lines += [
+            "| split | WA (%) | UA (%) | W-F1 (%) |",
+            "|---|---|---|---|",
+            f"| test (fold {hparams.get('fold', '?')}) | {test_metrics.get('WA')} | "
+            f"{test_metrics.get('UA')} | {test_metrics.get('W-F1')} |",
+            "",
+            "WA = accuracy, UA = mean per-class recall. Full metrics in `test_metrics.json`.",
+        ]
+    else:
+        lines.append("No test metrics recorded for this checkpoint.")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```bash",
+        "pip install m4ser-speechbrain",
+        "```",
+        "",
+        "```python",
+        "from m4ser_lobes.inference import M4SERClassifier",
+        "",
+        f'classifier = M4SERClassifier.from_hparams(source="{source}")',
+        'probs, score, index, labels = classifier.classify_file("speech.wav")  # ASR runs',
+        'probs, score, index, labels = classifier.classify_file("speech.wav", transcript="Oh no.")',
+    ]
+    if has_corrector:
+        lines.append('*_, (info,) = classifier.classify_file("speech.wav", correct=True)  # info.corrected')
+    lines += [
+        "```",
+        "",
+        f"Without a transcript, `{asr_model}` transcribes the audio (`asr_model` in "
+        "`hyperparams.yaml`). Files longer than `window_seconds` are classified as at most "
+        "`max_windows` windows whose probabilities are averaged. Many files at once:",
+        "",
+        "```bash",
+        f"m4ser-classify --model {source} audio_folder/ --output predictions.csv",
+        "```",
+        "",
+        "## Share",
+        "",
+        "```python",
+        "from huggingface_hub import HfApi",
+        f'HfApi().create_repo("{repo_id or "org/name"}", repo_type="model", exist_ok=True)',
+        f'HfApi().upload_folder(folder_path="<this folder>", repo_id="{repo_id or "org/name"}", '
+        'repo_type="model")',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def publish(tmp, out, overwrite=False):
+    """Move a finished folder ``tmp`` to ``out``; an existing ``out`` only goes with ``overwrite``.
+
+    The old folder is renamed aside first and deleted last, so ``out`` is at every moment either
+    the old export or the new one.
+
+    Example
+    -------
+    >>> root = getfixture("tmp_path")
+    >>> for name in ("new", "newer"):
+    ...     (root / name).mkdir(); _ = (root / name / "f").write_text(name)
+    >>> publish(root / "new", root / "out")
+    >>> publish(root / "newer", root / "out")
+    Traceback (most recent call last):
+    ...
+    FileExistsError: .../out exists; pass --overwrite (overwrite=True) to replace it
+    >>> publish(root / "newer", root / "out", overwrite=True)
+    >>> (root / "out" / "f").read_text(), sorted(p.name for p in root.iterdir())
+    ('newer', ['out'])
+    """
+    tmp, out = Path(tmp), Path(out)
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite (overwrite=True) to replace it")
+    aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+    os.replace(out, aside / out.name)
+    os.replace(tmp, out)
+    shutil.rmtree(aside)
+
+
+def _write_folder(folder, run, hparams, model, args):
+    """Write every file of the export into ``folder``; returns the inference YAML values."""
+    inference_state, corrector_state = split_state_dict(model)
+    with_corrector = bool(corrector_state) and model.aed_head is not None \
+        and model.aec_decoder is not None and args["corrector"]
+    asr_model = args["asr_model"] or default_asr_model(hparams)
+    asr_field = asr_model
+    if os.path.isdir(asr_model):  # a local ASR model travels with the export
+        shutil.copytree(asr_model, folder / "asr")
+        asr_field = "!ref <pretrained_path>/asr"
+    if model.uses_speech:
+        encoder = model.speech_encoder
+        encoder.model.save_pretrained(folder / "speech_encoder")
+        encoder.feature_extractor.save_pretrained(folder / "speech_encoder")
+    if model.uses_text:
+        encoder = model.text_encoder
+        encoder.model.save_pretrained(folder / "text_encoder")
+        encoder.tokenizer.save_pretrained(folder / "text_encoder")
+    torch.save(inference_state, folder / "model.ckpt")
+    if with_corrector:
+        torch.save(corrector_state, folder / CORRECTOR_FILE)
+    shutil.copyfile(run.label_encoder, folder / "label_encoder.txt")
+    values = inference_values(hparams, model, asr_field, args["window_seconds"],
+                              args["max_windows"], args["batch_size"], with_corrector)
+    atomic_write_text(folder / "hyperparams.yaml", render_inference_yaml(values))
+    metrics_file = run.output_folder / "test_metrics.json"
+    test_metrics = None
+    if metrics_file.is_file() and run.is_best:
+        shutil.copyfile(metrics_file, folder / "test_metrics.json")
+        with open(metrics_file, encoding="utf-8") as fin:
+            test_metrics = json.load(fin)
+    from speechbrain.dataio.encoder import CategoricalEncoder
+
+    labels = CategoricalEncoder()
+    labels.load(run.label_encoder)
+    labels.expect_len(hparams["num_emotions"])
+    classes = [labels.decode_ndim(i) for i in range(len(labels))]
+    card = model_card(run, hparams, classes, asr_model, test_metrics, with_corrector, args["repo_id"])
+    atomic_write_text(folder / "README.md", card)
+    atomic_write_json(folder / "export_info.json", {
+        "checkpoint": run.checkpoint.name,
+        "best_checkpoint": run.is_best,
+        "classes": classes,
+        "asr_model": asr_model,
+        "has_corrector": with_corrector,
+    })
+    return values
+
+
+def verify_export(folder, model, atol=1e-5):
+    """Load ``folder`` with ``M4SERClassifier`` and compare it with the trained ``model``.
+
+    Checks that every inference parameter (backbones included) is identical, that AED, AEC and
+    the discriminator are absent, that ``corrector.ckpt`` holds the trained AED/AEC weights, and
+    that a random batch gives the same logits.
+    """
+    from m4ser_lobes.inference import M4SERClassifier
+
+    classifier = M4SERClassifier.from_hparams(source=str(folder), run_opts={"device": "cpu"})
+    loaded = classifier.model
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith(CORRECTOR_PREFIXES)}
+    got = loaded.state_dict()
+    if sorted(got) != sorted(expected):
+        raise RuntimeError(
+            f"export check failed: parameter names differ: {sorted(set(got) ^ set(expected))[:5]}"
+        )
+    different = [k for k in expected if not torch.equal(got[k].cpu(), expected[k].cpu())]
+    if different:
+        raise RuntimeError(f"export check failed: weights differ for {different[:5]}")
+    if classifier.hparams.has_corrector:
+        corrector = classifier.load_corrector().state_dict()
+        trained = {k: v for k, v in model.state_dict().items() if k.startswith(CORRECTOR_PREFIXES)}
+        if sorted(corrector) != sorted(trained) or any(
+            not torch.equal(corrector[k].cpu(), trained[k].cpu()) for k in trained
+        ):
+            raise RuntimeError("export check failed: corrector.ckpt differs from the trained AED/AEC")
+    generator = torch.Generator().manual_seed(0)
+    wavs = torch.randn(2, 16000, generator=generator)
+    wav_lens = torch.tensor([1.0, 0.75])
+    ids = pad = None
+    if loaded.uses_text:
+        ids, pad = classifier.encode_texts(["hello there", "no"])
+    with torch.no_grad():
+        want = model(wavs, wav_lens, ids, pad).logits
+        have = loaded(wavs, wav_lens, ids, pad).logits
+    if not torch.allclose(want, have, atol=atol, rtol=0):
+        raise RuntimeError(
+            f"export check failed: logits differ by {float((want - have).abs().max()):.2e}"
+        )
+
+
+def _make_shareable(folder):
+    """Ordinary permissions (mkdtemp/mkstemp create owner-only ones), the umask respected."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~umask)
+
+
+def export_model(
+    checkpoint,
+    out,
+    hparams_file=None,
+    label_encoder=None,
+    asr_model=None,
+    repo_id=None,
+    window_seconds=None,
+    max_windows=8,
+    batch_size=8,
+    corrector=True,
+    overwrite=False,
+    verify=True,
+):
+    """Export a training run's checkpoint as an inference folder (module docstring).
+
+    Arguments
+    ---------
+    checkpoint : str or Path
+        Training output folder, its ``save/`` folder, or a ``CKPT+...`` folder.
+    out : str or Path
+        Export folder (must not exist unless ``overwrite``).
+    hparams_file, label_encoder : str or Path, optional
+        Default ``<output_folder>/hyperparams.yaml`` and ``<save_folder>/label_encoder.txt``.
+    asr_model : str, optional
+        Whisper id or local folder (copied into the export) for inputs without a transcript;
+        default: the model of the training hypotheses cache if it is a Whisper id, else
+        ``openai/whisper-medium.en``.
+    repo_id : str, optional
+        Hub repo id, used in the model card's snippets.
+    window_seconds : float, optional
+        Long-audio window; default the training ``max_audio_seconds``.
+    max_windows, batch_size : int
+        Long-audio cap and windows per forward pass.
+    corrector : bool
+        Export AED + AEC as ``corrector.ckpt`` (when the model has both).
+    overwrite : bool
+        Replace an existing ``out``.
+    verify : bool
+        Load the export back and compare it with the trained model before publishing it.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    out = Path(out).resolve()
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite (overwrite=True) to replace it")
+    run = locate_run(checkpoint, hparams_file, label_encoder)
+    logger.info("Exporting %s (best UA: %s) to %s", run.checkpoint, run.is_best, out)
+    hparams, model = load_trained_model(run)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        _write_folder(
+            tmp,
+            run,
+            hparams,
+            model,
+            dict(asr_model=asr_model, repo_id=repo_id, window_seconds=window_seconds,
+                 max_windows=max_windows, batch_size=batch_size, corrector=corrector),
+        )
+        if verify:
+            verify_export(tmp, model)
+        _make_shareable(tmp)
+        publish(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("Exported to %s", out)
+    return out
+
+
+def main(argv=None):
+    """Command line: ``python -m m4ser_lobes.export --checkpoint RUN --out DIR`` (``m4ser-export``)."""
+    parser = argparse.ArgumentParser(
+        prog="m4ser-export",
+        description="Export a trained M4SER checkpoint as a self-contained inference folder "
+        "(loadable with M4SERClassifier.from_hparams, ready for the Hugging Face Hub).",
+    )
+    parser.add_argument("--checkpoint", required=True,
+                        help="training output folder (best-UA checkpoint), its save/ folder, or a CKPT+... folder")
+    parser.add_argument("--out", required=True, help="export folder to write")
+    parser.add_argument("--hparams", help="training YAML (default: <output_folder>/hyperparams.yaml)")
+    parser.add_argument("--label-encoder", help="default: <save_folder>/label_encoder.txt")
+    parser.add_argument("--asr-model", help="Whisper id or local folder for inputs without a transcript "
+                        f"(default: the training cache's Whisper model, else {DEFAULT_ASR_MODEL})")
+    parser.add_argument("--repo-id", help="Hugging Face repo id, for the model card's snippets")
+    parser.add_argument("--window-seconds", type=float,
+                        help="long-audio window (default: the training max_audio_seconds)")
+    parser.add_argument("--max-windows", type=int, default=8, help="long-audio cap (default 8)")
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    parser.add_argument("--no-corrector", action="store_true", help="leave AED/AEC out")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--no-verify", action="store_true", help="skip loading the export back")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        export_model(
+            args.checkpoint, args.out, args.hparams, args.label_encoder, args.asr_model,
+            args.repo_id, args.window_seconds, args.max_windows, args.batch_size,
+            corrector=not args.no_corrector, overwrite=args.overwrite, verify=not args.no_verify,
+        )
+    except (FileExistsError, FileNotFoundError, KeyError) as err:
+        print(f"m4ser-export: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
