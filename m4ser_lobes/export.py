@@ -240,8 +240,8 @@ def render_inference_yaml(values):
     Example
     -------
     >>> text = render_inference_yaml(PAPER_VALUES)
-    >>> "discriminator" in text, "has_corrector: True" in text, "d_model: 768" in text
-    (False, True, True)
+    >>> "ModalityDiscriminator" in text, "!new:m4ser_lobes.aec" in text, "d_model: 768" in text
+    (False, False, True)
     """
     fields = {k: _yaml_scalar(v) for k, v in values.items() if not isinstance(v, dict)}
     fields["speech_encoder"] = SPEECH_ENCODER_NODE if values["uses_speech"] else "null"

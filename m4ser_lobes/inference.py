@@ -202,14 +202,12 @@ class M4SERClassifier(Pretrained):
     corrections, ``has_corrector``, ``corrector_path``, ``aed_head`` and ``aec_decoder``
     (``!name:`` constructors, not built at load time).
 
-    Example
-    -------
-    >>> wavs = torch.randn(2, 16000)                                    # doctest: +SKIP
-    >>> classifier = M4SERClassifier.from_hparams("exported/m4ser")     # doctest: +SKIP
-    >>> probs, score, index, labels = classifier.classify_batch(
-    ...     wavs, torch.tensor([1.0, 0.6]), transcripts=["oh no", "great"])  # doctest: +SKIP
-    >>> probs.shape, labels                                             # doctest: +SKIP
-    (torch.Size([2, 4]), ['sad', 'hap'])
+    Usage (tested in ``tests/unit/test_inference.py`` on a trained tiny model)::
+
+        classifier = M4SERClassifier.from_hparams("exported/m4ser", run_opts={"device": "cuda"})
+        probs, score, index, labels = classifier.classify_batch(
+            wavs, torch.tensor([1.0, 0.6]), transcripts=["oh no", None])  # None: ASR
+        probs.shape, labels   # (torch.Size([2, 4]), ['sad', 'hap'])
     """
 
     MODULES_NEEDED = ["model"]

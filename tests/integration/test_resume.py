@@ -1,10 +1,10 @@
 """Rerunning an interrupted ``train.py`` command resumes from its intra-epoch checkpoint.
 
-A run with a checkpoint after every batch (``--ckpt_interval_steps=1``) is SIGKILLed in the
-middle of batch 4 of epoch 2 (after that batch's discriminator update, before its model update),
-then the same command is rerun. It must load the intra-epoch checkpoint of batch 3, redo only
-the rest of epoch 2 and end with as many optimizer steps as an uninterrupted run of the same
-command in another folder (2 epochs x 7 batches on the tiny corpus).
+A run with a checkpoint every 3 batches (``--ckpt_interval_minutes=0 --ckpt_interval_steps=3``)
+is SIGKILLed in the middle of batch 5 of epoch 2 (after that batch's discriminator update, before
+its model update), then the same command is rerun. It must load the intra-epoch checkpoint of
+batch 3, redo batches 4 to 7 of epoch 2 only, and end with as many optimizer steps as an
+uninterrupted run of the same command in another folder (2 epochs x 7 batches, tiny corpus).
 """
 
 import json
@@ -30,7 +30,9 @@ from tiny_recipe import (
 
 WORKER = Path(__file__).resolve().parent / "resume_worker.py"
 EPOCHS = 2
-FREEZE_EPOCH, FREEZE_STEP = 2, 4  # killed during batch 4 of epoch 2: checkpoint of batch 3 holds
+CKPT_EVERY = 3  # batches
+FREEZE_EPOCH, FREEZE_STEP = 2, 5  # killed during batch 5 of epoch 2...
+CKPT_STEP = 3  # ...when the last intra-epoch checkpoint is that of batch 3
 TIMEOUT_S = 300
 
 
@@ -54,9 +56,9 @@ def tail(path, chars=4000):
 def test_killed_run_resumes_with_same_optimizer_steps(tmp_path):
     assets = make_tiny_assets(tmp_path / "assets")
     killed_results, reference_results = tmp_path / "killed", tmp_path / "reference"
-    ckpt_every_batch = {"ckpt_interval_steps": 1}
-    argv = tiny_argv(assets, killed_results, EPOCHS, **ckpt_every_batch)
-    reference_argv = tiny_argv(assets, reference_results, EPOCHS, **ckpt_every_batch)
+    ckpt_every = {"ckpt_interval_steps": CKPT_EVERY}
+    argv = tiny_argv(assets, killed_results, EPOCHS, **ckpt_every)
+    reference_argv = tiny_argv(assets, reference_results, EPOCHS, **ckpt_every)
     train = import_train()
 
     # 1. The run to interrupt, in a subprocess; the uninterrupted reference meanwhile, in-process.
@@ -95,9 +97,9 @@ def test_killed_run_resumes_with_same_optimizer_steps(tmp_path):
     assert intra["meta"].get("brain_intra_epoch_ckpt") is True
     assert intra["meta"]["end-of-epoch"] is False
     assert intra["counter"] == FREEZE_EPOCH
-    assert intra["brain"]["step"] == FREEZE_STEP - 1
-    assert intra["brain"]["optimizer_step"] == per_epoch + FREEZE_STEP - 1
-    assert (intra["path"] / "dataloader-TRAIN.ckpt").read_text().strip() == str(FREEZE_STEP - 1)
+    assert intra["brain"]["step"] == CKPT_STEP
+    assert intra["brain"]["optimizer_step"] == per_epoch + CKPT_STEP
+    assert (intra["path"] / "dataloader-TRAIN.ckpt").read_text().strip() == str(CKPT_STEP)
     assert [c["counter"] for c in before_kill if c["meta"]["end-of-epoch"]] == [1]
 
     # 3. Rerun the same command, in-process: it must resume mid-epoch 2, not restart.

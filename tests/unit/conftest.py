@@ -1,0 +1,111 @@
+"""Fixtures for the inference tests: ONE tiny M4SER trained and exported per test session.
+
+``tiny_m4ser`` trains the paper configuration's own code (``recipes/IEMOCAP/train.py`` with
+``hparams/m4ser.yaml``) for one epoch on fold 1 of a small generated IEMOCAP look-alike, with
+tiny random encoders, then exports it with ``m4ser-export`` (a tiny Whisper bundled as the ASR
+model). Tests must treat what it returns as read-only.
+"""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IEMOCAP_RECIPE = REPO / "recipes" / "IEMOCAP"
+
+# Tiny sizes: the whole fixture (generate, train one epoch, test, export) takes ~30-60 s on 2 cores.
+TINY_OVERRIDES = dict(
+    d_model=32,
+    nhead=2,
+    cme_ffn=64,
+    aec_ffn=64,
+    discriminator_hidden=32,
+    number_of_epochs=1,
+    batch_size=8,
+)
+
+
+class TinyM4SER(NamedTuple):
+    """What :func:`tiny_m4ser` built."""
+
+    run: Path  # training output folder (hyperparams.yaml, save/, predictions.csv ...)
+    export: Path  # the exported inference folder
+    whisper: Path  # the tiny Whisper folder (also bundled in export/asr)
+    test_manifest: Path  # fold-1 test manifest the Brain was tested on
+    test_batch_size: int  # the Brain's test batch size (batches are padded, in manifest order)
+    max_audio_seconds: float  # the Brain's crop
+    brain_probabilities: dict  # utterance id -> full-precision test probabilities (Brain)
+    classes: list  # class names in index order
+
+
+def _import_recipe(name):
+    """Import a script of ``recipes/IEMOCAP`` under a private module name."""
+    if str(IEMOCAP_RECIPE) not in sys.path:
+        sys.path.insert(0, str(IEMOCAP_RECIPE))
+    spec = importlib.util.spec_from_file_location(f"_iemocap_{name}", IEMOCAP_RECIPE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_m4ser(tmp_path_factory):
+    """Train (1 epoch, fold 1) and export a tiny M4SER; see :class:`TinyM4SER`."""
+    from m4ser_lobes import export
+    from m4ser_lobes.mini_corpus import corpus_words, generate_iemocap
+    from m4ser_lobes.testing import (
+        save_tiny_speech_encoder,
+        save_tiny_text_encoder,
+        save_tiny_whisper,
+    )
+
+    out = tmp_path_factory.mktemp("tiny_m4ser")
+    # The demo's folder layout, pre-filled with a smaller corpus and smaller encoders.
+    corpus = generate_iemocap(out / "corpus", seed=0, utterances_per_dialog=4)
+    speech = save_tiny_speech_encoder(out / "models" / "tiny-hubert", hidden_size=32)
+    text = save_tiny_text_encoder(out / "models" / "tiny-bert", words=corpus_words())
+    whisper = save_tiny_whisper(out / "models" / "tiny-whisper", words=corpus_words())
+
+    demo = _import_recipe("demo")
+    train = _import_recipe("train")
+    overrides = demo.demo_overrides(out, fold=1, epochs=1, seed=7)
+    overrides.update(
+        TINY_OVERRIDES,
+        data_folder=str(corpus.root),
+        hypotheses_file=str(corpus.hypotheses),
+        speech_encoder_source=str(speech),
+        text_encoder_source=str(text),
+    )
+    argv = [str(REPO / "hparams" / "m4ser.yaml"), "--device=cpu"]
+    argv += [f"--{k}={'null' if v is None else v}" for k, v in overrides.items()]
+    brain = train.main(argv)
+    hparams = brain.hparams
+    run = Path(hparams.output_folder)
+    probabilities = dict(zip(brain.predictions["ids"], brain.predictions["prob"]))
+    classes = [hparams.label_encoder.decode_ndim(i) for i in range(len(hparams.label_encoder))]
+    test_manifest = Path(hparams.test_annotation)
+    test_batch_size = hparams.test_dataloader_options["batch_size"]
+    max_audio_seconds = hparams.max_audio_seconds
+    del brain, hparams
+
+    exported = out / "export"
+    status = export.main(
+        ["--checkpoint", str(run), "--out", str(exported), "--asr-model", str(whisper),
+         "--repo-id", "m4ser/tiny-test"]
+    )
+    assert status == 0
+    assert json.loads((exported / "export_info.json").read_text())["best_checkpoint"]
+    return TinyM4SER(run, exported, whisper, test_manifest, test_batch_size, max_audio_seconds,
+                     probabilities, classes)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tiny_m4ser):
+    """The exported tiny model loaded once with ``M4SERClassifier`` (CPU)."""
+    from m4ser_lobes.inference import M4SERClassifier
+
+    return M4SERClassifier.from_hparams(source=str(tiny_m4ser.export), run_opts={"device": "cpu"})

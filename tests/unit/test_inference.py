@@ -1,0 +1,345 @@
+"""Inference and sharing: export, ``M4SERClassifier``, ``m4ser-classify`` (issue #5).
+
+Everything runs on the tiny model of ``tiny_m4ser`` (trained and exported once per session,
+see ``tests/unit/conftest.py``).
+"""
+
+import csv
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from m4ser_lobes import classify, export
+from m4ser_lobes.audio import AudioError, load_audio
+from m4ser_lobes.inference import BACKBONE_PREFIXES, M4SERClassifier, split_windows
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def manifest_entries(tiny):
+    """(id, entry) pairs of the fold-1 test manifest, in order."""
+    with open(tiny.test_manifest, encoding="utf-8") as fin:
+        return list(json.load(fin).items())
+
+
+def padded_batches(entries, batch_size, max_seconds):
+    """The Brain's test batches: manifest order, zero-padded, relative lengths."""
+    for start in range(0, len(entries), batch_size):
+        chunk = entries[start : start + batch_size]
+        wavs = [load_audio(e["wav"], max_seconds=max_seconds) for _, e in chunk]
+        longest = max(len(w) for w in wavs)
+        batch = torch.zeros(len(wavs), longest)
+        for row, wav in enumerate(wavs):
+            batch[row, : len(wav)] = wav
+        lens = torch.tensor([len(w) / longest for w in wavs])
+        yield [i for i, _ in chunk], batch, lens, [e["hypothesis"] for _, e in chunk]
+
+
+@pytest.fixture
+def utterance(tiny_m4ser):
+    """(path, hypothesis) of the first test utterance (16 kHz mono, < window)."""
+    utt_id, entry = manifest_entries(tiny_m4ser)[0]
+    return entry["wav"], entry["hypothesis"]
+
+
+# ------------------------------------------------------------------------------ the export
+def test_fresh_process_reproduces_the_brains_test_predictions(tiny_m4ser, tmp_path):
+    """Export -> load in a new Python process -> same probabilities as the Brain's test stage."""
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(REPO / "tests" / "unit")!r})
+        from test_inference import padded_batches
+        from m4ser_lobes.inference import M4SERClassifier
+
+        classifier = M4SERClassifier.from_hparams(source={str(tiny_m4ser.export)!r},
+                                                  run_opts={{"device": "cpu"}})
+        entries = list(json.load(open({str(tiny_m4ser.test_manifest)!r})).items())
+        out = {{}}
+        for ids, wavs, lens, texts in padded_batches(entries, {tiny_m4ser.test_batch_size},
+                                                     {tiny_m4ser.max_audio_seconds}):
+            probs, score, index, labels = classifier.classify_batch(wavs, lens, texts)
+            for i, p, lab in zip(ids, probs.tolist(), labels):
+                out[i] = {{"p": p, "label": lab}}
+        json.dump({{"classes": classifier.classes, "out": out}}, open(sys.argv[1], "w"))
+        """
+    )
+    result_file = tmp_path / "result.json"
+    subprocess.run([sys.executable, "-c", script, str(result_file)], check=True, cwd=tmp_path,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    result = json.loads(result_file.read_text())
+    assert result["classes"] == tiny_m4ser.classes
+    assert sorted(result["out"]) == sorted(tiny_m4ser.brain_probabilities)
+    for utt_id, want in tiny_m4ser.brain_probabilities.items():
+        got = result["out"][utt_id]
+        np.testing.assert_allclose(got["p"], want, atol=1e-5, rtol=0, err_msg=utt_id)
+        assert got["label"] == tiny_m4ser.classes[int(np.argmax(want))]
+    # the Brain's own CSV agrees too (6 decimals)
+    with open(tiny_m4ser.run / "predictions.csv", encoding="utf-8") as fin:
+        for row in csv.DictReader(fin):
+            got = result["out"][row["id"]]["p"]
+            assert got == pytest.approx([float(row[f"p_{c}"]) for c in result["classes"]], abs=1e-5)
+
+
+def test_export_holds_only_the_inference_parts(tiny_m4ser, tiny_classifier):
+    folder = tiny_m4ser.export
+    for name in ("hyperparams.yaml", "model.ckpt", "label_encoder.txt", "corrector.ckpt",
+                 "README.md", "test_metrics.json", "speech_encoder/config.json",
+                 "speech_encoder/preprocessor_config.json", "text_encoder/tokenizer.json",
+                 "text_encoder/config.json", "asr/config.json"):
+        assert (folder / name).is_file(), name
+    assert not list(folder.parent.glob(".export.*")), "temporary folders left behind"
+    model_keys = torch.load(folder / "model.ckpt", weights_only=True).keys()
+    assert model_keys and not any(k.startswith(("aed_head.", "aec_decoder.", "discriminator"))
+                                  or k.startswith(BACKBONE_PREFIXES) for k in model_keys)
+    corrector_keys = torch.load(folder / "corrector.ckpt", weights_only=True).keys()
+    assert {k.split(".")[0] for k in corrector_keys} == {"aed_head", "aec_decoder"}
+    # Paper §III-I: neither AED/AEC nor the discriminator is built for emotion inference.
+    model = tiny_classifier.model
+    assert model.aed_head is None and model.aec_decoder is None
+    assert list(tiny_classifier.mods) == ["model"]
+    assert isinstance(tiny_classifier.hparams.aed_head, functools.partial)
+    assert not any(p.requires_grad for p in tiny_classifier.parameters())
+    card = (folder / "README.md").read_text()
+    metrics = json.loads((tiny_m4ser.run / "test_metrics.json").read_text())
+    for needle in ("IEMOCAP", "fold 1", "M4SERClassifier.from_hparams", "m4ser/tiny-test",
+                   "upload_folder", f"| {metrics['UA']} |", "m4ser-classify"):
+        assert needle in card, needle
+
+
+def test_export_refuses_to_overwrite(tiny_m4ser, tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        export.export_model(tiny_m4ser.run, tmp_path / "out")
+    assert export.main(["--checkpoint", str(tiny_m4ser.run), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_locate_run_names_what_is_missing(tiny_m4ser, tmp_path):
+    run = export.locate_run(tiny_m4ser.run)
+    assert run.is_best and run.checkpoint.name.startswith("CKPT+")
+    assert export.locate_run(run.checkpoint).checkpoint == run.checkpoint  # a CKPT folder works
+    with pytest.raises(FileNotFoundError, match="--hparams"):
+        export.locate_run(tiny_m4ser.run, hparams_file=tmp_path / "nope.yaml")
+    with pytest.raises(FileNotFoundError, match="not a training output folder"):
+        export.locate_run(tmp_path / "missing")
+
+
+def test_paper_inference_yaml_is_the_rendered_template():
+    """hparams/inference.yaml is what the exporter writes for the paper configuration."""
+    assert (REPO / "hparams" / "inference.yaml").read_text() == export.render_inference_yaml(
+        export.PAPER_VALUES
+    )
+
+
+def test_hub_repo_id_loads_from_the_cache(tiny_m4ser, tiny_classifier, tmp_path, utterance):
+    """A Hub repo id goes through snapshot_download (here: an offline cache) and loads the same."""
+    from speechbrain.utils.fetching import FetchConfig
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--m4ser--tiny-test"
+    shutil.copytree(tiny_m4ser.export, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    hub = M4SERClassifier.from_hparams(
+        source="m4ser/tiny-test",
+        fetch_config=FetchConfig(huggingface_cache_dir=str(tmp_path / "hub"), allow_network=False),
+        run_opts={"device": "cpu"},
+    )
+    path, text = utterance
+    got = hub.classify_file(path, transcript=text)[0]
+    want = tiny_classifier.classify_file(path, transcript=text)[0]
+    assert torch.equal(got, want)
+
+
+# ------------------------------------------------------------------------------ inputs
+def write(path, data, rate, subtype="PCM_16"):
+    sf.write(path, data, rate, subtype=subtype)
+    return path
+
+
+def test_stereo_file_is_downmixed(tiny_classifier, utterance, tmp_path):
+    path, text = utterance
+    mono, rate = sf.read(path, dtype="float32")
+    stereo = write(tmp_path / "stereo.wav", np.stack([mono, mono], axis=1), rate, "FLOAT")
+    got = tiny_classifier.classify_file(stereo, transcript=text)
+    want = tiny_classifier.classify_file(path, transcript=text)
+    assert torch.equal(got[0], want[0]) and got[3] == want[3]
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_other_sample_rates_are_resampled(tiny_classifier, utterance, tmp_path, rate):
+    import torchaudio
+
+    path, text = utterance
+    wav = load_audio(path)
+    resampled = torchaudio.functional.resample(wav, 16000, rate).numpy()
+    other = write(tmp_path / f"{rate}.wav", resampled, rate, "FLOAT")
+    probs, score, index, labels = tiny_classifier.classify_file(other, transcript=text)
+    assert probs.shape == (1, len(tiny_classifier.classes))
+    assert float(probs.sum()) == pytest.approx(1.0, abs=1e-5)
+    assert labels[0] == tiny_classifier.classes[int(index[0])] and score[0] == probs.max()
+    want = tiny_classifier.classify_batch(load_audio(other), transcripts=[text])[0]  # 16 kHz
+    assert torch.allclose(probs, want, atol=1e-6)
+
+
+def test_without_transcript_the_asr_model_runs(tiny_m4ser, utterance):
+    classifier = M4SERClassifier.from_hparams(source=str(tiny_m4ser.export),
+                                              run_opts={"device": "cpu"})
+    path, text = utterance
+    *_, (given,) = classifier.classify_file(path, transcript=text, return_transcript=True)
+    assert given.text == text and given.source == "given" and given.corrected is None
+    assert classifier.asr is None, "ASR must not be loaded when the transcript is given"
+    probs, _, _, _, (heard,) = classifier.classify_file(path, return_transcript=True)
+    assert heard.source == "asr" and isinstance(heard.text, str)
+    assert classifier.asr.model_id == str(tiny_m4ser.export / "asr")
+    assert torch.equal(probs, classifier.classify_file(path, transcript=heard.text)[0])
+    batch = classifier.classify_batch(load_audio(path), return_transcripts=True)
+    assert batch[4][0].text == heard.text and torch.allclose(batch[0], probs, atol=1e-6)
+
+
+def test_a_long_file_is_classified_as_averaged_windows(tiny_classifier, tmp_path, monkeypatch):
+    """60 s of 8 kHz audio: 8 evenly spaced 4 s windows, 8 per forward pass, ASR per window."""
+    rng = np.random.default_rng(0)
+    t = np.arange(60 * 8000) / 8000
+    audio = (0.3 * np.sin(2 * np.pi * 200 * t) + 0.05 * rng.standard_normal(t.size)).astype("float32")
+    path = write(tmp_path / "long.wav", audio, 8000)
+    calls = []
+    original = tiny_classifier.emotion_probabilities
+
+    def spy(wavs, wav_lens, texts):
+        calls.append((wavs, texts, original(wavs, wav_lens, texts)))
+        return calls[-1][2]
+
+    monkeypatch.setattr(tiny_classifier, "emotion_probabilities", spy)
+    probs, _, _, _, (info,) = tiny_classifier.classify_file(path, return_transcript=True)
+    hp = tiny_classifier.hparams
+    window = int(hp.window_seconds * 16000)
+    assert 60 > hp.max_windows * hp.window_seconds, "the cap must be exercised"
+    assert all(len(wavs) <= hp.batch_size for wavs, _, _ in calls)
+    windows = torch.cat([wavs for wavs, _, _ in calls])
+    assert torch.equal(windows, split_windows(load_audio(path), window, hp.max_windows))
+    assert windows.shape == (hp.max_windows, window)
+    texts = [t for _, batch_texts, _ in calls for t in batch_texts]
+    assert info.source == "asr" and info.text == " ".join(t for t in texts if t)
+    want = torch.cat([p for _, _, p in calls]).mean(dim=0, keepdim=True)
+    assert torch.allclose(probs, want, atol=1e-7)
+
+
+def test_correction_is_loaded_lazily_and_matches_the_trained_model(tiny_m4ser, utterance):
+    from m4ser_lobes.alignment import correct
+
+    classifier = M4SERClassifier.from_hparams(source=str(tiny_m4ser.export),
+                                              run_opts={"device": "cpu"})
+    assert classifier.corrector is None
+    path, text = utterance
+    probs, _, _, _, (info,) = classifier.classify_file(path, transcript=text, correct=True)
+    assert classifier.corrector is not None
+    assert classifier.model.aed_head is None, "AED must not stay in the emotion path"
+    assert torch.equal(probs, classifier.classify_file(path, transcript=text)[0])
+    _, trained = export.load_trained_model(export.locate_run(tiny_m4ser.run))
+    ids, pad = classifier.encode_texts([text])
+    labels, spans = trained.correct_transcripts(ids, pad, max_len=16)
+    expected = correct(ids[0], labels[0], spans[0], classifier.model.text_encoder.tokenizer)
+    assert info.corrected == expected
+    assert classifier.correct_transcripts([text, "oh no"])[0] == expected
+
+
+def make_bad_inputs(folder):
+    """name -> (path, words the error message must contain)."""
+    folder.mkdir(exist_ok=True)
+    (folder / "not_audio.wav").write_text("this is not a RIFF file\n")
+    write(folder / "empty.wav", np.zeros(0, dtype="float32"), 16000)
+    write(folder / "nan.wav", np.full(16000, np.nan, dtype="float32"), 16000, "FLOAT")
+    write(folder / "tiny.wav", np.zeros(100, dtype="float32"), 16000)
+    return {
+        "missing": (folder / "missing.wav", "file not found"),
+        "not_audio": (folder / "not_audio.wav", "not a readable audio file"),
+        "empty": (folder / "empty.wav", "empty"),
+        "nan": (folder / "nan.wav", "NaN"),
+        "too_short": (folder / "tiny.wav", "too short"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["missing", "not_audio", "empty", "nan", "too_short"])
+def test_bad_files_fail_clearly(tiny_classifier, tmp_path, kind):
+    path, problem = make_bad_inputs(tmp_path)[kind]
+    with pytest.raises(AudioError) as err:
+        tiny_classifier.classify_file(path, transcript="hello")
+    assert str(path) in str(err.value) and problem in str(err.value)
+
+
+def test_classify_batch_checks_its_arguments(tiny_classifier):
+    with pytest.raises(ValueError, match="NaN"):
+        tiny_classifier.classify_batch(torch.full((1, 16000), float("nan")), transcripts=["a"])
+    with pytest.raises(ValueError, match="2 transcripts for a batch of 1"):
+        tiny_classifier.classify_batch(torch.zeros(1, 16000), transcripts=["a", "b"])
+    with pytest.raises(ValueError, match=r"\[B, L\]"):
+        tiny_classifier.classify_batch(torch.zeros(1, 2, 16000), transcripts=["a"])
+
+
+# ------------------------------------------------------------------------------ batch command
+def test_batch_command_skips_bad_inputs_and_records_why(tiny_m4ser, tmp_path):
+    import torchaudio
+
+    entries = manifest_entries(tiny_m4ser)
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (utt_a, a), (utt_b, b), (utt_c, c) = entries[:3]
+    shutil.copy(a["wav"], clips / f"{utt_a}.wav")
+    mono, rate = sf.read(b["wav"], dtype="float32")
+    stereo = torchaudio.functional.resample(torch.from_numpy(mono), rate, 44100).numpy()
+    (clips / "sub").mkdir()
+    write(clips / "sub" / f"{utt_b}.flac", np.stack([stereo, stereo], 1), 44100)  # stereo 44.1 kHz
+    bad = make_bad_inputs(clips / "bad")
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({utt_c: {"wav": c["wav"], "hypothesis": c["hypothesis"]}}))
+    transcripts = tmp_path / "transcripts.csv"
+    transcripts.write_text(f"id,transcript\n{utt_a},{a['hypothesis']}\n")
+    out_csv = tmp_path / "out.csv"
+    argv = ["--model", str(tiny_m4ser.export), str(clips), str(bad["missing"][0]),
+            "--manifest", str(manifest), "--transcripts", str(transcripts), "--no-progress"]
+    assert classify.main(argv + ["--output", str(out_csv), "--correct"]) == 0
+    rows = {r["id"]: r for r in csv.DictReader(out_csv.open(encoding="utf-8"))}
+    assert {rows[k]["status"] for k in (utt_a, f"sub/{utt_b}", utt_c)} == {"ok"}
+    assert rows[utt_a]["transcript"] == a["hypothesis"] and rows[utt_a]["transcript_source"] == "given"
+    assert rows[utt_c]["transcript_source"] == "given"
+    assert rows[f"sub/{utt_b}"]["transcript_source"] == "asr"
+    assert "corrected" in rows[utt_a]
+    for row in (rows[k] for k in (utt_a, utt_c)):
+        probs = [float(row[f"p_{c}"]) for c in tiny_m4ser.classes]
+        assert sum(probs) == pytest.approx(1, abs=1e-5)
+        assert row["label"] == tiny_m4ser.classes[int(np.argmax(probs))]
+    for kind, (path, problem) in bad.items():
+        row = rows[f"bad/{path.stem}" if kind != "missing" else "missing"]
+        assert row["status"] == "skipped" and problem in row["error"] and row["label"] == ""
+    # JSON output, same inputs, without correction
+    out_json = tmp_path / "out.json"
+    assert classify.main(argv + ["--output", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    assert result["classes"] == tiny_m4ser.classes
+    by_id = {r["id"]: r for r in result["results"]}
+    assert by_id[utt_c]["label"] == rows[utt_c]["label"]
+    assert by_id[utt_c]["probabilities"][rows[utt_c]["label"]] == pytest.approx(
+        float(rows[utt_c]["score"]), abs=1e-6)
+    assert by_id["missing"]["status"] == "skipped"
+
+
+def test_batch_command_fails_when_nothing_was_classified(tiny_m4ser, tmp_path):
+    bad = make_bad_inputs(tmp_path / "bad")
+    out = tmp_path / "out.json"
+    argv = ["--model", str(tiny_m4ser.export), *(str(p) for p, _ in bad.values()),
+            "--output", str(out), "--no-progress"]
+    assert classify.main(argv) == 1
+    assert {r["status"] for r in json.loads(out.read_text())["results"]} == {"skipped"}
+    with pytest.raises(SystemExit):  # usage error: no inputs at all
+        classify.main(["--model", str(tiny_m4ser.export), "--output", str(out)])
