@@ -21,7 +21,7 @@ one record per input with ``id``, ``path``, ``status`` (``ok`` or ``skipped``), 
 (``given``/``asr``), ``corrected`` with ``--correct``, and the ``error`` of a skipped input.
 Missing, unreadable, empty or non-finite files are skipped with their reason (also logged)
 instead of stopping the run. Exit status: 0 when at least one file was classified, 1 when
-none was, 2 on a usage error.
+none was, 2 on a usage error or a model that cannot be loaded.
 
 Each file is classified on its own (``M4SERClassifier.classify_file``: any sample rate and
 channel count, long files as averaged windows), so a file's result does not depend on the others.
@@ -37,7 +37,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from m4ser_lobes.audio import AudioError
 from m4ser_lobes.fileio import atomic_write_json, atomic_write_text
@@ -54,7 +54,7 @@ class Item(NamedTuple):
 
     id: str
     path: str
-    transcript: Optional[str] = None
+    transcript: str | None = None
 
 
 def collect_inputs(paths=(), manifests=(), text_key="hypothesis", data_root=None):
@@ -214,8 +214,13 @@ def write_records(records, path, classes, fmt=None, model=None):
     writer.writerow(header)
     for r in records:
         probs = r.get("probabilities", {})
-        row = [r["id"], r["path"], r["status"], r.get("label", ""),
-               f"{r['score']:.6f}" if "score" in r else ""]
+        row = [
+            r["id"],
+            r["path"],
+            r["status"],
+            r.get("label", ""),
+            f"{r['score']:.6f}" if "score" in r else "",
+        ]
         row += [f"{probs[c]:.6f}" if c in probs else "" for c in classes]
         row += [r.get("transcript") or "", r.get("transcript_source", "")]
         row += ([r.get("corrected") or ""] if corrected else []) + [r.get("error", "")]
@@ -231,15 +236,21 @@ def build_parser():
     parser.add_argument("inputs", nargs="*", help="audio files and folders (searched recursively)")
     parser.add_argument("--model", required=True, help="export folder or Hugging Face repo id")
     parser.add_argument("--manifest", nargs="+", default=[], help="SpeechBrain JSON manifests")
-    parser.add_argument("--text-key", default="hypothesis",
-                        help="manifest field holding the text (default: hypothesis; "
-                        "`transcript` for human transcripts)")
+    parser.add_argument(
+        "--text-key",
+        default="hypothesis",
+        help="manifest field holding the text (default: hypothesis; "
+        "`transcript` for human transcripts)",
+    )
     parser.add_argument("--data-root", help="replaces {data_root} in manifest paths")
     parser.add_argument("--transcripts", help="CSV or JSON mapping ids/paths to transcripts")
     parser.add_argument("--output", required=True, help="results file (.csv or .json)")
     parser.add_argument("--format", choices=("csv", "json"), help="default: from --output's suffix")
-    parser.add_argument("--correct", action="store_true",
-                        help="also output the AED/AEC correction of each transcript")
+    parser.add_argument(
+        "--correct",
+        action="store_true",
+        help="also output the AED/AEC correction of each transcript",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     parser.add_argument("--savedir", help="where to link/copy the fetched model files")
     parser.add_argument("--window-seconds", type=float, help="override the long-audio window")
@@ -271,19 +282,30 @@ def main(argv=None):
         overrides["window_seconds"] = args.window_seconds
     if args.max_windows is not None:
         overrides["max_windows"] = args.max_windows
-    classifier = M4SERClassifier.from_hparams(
-        source=args.model,
-        savedir=args.savedir,
-        overrides=overrides,
-        run_opts={"device": args.device} if args.device else None,
-    )
+    try:
+        classifier = M4SERClassifier.from_hparams(
+            source=args.model,
+            savedir=args.savedir,
+            overrides=overrides,
+            run_opts={"device": args.device} if args.device else None,
+        )
+    except (OSError, ValueError, RuntimeError) as err:
+        print(f"m4ser-classify: error: cannot load the model {args.model}: {err}", file=sys.stderr)
+        return 2
     if args.correct and not getattr(classifier.hparams, "has_corrector", False):
-        parser.error(f"{args.model} has no transcript corrector (trained or exported without AED/AEC)")
+        parser.error(
+            f"{args.model} has no transcript corrector (trained or exported without AED/AEC)"
+        )
     records = classify_items(classifier, items, correct=args.correct, progress=not args.no_progress)
     write_records(records, args.output, classifier.classes, args.format, model=args.model)
     done = sum(r["status"] == "ok" for r in records)
-    logger.info("classified %d of %d inputs (%d skipped); results in %s",
-                done, len(records), len(records) - done, args.output)
+    logger.info(
+        "classified %d of %d inputs (%d skipped); results in %s",
+        done,
+        len(records),
+        len(records) - done,
+        args.output,
+    )
     return 0 if done else 1
 
 

@@ -1,4 +1,4 @@
-"""Export a trained M4SER checkpoint as a self-contained inference folder (local or Hugging Face Hub).
+"""Export a trained M4SER checkpoint as a self-contained inference folder (local or on the Hub).
 
     python -m m4ser_lobes.export --checkpoint results/m4ser/fold1/seed1986 \\
         --out exported/m4ser-iemocap-fold1 [--asr-model openai/whisper-medium.en] [--overwrite]
@@ -13,7 +13,7 @@ encoders' original sources must be reachable (cached) where this runs. The folde
     speech_encoder/       the fine-tuned speech backbone: save_pretrained + feature extractor config
     text_encoder/         the fine-tuned text backbone: save_pretrained + tokenizer
     label_encoder.txt     class names
-    corrector.ckpt        AED head + AEC decoder (only with both; loaded only to correct transcripts)
+    corrector.ckpt        AED head + AEC decoder (if trained; loaded only to correct transcripts)
     asr/                  the ASR model, only when --asr-model is a local folder
     test_metrics.json     the training run's test metrics (when present)
     README.md             model card: data, fold, metrics, how to load and share
@@ -184,27 +184,33 @@ TRAINING_KEYS = (
 )
 
 #: The paper's configuration (``hparams/m4ser.yaml``), rendered as ``hparams/inference.yaml``.
-PAPER_VALUES = dict(
-    d_model=768,
-    nhead=12,
-    cme_layers=1,
-    cme_ffn=None,
-    dropout=0.1,
-    er_dropout=0.5,
-    hst_text_source="align",
-    num_emotions=4,
-    modalities="both",
-    use_msr=True,
-    use_mir=True,
-    max_tokens=128,
-    window_seconds=20.0,
-    max_windows=8,
-    batch_size=8,
-    asr_model=DEFAULT_ASR_MODEL,
-    uses_speech=True,
-    uses_text=True,
-    corrector=dict(aec_max_len=16, vocab_size=30522, embed_dim=768, aec_layers=1, aec_ffn=2048),
-)
+PAPER_VALUES = {
+    "d_model": 768,
+    "nhead": 12,
+    "cme_layers": 1,
+    "cme_ffn": None,
+    "dropout": 0.1,
+    "er_dropout": 0.5,
+    "hst_text_source": "align",
+    "num_emotions": 4,
+    "modalities": "both",
+    "use_msr": True,
+    "use_mir": True,
+    "max_tokens": 128,
+    "window_seconds": 20.0,
+    "max_windows": 8,
+    "batch_size": 8,
+    "asr_model": DEFAULT_ASR_MODEL,
+    "uses_speech": True,
+    "uses_text": True,
+    "corrector": {
+        "aec_max_len": 16,
+        "vocab_size": 30522,
+        "embed_dim": 768,
+        "aec_layers": 1,
+        "aec_ffn": 2048,
+    },
+}
 
 
 def _yaml_scalar(value):
@@ -248,7 +254,9 @@ def render_inference_yaml(values):
     fields["text_encoder"] = TEXT_ENCODER_NODE if values["uses_text"] else "null"
     corrector = values.get("corrector")
     fields["corrector"] = (
-        string.Template(CORRECTOR_SECTION).substitute({k: _yaml_scalar(v) for k, v in corrector.items()})
+        string.Template(CORRECTOR_SECTION).substitute(
+            {k: _yaml_scalar(v) for k, v in corrector.items()}
+        )
         if corrector
         else NO_CORRECTOR_SECTION
     )
@@ -281,7 +289,7 @@ class TrainingRun:
 
 
 def best_checkpoint(save_folder, key="UA"):
-    """The checkpoint with the highest ``key`` in its meta (the recipe's ``max_key``), or the latest.
+    """The checkpoint with the highest ``key`` (the recipe's ``max_key``), else the latest one.
 
     Example
     -------
@@ -301,13 +309,17 @@ def best_checkpoint(save_folder, key="UA"):
         found = checkpointer.find_checkpoint()
         if found is None:
             raise FileNotFoundError(f"{save_folder}: no CKPT+* checkpoint folder")
-        logger.warning("no checkpoint of %s records %s; taking the latest, %s", save_folder, key,
-                       found.path.name)
+        logger.warning(
+            "no checkpoint of %s records %s; taking the latest, %s",
+            save_folder,
+            key,
+            found.path.name,
+        )
     return Path(found.path)
 
 
 def locate_run(checkpoint, hparams_file=None, label_encoder=None):
-    """Resolve ``--checkpoint`` (output folder, save folder or CKPT folder) into a :class:`TrainingRun`."""
+    """Resolve ``--checkpoint`` (output, save or CKPT folder) into a :class:`TrainingRun`."""
     checkpoint = Path(checkpoint)
     if (checkpoint / "CKPT.yaml").is_file():
         save_folder = checkpoint.parent
@@ -321,8 +333,11 @@ def locate_run(checkpoint, hparams_file=None, label_encoder=None):
     best = checkpoint.resolve() == best_checkpoint(save_folder).resolve()
     hparams_file = Path(hparams_file or save_folder.parent / "hyperparams.yaml")
     label_encoder = Path(label_encoder or save_folder / "label_encoder.txt")
-    for path, flag in ((hparams_file, "--hparams"), (label_encoder, "--label-encoder"),
-                       (checkpoint / "model.ckpt", "--checkpoint")):
+    for path, flag in (
+        (hparams_file, "--hparams"),
+        (label_encoder, "--label-encoder"),
+        (checkpoint / "model.ckpt", "--checkpoint"),
+    ):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found; pass its location with {flag}")
     return TrainingRun(checkpoint, save_folder, hparams_file, label_encoder, best)
@@ -372,13 +387,13 @@ def inference_values(hparams, model, asr_model, window_seconds, max_windows, bat
         corrector=None,
     )
     if corrector:
-        values["corrector"] = dict(
-            aec_max_len=hparams.get("aec_max_len", 16),
-            vocab_size=model.text_encoder.vocab_size,
-            embed_dim=model.text_encoder.embedding_dim,
-            aec_layers=hparams["aec_layers"],
-            aec_ffn=hparams["aec_ffn"],
-        )
+        values["corrector"] = {
+            "aec_max_len": hparams.get("aec_max_len", 16),
+            "vocab_size": model.text_encoder.vocab_size,
+            "embed_dim": model.text_encoder.embedding_dim,
+            "aec_layers": hparams["aec_layers"],
+            "aec_ffn": hparams["aec_ffn"],
+        }
     return values
 
 
@@ -414,97 +429,121 @@ def _hypotheses_summary(hparams):
     return f"ASR hypotheses of {data.get('model', 'an ASR model')}{wer}"
 
 
+MODEL_CARD = """\
+---
+library_name: speechbrain
+pipeline_tag: audio-classification
+language: en
+tags: [speech-emotion-recognition, multimodal, m4ser, speechbrain, $corpus_tag]
+---
+
+# M4SER speech emotion recognition ($corpus, fold $fold)
+
+Emotion recognition from speech and its ASR transcript with M4SER (He et al., "M4SER:
+Multimodal, Multirepresentation, Multitask, and Multistrategy Learning for Speech Emotion
+Recognition"), trained with the `m4ser-speechbrain` plugin for SpeechBrain.
+
+## Training
+
+- Data: $corpus (`$data_name`), fold $fold, validation `$validation`, seed $seed,
+  experiment `$experiment`.
+- Text: $text.
+- Encoders (fine-tuned, stored in `speech_encoder/` and `text_encoder/`): speech
+  `$speech_source`, text `$text_source`.
+- Configuration: d_model $d_model, modalities `$modalities`, MSR $use_msr, MIR $use_mir,
+  AED $use_aed, AEC $use_aec, GAN $use_gan, LCL $use_lcl, $epochs epochs.
+- Classes: $classes.
+- Checkpoint: `$checkpoint` (validation: $valid_metrics).
+
+## Results
+
+$results
+
+## Use
+
+```bash
+pip install m4ser-speechbrain
+```
+
+```python
+from m4ser_lobes.inference import M4SERClassifier
+
+classifier = M4SERClassifier.from_hparams(source="$source")
+probs, score, index, labels = classifier.classify_file("speech.wav")  # the ASR model runs
+probs, score, index, labels = classifier.classify_file("speech.wav", transcript="Oh no.")
+$correction_line```
+
+Without a transcript, `$asr_model` transcribes the audio (`asr_model` in `hyperparams.yaml`).
+Files longer than `window_seconds` are classified as at most `max_windows` windows whose
+probabilities are averaged. Many files at once:
+
+```bash
+m4ser-classify --model $source audio_folder/ --output predictions.csv
+```
+
+## Share
+
+```python
+from huggingface_hub import HfApi
+
+HfApi().create_repo("$repo_id", repo_type="model", exist_ok=True)
+HfApi().upload_folder(folder_path="<this folder>", repo_id="$repo_id", repo_type="model")
+```
+"""
+
+
 def model_card(run, hparams, classes, asr_model, test_metrics, has_corrector, repo_id=None):
-    """README.md of the export (Hugging Face model card with YAML front matter)."""
+    """README.md of the export: a Hugging Face model card (:data:`MODEL_CARD`)."""
     corpus = _corpus_name(hparams)
-    source = repo_id or "<this folder or org/repo-id>"
     meta = run.meta
-    lines = [
-        "---",
-        "library_name: speechbrain",
-        "pipeline_tag: audio-classification",
-        "language: en",
-        f"tags: [speech-emotion-recognition, multimodal, m4ser, speechbrain, {corpus.lower()}]",
-        "---",
-        "",
-        f"# M4SER speech emotion recognition ({corpus}, fold {hparams.get('fold', '?')})",
-        "",
-        "Multimodal emotion recognition from speech and its ASR transcript: M4SER (He et al., "
-        "\"M4SER: Multimodal, Multirepresentation, Multitask, and Multistrategy Learning for "
-        "Speech Emotion Recognition\"), trained with the `m4ser-speechbrain` plugin for SpeechBrain.",
-        "",
-        "## Training",
-        "",
-        f"- Data: {corpus} (`{Path(str(hparams.get('data_folder', ''))).name}`), fold "
-        f"{hparams.get('fold', '?')} (test {'session' if corpus == 'IEMOCAP' else 'split'}), "
-        f"validation `{hparams.get('validation', '?')}`, seed {hparams.get('seed', '?')}, "
-        f"experiment `{hparams.get('experiment_name', '?')}`.",
-        f"- Text: {_hypotheses_summary(hparams)}.",
-        f"- Encoders: speech `{hparams.get('speech_encoder_source', '?')}`, text "
-        f"`{hparams.get('text_encoder_source', '?')}` (fine-tuned; stored in `speech_encoder/` and "
-        "`text_encoder/`).",
-        f"- Configuration: d_model {hparams['d_model']}, modalities `{hparams['modalities']}`, "
-        f"MSR {hparams['use_msr']}, MIR {hparams['use_mir']}, AED {hparams.get('use_aed')}, "
-        f"AEC {hparams.get('use_aec')}, GAN {hparams.get('use_gan')}, LCL {hparams.get('use_lcl')}, "
-        f"{hparams.get('number_of_epochs', '?')} epochs.",
-        f"- Classes: {', '.join(classes)}.",
-        f"- Checkpoint: `{run.checkpoint.name}` (validation "
-        + ", ".join(f"{k} {meta[k]}" for k in ("WA", "UA", "W-F1") if k in meta)
-        + ").",
-        "",
-        "## Results",
-        "",
-    ]
     if test_metrics and run.is_best:
-        lines += [
-            "| split | WA (%) | UA (%) | W-F1 (%) |",
-            "|---|---|---|---|",
+        results = (
+            "| split | WA (%) | UA (%) | W-F1 (%) |\n|---|---|---|---|\n"
             f"| test (fold {hparams.get('fold', '?')}) | {test_metrics.get('WA')} | "
-            f"{test_metrics.get('UA')} | {test_metrics.get('W-F1')} |",
-            "",
-            "WA = accuracy, UA = mean per-class recall. Full metrics in `test_metrics.json`.",
-        ]
+            f"{test_metrics.get('UA')} | {test_metrics.get('W-F1')} |\n\n"
+            "WA = accuracy, UA = mean per-class recall; all metrics in `test_metrics.json`."
+        )
     else:
-        lines.append("No test metrics recorded for this checkpoint.")
-    lines += [
-        "",
-        "## Use",
-        "",
-        "```bash",
-        "pip install m4ser-speechbrain",
-        "```",
-        "",
-        "```python",
-        "from m4ser_lobes.inference import M4SERClassifier",
-        "",
-        f'classifier = M4SERClassifier.from_hparams(source="{source}")',
-        'probs, score, index, labels = classifier.classify_file("speech.wav")  # ASR runs',
-        'probs, score, index, labels = classifier.classify_file("speech.wav", transcript="Oh no.")',
-    ]
-    if has_corrector:
-        lines.append('*_, (info,) = classifier.classify_file("speech.wav", correct=True)  # info.corrected')
-    lines += [
-        "```",
-        "",
-        f"Without a transcript, `{asr_model}` transcribes the audio (`asr_model` in "
-        "`hyperparams.yaml`). Files longer than `window_seconds` are classified as at most "
-        "`max_windows` windows whose probabilities are averaged. Many files at once:",
-        "",
-        "```bash",
-        f"m4ser-classify --model {source} audio_folder/ --output predictions.csv",
-        "```",
-        "",
-        "## Share",
-        "",
-        "```python",
-        "from huggingface_hub import HfApi",
-        f'HfApi().create_repo("{repo_id or "org/name"}", repo_type="model", exist_ok=True)',
-        f'HfApi().upload_folder(folder_path="<this folder>", repo_id="{repo_id or "org/name"}", '
-        'repo_type="model")',
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
+        results = "No test metrics were recorded for this checkpoint."
+    correction = (
+        '*_, (info,) = classifier.classify_file("speech.wav", correct=True)  # info.corrected\n'
+        if has_corrector
+        else ""
+    )
+    fields = {
+        "corpus": corpus,
+        "corpus_tag": corpus.lower(),
+        "data_name": Path(str(hparams.get("data_folder", ""))).name,
+        "text": _hypotheses_summary(hparams),
+        "speech_source": hparams.get("speech_encoder_source", "?"),
+        "text_source": hparams.get("text_encoder_source", "?"),
+        "classes": ", ".join(classes),
+        "checkpoint": run.checkpoint.name,
+        "valid_metrics": ", ".join(f"{k} {meta[k]}" for k in ("WA", "UA", "W-F1") if k in meta)
+        or "not recorded",
+        "results": results,
+        "source": repo_id or "<this folder or org/name>",
+        "repo_id": repo_id or "org/name",
+        "correction_line": correction,
+        "asr_model": asr_model,
+        "epochs": hparams.get("number_of_epochs", "?"),
+        "experiment": hparams.get("experiment_name", "?"),
+    }
+    for key in (
+        "fold",
+        "validation",
+        "seed",
+        "d_model",
+        "modalities",
+        "use_msr",
+        "use_mir",
+        "use_aed",
+        "use_aec",
+        "use_gan",
+        "use_lcl",
+    ):
+        fields[key] = hparams.get(key, "?")
+    return string.Template(MODEL_CARD).substitute(fields)
 
 
 def publish(tmp, out, overwrite=False):
@@ -542,8 +581,12 @@ def publish(tmp, out, overwrite=False):
 def _write_folder(folder, run, hparams, model, args):
     """Write every file of the export into ``folder``; returns the inference YAML values."""
     inference_state, corrector_state = split_state_dict(model)
-    with_corrector = bool(corrector_state) and model.aed_head is not None \
-        and model.aec_decoder is not None and args["corrector"]
+    with_corrector = (
+        bool(corrector_state)
+        and model.aed_head is not None
+        and model.aec_decoder is not None
+        and args["corrector"]
+    )
     asr_model = args["asr_model"] or default_asr_model(hparams)
     asr_field = asr_model
     if os.path.isdir(asr_model):  # a local ASR model travels with the export
@@ -561,8 +604,15 @@ def _write_folder(folder, run, hparams, model, args):
     if with_corrector:
         torch.save(corrector_state, folder / CORRECTOR_FILE)
     shutil.copyfile(run.label_encoder, folder / "label_encoder.txt")
-    values = inference_values(hparams, model, asr_field, args["window_seconds"],
-                              args["max_windows"], args["batch_size"], with_corrector)
+    values = inference_values(
+        hparams,
+        model,
+        asr_field,
+        args["window_seconds"],
+        args["max_windows"],
+        args["batch_size"],
+        with_corrector,
+    )
     atomic_write_text(folder / "hyperparams.yaml", render_inference_yaml(values))
     metrics_file = run.output_folder / "test_metrics.json"
     test_metrics = None
@@ -576,15 +626,20 @@ def _write_folder(folder, run, hparams, model, args):
     labels.load(run.label_encoder)
     labels.expect_len(hparams["num_emotions"])
     classes = [labels.decode_ndim(i) for i in range(len(labels))]
-    card = model_card(run, hparams, classes, asr_model, test_metrics, with_corrector, args["repo_id"])
+    card = model_card(
+        run, hparams, classes, asr_model, test_metrics, with_corrector, args["repo_id"]
+    )
     atomic_write_text(folder / "README.md", card)
-    atomic_write_json(folder / "export_info.json", {
-        "checkpoint": run.checkpoint.name,
-        "best_checkpoint": run.is_best,
-        "classes": classes,
-        "asr_model": asr_model,
-        "has_corrector": with_corrector,
-    })
+    atomic_write_json(
+        folder / "export_info.json",
+        {
+            "checkpoint": run.checkpoint.name,
+            "best_checkpoint": run.is_best,
+            "classes": classes,
+            "asr_model": asr_model,
+            "has_corrector": with_corrector,
+        },
+    )
     return values
 
 
@@ -614,7 +669,9 @@ def verify_export(folder, model, atol=1e-5):
         if sorted(corrector) != sorted(trained) or any(
             not torch.equal(corrector[k].cpu(), trained[k].cpu()) for k in trained
         ):
-            raise RuntimeError("export check failed: corrector.ckpt differs from the trained AED/AEC")
+            raise RuntimeError(
+                "export check failed: corrector.ckpt differs from the trained AED/AEC"
+            )
     generator = torch.Generator().manual_seed(0)
     wavs = torch.randn(2, 16000, generator=generator)
     wav_lens = torch.tensor([1.0, 0.75])
@@ -673,7 +730,7 @@ def export_model(
     repo_id : str, optional
         Hub repo id, used in the model card's snippets.
     window_seconds : float, optional
-        Long-audio window; default the training ``max_audio_seconds``.
+        Long-audio window; default the training ``max_audio_seconds`` (20 s without a crop).
     max_windows, batch_size : int
         Long-audio cap and windows per forward pass.
     corrector : bool
@@ -702,8 +759,14 @@ def export_model(
             run,
             hparams,
             model,
-            dict(asr_model=asr_model, repo_id=repo_id, window_seconds=window_seconds,
-                 max_windows=max_windows, batch_size=batch_size, corrector=corrector),
+            {
+                "asr_model": asr_model,
+                "repo_id": repo_id,
+                "window_seconds": window_seconds,
+                "max_windows": max_windows,
+                "batch_size": batch_size,
+                "corrector": corrector,
+            },
         )
         if verify:
             verify_export(tmp, model)
@@ -717,22 +780,33 @@ def export_model(
 
 
 def main(argv=None):
-    """Command line: ``python -m m4ser_lobes.export --checkpoint RUN --out DIR`` (``m4ser-export``)."""
+    """Command line: ``m4ser-export --checkpoint RUN --out DIR``."""
     parser = argparse.ArgumentParser(
         prog="m4ser-export",
         description="Export a trained M4SER checkpoint as a self-contained inference folder "
         "(loadable with M4SERClassifier.from_hparams, ready for the Hugging Face Hub).",
     )
-    parser.add_argument("--checkpoint", required=True,
-                        help="training output folder (best-UA checkpoint), its save/ folder, or a CKPT+... folder")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="training output folder (best-UA checkpoint), its save/ folder, or a CKPT+... folder",
+    )
     parser.add_argument("--out", required=True, help="export folder to write")
-    parser.add_argument("--hparams", help="training YAML (default: <output_folder>/hyperparams.yaml)")
+    parser.add_argument(
+        "--hparams", help="training YAML (default: <output_folder>/hyperparams.yaml)"
+    )
     parser.add_argument("--label-encoder", help="default: <save_folder>/label_encoder.txt")
-    parser.add_argument("--asr-model", help="Whisper id or local folder for inputs without a transcript "
-                        f"(default: the training cache's Whisper model, else {DEFAULT_ASR_MODEL})")
+    parser.add_argument(
+        "--asr-model",
+        help="Whisper id or local folder for inputs without a transcript "
+        f"(default: the training cache's Whisper model, else {DEFAULT_ASR_MODEL})",
+    )
     parser.add_argument("--repo-id", help="Hugging Face repo id, for the model card's snippets")
-    parser.add_argument("--window-seconds", type=float,
-                        help="long-audio window (default: the training max_audio_seconds)")
+    parser.add_argument(
+        "--window-seconds",
+        type=float,
+        help="long-audio window (default: the training max_audio_seconds)",
+    )
     parser.add_argument("--max-windows", type=int, default=8, help="long-audio cap (default 8)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     parser.add_argument("--no-corrector", action="store_true", help="leave AED/AEC out")
@@ -742,9 +816,18 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         export_model(
-            args.checkpoint, args.out, args.hparams, args.label_encoder, args.asr_model,
-            args.repo_id, args.window_seconds, args.max_windows, args.batch_size,
-            corrector=not args.no_corrector, overwrite=args.overwrite, verify=not args.no_verify,
+            args.checkpoint,
+            args.out,
+            args.hparams,
+            args.label_encoder,
+            args.asr_model,
+            args.repo_id,
+            args.window_seconds,
+            args.max_windows,
+            args.batch_size,
+            corrector=not args.no_corrector,
+            overwrite=args.overwrite,
+            verify=not args.no_verify,
         )
     except (FileExistsError, FileNotFoundError, KeyError) as err:
         print(f"m4ser-export: error: {err}", file=sys.stderr)

@@ -43,7 +43,7 @@ import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 from speechbrain.inference.interfaces import Pretrained, pretrained_from_hparams
@@ -72,9 +72,9 @@ __all__ = [
 class TranscriptInfo(NamedTuple):
     """The text behind one prediction."""
 
-    text: Optional[str]  # raw transcript the text encoder read (None: speech-only model)
+    text: str | None  # raw transcript the text encoder read (None: speech-only model)
     source: str  # "given", "asr" or "unused" (speech-only model)
-    corrected: Optional[str] = None  # AED + AEC correction, normalised (when asked for)
+    corrected: str | None = None  # AED + AEC correction, normalised (when asked for)
 
 
 def load_inference_weights(model, path):
@@ -122,9 +122,23 @@ def resolve_source(source, fetch_config=None):
     Returns
     -------
     Path
+
+    Example
+    -------
+    >>> resolve_source(getfixture("tmp_path")) == getfixture("tmp_path").resolve()
+    True
+    >>> resolve_source("exports/typo/m4ser")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: exports/typo/m4ser: no such export folder (a Hugging Face repo id looks like org/name)
     """
     if Path(source).is_dir():
         return Path(source).resolve()
+    text = os.fspath(source)
+    if text.startswith((".", "/", "~")) or text.count("/") != 1 or os.sep in text.replace("/", ""):
+        raise FileNotFoundError(
+            f"{text}: no such export folder (a Hugging Face repo id looks like org/name)"
+        )
     from huggingface_hub import snapshot_download
 
     config = fetch_config or FetchConfig()
@@ -243,7 +257,7 @@ class M4SERClassifier(Pretrained):
         hparams_file : str
             Inference YAML inside ``source``.
         overrides : dict, optional
-            YAML overrides, e.g. ``{"window_seconds": 10.0, "asr_model": "openai/whisper-small.en"}``.
+            YAML overrides, e.g. ``{"window_seconds": 10.0, "asr_model": "openai/whisper-small"}``.
         **kwargs
             Forwarded to ``speechbrain.inference.interfaces.pretrained_from_hparams`` (``savedir``,
             ``fetch_config``, ``local_strategy``) and the constructor (``run_opts``).
@@ -533,8 +547,13 @@ class M4SERClassifier(Pretrained):
             wav, int(self.hparams.window_seconds * rate), int(self.hparams.max_windows)
         ).to(self.device)
         if windows.shape[0] > 1:
-            logger.info("%s: %.1f s classified as %d windows of %.1f s", path,
-                        wav.shape[0] / rate, windows.shape[0], windows.shape[1] / rate)
+            logger.info(
+                "%s: %.1f s classified as %d windows of %.1f s",
+                path,
+                wav.shape[0] / rate,
+                windows.shape[0],
+                windows.shape[1] / rate,
+            )
         ones = torch.ones(windows.shape[0], device=self.device)
         if transcript is not None or not self.model.uses_text:
             texts = [transcript] * windows.shape[0]
@@ -544,7 +563,9 @@ class M4SERClassifier(Pretrained):
         step = max(1, int(self.hparams.batch_size))
         probabilities = torch.cat(
             [
-                self.emotion_probabilities(windows[i : i + step], ones[i : i + step], texts[i : i + step])
+                self.emotion_probabilities(
+                    windows[i : i + step], ones[i : i + step], texts[i : i + step]
+                )
                 for i in range(0, windows.shape[0], step)
             ]
         ).mean(dim=0, keepdim=True)

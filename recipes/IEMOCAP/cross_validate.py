@@ -151,7 +151,7 @@ def main(argv=None, train_script=TRAIN):
     """Run the folds, then write the report; returns the report dict."""
     from m4ser_lobes.report import REPORT_FOLDER, build_report, summary_line
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s cross_validate: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     hparams_file, folds, launcher, train_args = parse_args(sys.argv[1:] if argv is None else argv)
     logger.info("folds %s of %s", " ".join(map(str, folds)), hparams_file)
     experiment_dir, fold_dirs = run_folds(hparams_file, folds, train_args, launcher, train_script)

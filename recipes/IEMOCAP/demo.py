@@ -64,9 +64,16 @@ def run(out="demo_output", fold=1, epochs=12, seed=7, extra_args=()):
     import train
 
     overrides = demo_overrides(out, fold, epochs, seed)
+    passed_on = []
+    for arg in extra_args:  # `--key=value` replaces a demo value; anything else is passed on
+        key, sep, value = arg[2:].partition("=")
+        if arg.startswith("--") and sep and key in overrides:
+            overrides[key] = value
+        else:
+            passed_on.append(arg)
     argv = [str(REPO / "hparams" / "m4ser.yaml")]
     argv += [f"--{key}={'null' if value is None else value}" for key, value in overrides.items()]
-    argv += ["--device=cpu", *extra_args]
+    argv += ["--device=cpu", *passed_on]
     brain = train.main(argv)
     with open(os.path.join(brain.hparams.output_folder, "test_metrics.json"), encoding="utf-8") as fin:
         return json.load(fin)

@@ -19,9 +19,9 @@ import pytest
 from tiny_recipe import (
     checkpoints,
     import_train,
+    in_process_run,
     make_tiny_assets,
     output_folder,
-    restored_logging,
     steps_per_epoch,
     subprocess_env,
     tiny_argv,
@@ -71,7 +71,7 @@ def test_killed_run_resumes_with_same_optimizer_steps(tmp_path):
             [sys.executable, str(WORKER), *argv], stdout=log, stderr=subprocess.STDOUT, env=env
         )
     try:
-        with restored_logging():
+        with in_process_run():
             train.main(reference_argv)
         frozen = wait_for(marker, proc, worker_log)
         save = output_folder(killed_results) / "save"
@@ -105,7 +105,7 @@ def test_killed_run_resumes_with_same_optimizer_steps(tmp_path):
     # 3. Rerun the same command, in-process: it must resume mid-epoch 2, not restart.
     log_txt = output_folder(killed_results) / "log.txt"
     log_start = log_txt.stat().st_size
-    with restored_logging():
+    with in_process_run():
         train.main(argv)
     rerun_log = log_txt.read_text(encoding="utf-8", errors="replace")[log_start:]
     assert f"Loading a checkpoint from {intra['path']}" in rerun_log

@@ -10,6 +10,7 @@ which run as ``__main__`` with this folder on ``sys.path``.
 """
 
 import contextlib
+import importlib.util
 import json
 import logging
 import math
@@ -31,12 +32,15 @@ BATCH_SIZE = 4
 
 
 def import_train():
-    """Import ``recipes/IEMOCAP/train.py`` as the module ``train`` (from its folder, like the recipe)."""
-    if str(RECIPE) not in sys.path:
-        sys.path.insert(0, str(RECIPE))
-    import train
-
-    return train
+    """Import ``recipes/IEMOCAP/train.py`` under a private module name (no clash with other
+    ``train`` modules a test session may have imported)."""
+    name = "_m4ser_integration_iemocap_train"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, TRAIN_SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 def make_tiny_assets(folder, utterances_per_dialog=2):
@@ -123,13 +127,20 @@ def checkpoints(save_folder):
 
 
 @contextlib.contextmanager
-def restored_logging():
-    """Undo the root-logger handlers that ``sb.create_experiment_directory`` installs in-process."""
+def in_process_run():
+    """Context for ``train.main`` inside pytest: one torch thread (cheaper for the tiny model,
+    and a subprocess may run beside it), and the root-logger handlers that
+    ``sb.create_experiment_directory`` installs removed afterwards."""
+    import torch
+
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         yield
     finally:
+        torch.set_num_threads(threads)
         for handler in root.handlers[:]:
             if handler not in handlers:
                 root.removeHandler(handler)

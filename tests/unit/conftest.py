@@ -18,15 +18,15 @@ REPO = Path(__file__).resolve().parents[2]
 IEMOCAP_RECIPE = REPO / "recipes" / "IEMOCAP"
 
 # Tiny sizes: the whole fixture (generate, train one epoch, test, export) takes ~30-60 s on 2 cores.
-TINY_OVERRIDES = dict(
-    d_model=32,
-    nhead=2,
-    cme_ffn=64,
-    aec_ffn=64,
-    discriminator_hidden=32,
-    number_of_epochs=1,
-    batch_size=8,
-)
+TINY_OVERRIDES = {
+    "d_model": 32,
+    "nhead": 2,
+    "cme_ffn": 64,
+    "aec_ffn": 64,
+    "discriminator_hidden": 32,
+    "number_of_epochs": 1,
+    "batch_size": 8,
+}
 
 
 class TinyM4SER(NamedTuple):
@@ -94,13 +94,29 @@ def tiny_m4ser(tmp_path_factory):
 
     exported = out / "export"
     status = export.main(
-        ["--checkpoint", str(run), "--out", str(exported), "--asr-model", str(whisper),
-         "--repo-id", "m4ser/tiny-test"]
+        [
+            "--checkpoint",
+            str(run),
+            "--out",
+            str(exported),
+            "--asr-model",
+            str(whisper),
+            "--repo-id",
+            "m4ser/tiny-test",
+        ]
     )
     assert status == 0
     assert json.loads((exported / "export_info.json").read_text())["best_checkpoint"]
-    return TinyM4SER(run, exported, whisper, test_manifest, test_batch_size, max_audio_seconds,
-                     probabilities, classes)
+    return TinyM4SER(
+        run,
+        exported,
+        whisper,
+        test_manifest,
+        test_batch_size,
+        max_audio_seconds,
+        probabilities,
+        classes,
+    )
 
 
 @pytest.fixture(scope="session")

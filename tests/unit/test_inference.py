@@ -48,7 +48,7 @@ def padded_batches(entries, batch_size, max_seconds):
 @pytest.fixture
 def utterance(tiny_m4ser):
     """(path, hypothesis) of the first test utterance (16 kHz mono, < window)."""
-    utt_id, entry = manifest_entries(tiny_m4ser)[0]
+    _utt_id, entry = manifest_entries(tiny_m4ser)[0]
     return entry["wav"], entry["hypothesis"]
 
 
@@ -75,8 +75,12 @@ def test_fresh_process_reproduces_the_brains_test_predictions(tiny_m4ser, tmp_pa
         """
     )
     result_file = tmp_path / "result.json"
-    subprocess.run([sys.executable, "-c", script, str(result_file)], check=True, cwd=tmp_path,
-                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    subprocess.run(
+        [sys.executable, "-c", script, str(result_file)],
+        check=True,
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     result = json.loads(result_file.read_text())
     assert result["classes"] == tiny_m4ser.classes
     assert sorted(result["out"]) == sorted(tiny_m4ser.brain_probabilities)
@@ -93,15 +97,26 @@ def test_fresh_process_reproduces_the_brains_test_predictions(tiny_m4ser, tmp_pa
 
 def test_export_holds_only_the_inference_parts(tiny_m4ser, tiny_classifier):
     folder = tiny_m4ser.export
-    for name in ("hyperparams.yaml", "model.ckpt", "label_encoder.txt", "corrector.ckpt",
-                 "README.md", "test_metrics.json", "speech_encoder/config.json",
-                 "speech_encoder/preprocessor_config.json", "text_encoder/tokenizer.json",
-                 "text_encoder/config.json", "asr/config.json"):
+    for name in (
+        "hyperparams.yaml",
+        "model.ckpt",
+        "label_encoder.txt",
+        "corrector.ckpt",
+        "README.md",
+        "test_metrics.json",
+        "speech_encoder/config.json",
+        "speech_encoder/preprocessor_config.json",
+        "text_encoder/tokenizer.json",
+        "text_encoder/config.json",
+        "asr/config.json",
+    ):
         assert (folder / name).is_file(), name
     assert not list(folder.parent.glob(".export.*")), "temporary folders left behind"
     model_keys = torch.load(folder / "model.ckpt", weights_only=True).keys()
-    assert model_keys and not any(k.startswith(("aed_head.", "aec_decoder.", "discriminator"))
-                                  or k.startswith(BACKBONE_PREFIXES) for k in model_keys)
+    assert model_keys and not any(
+        k.startswith(("aed_head.", "aec_decoder.", "discriminator", *BACKBONE_PREFIXES))
+        for k in model_keys
+    )
     corrector_keys = torch.load(folder / "corrector.ckpt", weights_only=True).keys()
     assert {k.split(".")[0] for k in corrector_keys} == {"aed_head", "aec_decoder"}
     # Paper §III-I: neither AED/AEC nor the discriminator is built for emotion inference.
@@ -112,8 +127,15 @@ def test_export_holds_only_the_inference_parts(tiny_m4ser, tiny_classifier):
     assert not any(p.requires_grad for p in tiny_classifier.parameters())
     card = (folder / "README.md").read_text()
     metrics = json.loads((tiny_m4ser.run / "test_metrics.json").read_text())
-    for needle in ("IEMOCAP", "fold 1", "M4SERClassifier.from_hparams", "m4ser/tiny-test",
-                   "upload_folder", f"| {metrics['UA']} |", "m4ser-classify"):
+    for needle in (
+        "IEMOCAP",
+        "fold 1",
+        "M4SERClassifier.from_hparams",
+        "m4ser/tiny-test",
+        "upload_folder",
+        f"| {metrics['UA']} |",
+        "m4ser-classify",
+    ):
         assert needle in card, needle
 
 
@@ -193,8 +215,9 @@ def test_other_sample_rates_are_resampled(tiny_classifier, utterance, tmp_path, 
 
 
 def test_without_transcript_the_asr_model_runs(tiny_m4ser, utterance):
-    classifier = M4SERClassifier.from_hparams(source=str(tiny_m4ser.export),
-                                              run_opts={"device": "cpu"})
+    classifier = M4SERClassifier.from_hparams(
+        source=str(tiny_m4ser.export), run_opts={"device": "cpu"}
+    )
     path, text = utterance
     *_, (given,) = classifier.classify_file(path, transcript=text, return_transcript=True)
     assert given.text == text and given.source == "given" and given.corrected is None
@@ -211,7 +234,9 @@ def test_a_long_file_is_classified_as_averaged_windows(tiny_classifier, tmp_path
     """60 s of 8 kHz audio: 8 evenly spaced 4 s windows, 8 per forward pass, ASR per window."""
     rng = np.random.default_rng(0)
     t = np.arange(60 * 8000) / 8000
-    audio = (0.3 * np.sin(2 * np.pi * 200 * t) + 0.05 * rng.standard_normal(t.size)).astype("float32")
+    audio = (0.3 * np.sin(2 * np.pi * 200 * t) + 0.05 * rng.standard_normal(t.size)).astype(
+        "float32"
+    )
     path = write(tmp_path / "long.wav", audio, 8000)
     calls = []
     original = tiny_classifier.emotion_probabilities
@@ -238,8 +263,9 @@ def test_a_long_file_is_classified_as_averaged_windows(tiny_classifier, tmp_path
 def test_correction_is_loaded_lazily_and_matches_the_trained_model(tiny_m4ser, utterance):
     from m4ser_lobes.alignment import correct
 
-    classifier = M4SERClassifier.from_hparams(source=str(tiny_m4ser.export),
-                                              run_opts={"device": "cpu"})
+    classifier = M4SERClassifier.from_hparams(
+        source=str(tiny_m4ser.export), run_opts={"device": "cpu"}
+    )
     assert classifier.corrector is None
     path, text = utterance
     probs, _, _, _, (info,) = classifier.classify_file(path, transcript=text, correct=True)
@@ -306,12 +332,23 @@ def test_batch_command_skips_bad_inputs_and_records_why(tiny_m4ser, tmp_path):
     transcripts = tmp_path / "transcripts.csv"
     transcripts.write_text(f"id,transcript\n{utt_a},{a['hypothesis']}\n")
     out_csv = tmp_path / "out.csv"
-    argv = ["--model", str(tiny_m4ser.export), str(clips), str(bad["missing"][0]),
-            "--manifest", str(manifest), "--transcripts", str(transcripts), "--no-progress"]
+    argv = [
+        "--model",
+        str(tiny_m4ser.export),
+        str(clips),
+        str(bad["missing"][0]),
+        "--manifest",
+        str(manifest),
+        "--transcripts",
+        str(transcripts),
+        "--no-progress",
+    ]
     assert classify.main(argv + ["--output", str(out_csv), "--correct"]) == 0
     rows = {r["id"]: r for r in csv.DictReader(out_csv.open(encoding="utf-8"))}
     assert {rows[k]["status"] for k in (utt_a, f"sub/{utt_b}", utt_c)} == {"ok"}
-    assert rows[utt_a]["transcript"] == a["hypothesis"] and rows[utt_a]["transcript_source"] == "given"
+    assert (
+        rows[utt_a]["transcript"] == a["hypothesis"] and rows[utt_a]["transcript_source"] == "given"
+    )
     assert rows[utt_c]["transcript_source"] == "given"
     assert rows[f"sub/{utt_b}"]["transcript_source"] == "asr"
     assert "corrected" in rows[utt_a]
@@ -330,16 +367,25 @@ def test_batch_command_skips_bad_inputs_and_records_why(tiny_m4ser, tmp_path):
     by_id = {r["id"]: r for r in result["results"]}
     assert by_id[utt_c]["label"] == rows[utt_c]["label"]
     assert by_id[utt_c]["probabilities"][rows[utt_c]["label"]] == pytest.approx(
-        float(rows[utt_c]["score"]), abs=1e-6)
+        float(rows[utt_c]["score"]), abs=1e-6
+    )
     assert by_id["missing"]["status"] == "skipped"
 
 
 def test_batch_command_fails_when_nothing_was_classified(tiny_m4ser, tmp_path):
     bad = make_bad_inputs(tmp_path / "bad")
     out = tmp_path / "out.json"
-    argv = ["--model", str(tiny_m4ser.export), *(str(p) for p, _ in bad.values()),
-            "--output", str(out), "--no-progress"]
+    argv = [
+        "--model",
+        str(tiny_m4ser.export),
+        *(str(p) for p, _ in bad.values()),
+        "--output",
+        str(out),
+        "--no-progress",
+    ]
     assert classify.main(argv) == 1
     assert {r["status"] for r in json.loads(out.read_text())["results"]} == {"skipped"}
     with pytest.raises(SystemExit):  # usage error: no inputs at all
         classify.main(["--model", str(tiny_m4ser.export), "--output", str(out)])
+    missing_model = ["--model", str(tmp_path / "no-such-export"), str(bad["nan"][0])]
+    assert classify.main(missing_model + ["--output", str(out)]) == 2
