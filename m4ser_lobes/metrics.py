@@ -94,10 +94,11 @@ def plot_confusion_matrix(confusion, class_names, path, title="Confusion matrix"
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
-def _save_figure(fig, path):
+def save_figure(fig, path):
+    """Save a matplotlib figure as PNG atomically and close it."""
     import os
 
     import matplotlib.pyplot as plt

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from m4ser_lobes.fileio import atomic_write_json, atomic_write_text
-from m4ser_lobes.metrics import _save_figure, emotion_metrics, plot_confusion_matrix
+from m4ser_lobes.metrics import save_figure, emotion_metrics, plot_confusion_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -454,14 +454,18 @@ def report_markdown(report):
     recall = [[name, "—" if r is None else f"{r:.2f}"] for name, r in zip(classes, pooled["recall"])]
     parts = [
         f"# Cross-validation report: {report['experiment']}",
-        "WA = overall accuracy, UA = mean per-class recall (percent). *mean ± std*: over the "
-        "per-fold numbers (population std); *pooled*: recomputed over all test predictions.",
+        (
+            "WA = overall accuracy, UA = mean per-class recall (percent). *mean ± std*: over the "
+            "per-fold numbers (population std); *pooled*: recomputed over all test predictions."
+        ),
         _table(["fold", "n", *SUMMARY_KEYS], rows),
         "## Pooled recall per class",
         _table(["class", "recall"], recall),
         "## Averaged confusion matrix (Fig. 12)",
-        "Mean over folds of the row-normalised matrices: % of the true class (rows) predicted "
-        "as each class (columns). `confusion_matrix_avg.png`.",
+        (
+            "Mean over folds of the row-normalised matrices: % of the true class (rows) "
+            "predicted as each class (columns). `confusion_matrix_avg.png`."
+        ),
         _table(["true \\ predicted", *classes], confusion),
     ]
     if report["curves"]:
@@ -506,7 +510,7 @@ def plot_curves(curves, path, title=""):
         axes[0, 0].text(0.5, 0.5, "no history.json: no curves", ha="center", va="center")
     fig.suptitle(title)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def _draw_panel(ax, title, series, reference):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Five-fold leave-one-session-out cross-validation of M4SER on IEMOCAP, resumable.
+r"""Five-fold leave-one-session-out cross-validation of M4SER on IEMOCAP, resumable.
 
     python recipes/IEMOCAP/cross_validate.py hparams/m4ser.yaml \
         --data_folder=/data/IEMOCAP_full_release --hypotheses_file=hyps.json \
@@ -92,8 +92,8 @@ def resolve_hparams(hparams_file, train_args, fold):
             if unset is None:
                 raise
             raise SystemExit(
-                f"{hparams_file}: {unset.group(1)} has no value; pass it on the command line, "
-                f"e.g. --{unset.group(1)}=/path/to/IEMOCAP_full_release"
+                f"{hparams_file}: {unset.group(1)} has no value; pass it on the command line: "
+                f"--{unset.group(1)}=<value>"
             ) from error
     return yaml.load(resolved, Loader=_tag_loader())
 
@@ -120,7 +120,7 @@ def train_fold(hparams_file, fold, train_args, output_folder, launcher=None, tra
     command = [*runner, str(train_script), hparams_file, f"--fold={fold}", *train_args]
     logger.info("fold %d: training -> %s\n  %s", fold, output_folder, shlex.join(command))
     start = time.monotonic()
-    returncode = subprocess.run(command).returncode
+    returncode = subprocess.run(command, check=False).returncode
     if returncode != 0 or not (output_folder / FINISHED_MARKER).is_file():
         raise SystemExit(
             f"fold {fold} failed (exit code {returncode}, no {output_folder / FINISHED_MARKER}); "

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train and test M4SER on one IEMOCAP fold (leave-one-session-out).
+r"""Train and test M4SER on one IEMOCAP fold (leave-one-session-out).
 
     python recipes/IEMOCAP/train.py hparams/m4ser.yaml \
         --data_folder=/data/IEMOCAP_full_release --hypotheses_file=hyps.json --fold=1
