@@ -31,7 +31,11 @@ probabilities averaged. Memory is therefore bounded by ``batch_size`` windows wh
 length (the decoded file itself is held in RAM, about 230 MB per hour at 16 kHz). Without a
 given transcript each window is transcribed separately and the window texts are joined; a given
 transcript is paired with every window. A file no longer than ``window_seconds`` is classified
-whole, exactly as the training Brain's test stage sees it.
+whole, as the training Brain's test stage crops it. Each file is classified alone, so its result
+does not depend on other files; the Brain's test batches are zero-padded, and group-norm speech
+encoders (HuBERT/wav2vec2 base) are not padding-invariant, so its probabilities for a padded
+utterance differ slightly (about 1e-3) from a batch of one. :meth:`classify_batch` on the same
+padded batch reproduces them (tested to 1e-5).
 
 Shape legend: B batch, L samples, N windows, T_t tokens, C classes. Masks: True = padding.
 """

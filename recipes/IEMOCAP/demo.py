@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The whole pipeline on a generated IEMOCAP look-alike, on a CPU, in a few minutes.
 
-    python recipes/IEMOCAP/demo.py [--out demo_output] [--epochs 12] [--fold 1]
+    python recipes/IEMOCAP/demo.py [--out demo_output] [--epochs 10] [--fold 1]
 
 Steps: generate the corpus (``m4ser_lobes.mini_corpus``) -> save tiny random HuBERT and BERT
 models locally (no download) -> ``train.py hparams/m4ser.yaml`` with the overrides below
@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
-def demo_overrides(out, fold=1, epochs=12, seed=7):
+def demo_overrides(out, fold=1, epochs=10, seed=7):
     """The YAML overrides that turn ``hparams/m4ser.yaml`` into the demo (returns a dict)."""
     from m4ser_lobes.mini_corpus import corpus_words, generate_iemocap
     from m4ser_lobes.testing import save_tiny_speech_encoder, save_tiny_text_encoder
@@ -51,14 +51,14 @@ def demo_overrides(out, fold=1, epochs=12, seed=7):
         "discriminator_hidden": 64,
         "number_of_epochs": epochs,
         "batch_size": 8,
-        "lr": 0.0005,
+        "lr": 0.002,
         "num_workers": 0,
         "max_audio_seconds": 4.0,
         "ckpt_interval_minutes": 0,
     }
 
 
-def run(out="demo_output", fold=1, epochs=12, seed=7, extra_args=()):
+def run(out="demo_output", fold=1, epochs=10, seed=7, extra_args=()):
     """Run the demo; returns the test metrics dict."""
     sys.path.insert(0, str(HERE))
     import torch
@@ -87,7 +87,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_output", help="working folder (default: demo_output)")
     parser.add_argument("--fold", type=int, default=1, help="test session (1-5)")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     args, extra = parser.parse_known_args(argv)
     metrics = run(args.out, args.fold, args.epochs, args.seed, extra)
