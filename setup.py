@@ -39,6 +39,8 @@ setup(
         "console_scripts": [
             "m4ser-asr=m4ser_lobes.asr:main",
             "m4ser-mini-corpus=m4ser_lobes.mini_corpus:main",
+            "m4ser-export=m4ser_lobes.export:main",
+            "m4ser-classify=m4ser_lobes.classify:main",
         ]
     },
 )

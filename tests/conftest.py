@@ -4,18 +4,10 @@ Session-scoped fixtures build expensive things once; tests must treat what they 
 read-only (copy or regenerate into ``tmp_path`` to break files on purpose).
 """
 
-import os
 import sys
 from pathlib import Path
 
-# Tiny models on 2 cores run several times faster on one thread (no OpenMP spin-waiting, and no
-# oversubscription when a test starts training subprocesses, which inherit this).
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 IEMOCAP_RECIPE = REPO / "recipes" / "IEMOCAP"

@@ -42,26 +42,6 @@ class TinyM4SER(NamedTuple):
     classes: list  # class names in index order
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """Give SpeechBrain's not-yet-imported lazy module redirects a ``__file__`` of None.
-
-    After collection, Hypothesis's pytest plugin reads ``__file__`` of every module in
-    ``sys.modules``. On a ``LazyModule`` (``speechbrain.k2_integration`` ...) that attribute
-    lookup imports the target, and a missing optional dependency (k2, numba, spacy) raises
-    ImportError: an INTERNALERROR of the whole session (seen intermittently). With ``__file__``
-    set, the scan skips them and nothing is imported. This concerns the whole suite and belongs
-    in ``tests/conftest.py``.
-    """
-    try:
-        from speechbrain.utils.importutils import LazyModule
-    except ImportError:
-        return
-    for module in list(sys.modules.values()):
-        if isinstance(module, LazyModule) and module.lazy_module is None:
-            vars(module).setdefault("__file__", None)
-
-
 def _import_recipe(name):
     """Import a script of ``recipes/IEMOCAP`` under a private module name."""
     if str(IEMOCAP_RECIPE) not in sys.path:
