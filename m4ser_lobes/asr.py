@@ -50,7 +50,7 @@ import numpy as np
 
 from m4ser_lobes.alignment import word_error_rate
 from m4ser_lobes.audio import SAMPLE_RATE, AudioError, load_audio
-from m4ser_lobes.fileio import atomic_write_json
+from m4ser_lobes.fileio import atomic_write_json, load_yaml_values
 
 logger = logging.getLogger(__name__)
 
@@ -567,14 +567,8 @@ def format_wer_report(cache, cache_path=""):
 
 def _model_from_yaml(path, key):
     """Read ``key`` from a (Hyper)PyYAML file without instantiating its ``!new:`` objects."""
-    import yaml
-
-    class _Loader(yaml.SafeLoader):
-        pass
-
-    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
     with open(path, encoding="utf-8") as f:
-        value = (yaml.load(f, Loader=_Loader) or {}).get(key)
+        value = load_yaml_values(f).get(key)
     if not isinstance(value, str):
         raise ValueError(
             f"{path} has no string key {key!r}; add `{key}: openai/whisper-medium.en` or pass --model"

@@ -34,3 +34,22 @@ def atomic_write_text(path, text):
 def atomic_write_json(path, obj, indent=2):
     """Atomically write ``obj`` as JSON (UTF-8, keys in insertion order)."""
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def load_yaml_values(stream):
+    """Plain values of a (Hyper)PyYAML document; object tags (``!new:``, ``!ref``...) read as None.
+
+    For reading a setting (an output folder, an ASR model id) without building any model.
+
+    Example
+    -------
+    >>> load_yaml_values("d_model: 768\\nmodel: !new:torch.nn.Linear [2, 2]\\n")
+    {'d_model': 768, 'model': None}
+    """
+    import yaml
+
+    class TagsAsNone(yaml.SafeLoader):
+        pass
+
+    TagsAsNone.add_multi_constructor("!", lambda loader, suffix, node: None)
+    return yaml.load(stream, Loader=TagsAsNone) or {}

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+from m4ser_lobes.fileio import load_yaml_values
 
 HERE = Path(__file__).resolve().parent
 TRAIN = HERE / "train.py"
@@ -64,16 +64,6 @@ def parse_args(argv):
     return args.hparams_file, sorted(set(args.folds)), args.launcher, train_args
 
 
-def _tag_loader():
-    """A SafeLoader that reads HyperPyYAML object tags (``!new:``, ``!apply:``...) as null."""
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    return Loader
-
-
 def resolve_hparams(hparams_file, train_args, fold):
     """The plain values of the YAML for one fold, as train.py would see them; builds no model.
 
@@ -95,7 +85,7 @@ def resolve_hparams(hparams_file, train_args, fold):
                 f"{hparams_file}: {unset.group(1)} has no value; pass it on the command line: "
                 f"--{unset.group(1)}=<value>"
             ) from error
-    return yaml.load(resolved, Loader=_tag_loader())
+    return load_yaml_values(resolved)
 
 
 def fold_metrics_line(folder):
