@@ -20,13 +20,13 @@ every parameter group, non-finite checks, gradients cleared after each phase,
 built in ``init_optimizers`` and registered as recoverables in one loop.
 """
 
+import json
 import logging
 import os
 from collections import defaultdict
 
 import speechbrain as sb
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from m4ser_lobes import losses
@@ -105,16 +105,19 @@ class M4SERBrain(sb.Brain):
             raw.requires_grad_(True)
 
     def adversarial_terms(self, outputs, trainable):
-        """L_D and L_G (design §5) and the mean D outputs; detached inputs when ``trainable``."""
+        """L_D, L_G (design §5) and the mean D outputs per input; detached inputs when ``trainable``.
+
+        D sees the three [B,T_s,D] inputs as one [3B,T_s,D] batch: one call, one DDP forward.
+        """
         parts = [outputs.speech_specific, outputs.text_specific, outputs.invariant]
         if trainable:
             parts = [p.detach() for p in parts]
         logits = self.discriminator_logits(torch.cat(parts, dim=0), trainable)
         speech, text, invariant = logits.float().chunk(3, dim=0)
-        loss_d, loss_g = losses.gan_losses(speech, text, invariant, outputs.speech_pad_mask)
-        valid = (~outputs.speech_pad_mask).float()
+        pad_mask = outputs.speech_pad_mask
+        loss_d, loss_g = losses.gan_losses(speech, text, invariant, pad_mask)
         means = {
-            f"D({name})": float((torch.sigmoid(z.detach()) * valid).sum() / valid.sum())
+            f"D({name})": losses.masked_frame_mean(torch.sigmoid(z.detach()), pad_mask)
             for name, z in (("H_S^spe", speech), ("H_T^spe", text), ("H_inv", invariant))
         }
         return loss_d, loss_g, means
@@ -123,7 +126,7 @@ class M4SERBrain(sb.Brain):
         """The model-phase loss: L_ER + α(β L_AED + L_AEC) + γ L_G + λ L_LCL (Alg. 1 line 25)."""
         outputs, correction = predictions
         emotions = batch.emo_encoded.data.squeeze(1).to(self.device)
-        terms = {"er": F.cross_entropy(outputs.logits.float(), emotions)}
+        terms = {"er": losses.emotion_loss(outputs.logits.float(), emotions)}
         if stage == sb.Stage.TRAIN:
             if self.hparams.use_aed:
                 labels = batch.aed_labels.data.to(self.device)
@@ -162,8 +165,10 @@ class M4SERBrain(sb.Brain):
         return loss
 
     def _log_value(self, name, value):
-        value = float(value.detach()) if torch.is_tensor(value) else float(value)
-        self.term_sums[name] += value
+        """Add to the stage's running mean of ``name`` (tensors stay on device: no sync per step)."""
+        if torch.is_tensor(value):
+            value = value.detach().float()
+        self.term_sums[name] = self.term_sums[name] + value
         self.term_counts[name] += 1
 
     # ------------------------------------------------------------------ the two-phase update
@@ -248,7 +253,7 @@ class M4SERBrain(sb.Brain):
         stats = {"loss": stage_loss}
         if stage == sb.Stage.TRAIN:
             stats.update(
-                {k: self.term_sums[k] / self.term_counts[k] for k in sorted(self.term_sums)}
+                {k: float(self.term_sums[k]) / self.term_counts[k] for k in sorted(self.term_sums)}
             )
             self.train_stats = stats
             return
@@ -278,8 +283,6 @@ class M4SERBrain(sb.Brain):
         path = os.path.join(self.hparams.output_folder, "history.json")
         history = []
         if os.path.exists(path):
-            import json
-
             with open(path, encoding="utf-8") as fin:
                 history = [h for h in json.load(fin) if h["epoch"] != epoch]
         history.append(
