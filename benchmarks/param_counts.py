@@ -10,7 +10,6 @@ download: the encoders are counted from their published sizes, HuBERT-base 94.37
 """
 
 import argparse
-import json
 
 from m4ser_lobes.aec import SelectiveAECDecoder
 from m4ser_lobes.discriminator import ModalityDiscriminator

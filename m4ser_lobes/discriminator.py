@@ -10,7 +10,7 @@ Shape legend: B batch, T frames (T_s for the fusion outputs), D width.
 
 from __future__ import annotations
 
-import torch
+import torch  # noqa: F401  (the doctests use it)
 from torch import nn
 
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import wave
 from collections import Counter
 from pathlib import Path

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from m4ser_lobes.fileio import atomic_write_json, atomic_write_text
-from m4ser_lobes.metrics import save_figure, emotion_metrics, plot_confusion_matrix
+from m4ser_lobes.metrics import emotion_metrics, plot_confusion_matrix, save_figure
 
 logger = logging.getLogger(__name__)
 

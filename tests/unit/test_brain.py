@@ -1,6 +1,5 @@
 """M4SERBrain's two-phase adversarial update (design §5) and its named optimisers."""
 
-import sys
 from pathlib import Path
 
 import pytest
