@@ -36,7 +36,13 @@ def text_of(entry_text, reference, text_source, utt_id):
     return entry_text
 
 
-def make_text_pipeline(tokenizer, text_source="hypothesis", correction_mode="selective", max_tokens=None):
+def make_text_pipeline(
+    tokenizer,
+    text_source="hypothesis",
+    correction_mode="selective",
+    max_tokens=None,
+    with_corrections=True,
+):
     """Build the text pipeline (design §4).
 
     Arguments
@@ -50,6 +56,10 @@ def make_text_pipeline(tokenizer, text_source="hypothesis", correction_mode="sel
         utterance, the whole reference, hosted by [CLS]).
     max_tokens : int, optional
         Cap on the hypothesis length in WordPiece tokens (with [CLS]/[SEP]).
+    with_corrections : bool
+        Align with the reference for AED labels and AEC targets. Without them (no AED nor AEC)
+        the text is only encoded: labels are all ignored (-100) and there are no targets, so no
+        reference is needed.
 
     Returns
     -------
@@ -65,6 +75,12 @@ def make_text_pipeline(tokenizer, text_source="hypothesis", correction_mode="sel
     @sb.utils.data_pipeline.provides("input_ids", "aed_labels", "aec_targets")
     def text_pipeline(utt_id, hypothesis, transcript):
         text = text_of(hypothesis, transcript, text_source, utt_id)
+        if not with_corrections:
+            ids = alignment.encode_hypothesis(text, tokenizer, max_length=max_tokens)
+            yield torch.tensor(ids, dtype=torch.long)
+            yield torch.full((len(ids),), alignment.IGNORE_INDEX, dtype=torch.long)
+            yield {}
+            return
         aligned = alignment.align_transcripts(text, transcript, tokenizer, max_length=max_tokens)
         targets = aligned.targets
         if correction_mode == "full":
@@ -96,6 +112,7 @@ def dataio_prep(
     max_audio_seconds=None,
     max_tokens=None,
     sort_by_duration=False,
+    with_corrections=True,
 ):
     """Build the datasets and the label encoder from JSON manifests.
 
@@ -107,7 +124,7 @@ def dataio_prep(
         The text encoder's tokenizer.
     label_encoder_path : str
         Where the ``CategoricalEncoder`` is saved (``label_encoder.txt``).
-    text_source, correction_mode, max_tokens : see :func:`make_text_pipeline`.
+    text_source, correction_mode, max_tokens, with_corrections : see :func:`make_text_pipeline`.
     max_audio_seconds : float, optional
         Crop longer utterances (training memory).
     sort_by_duration : bool
@@ -129,7 +146,7 @@ def dataio_prep(
 
     dynamic_items = [
         make_audio_pipeline(max_audio_seconds),
-        make_text_pipeline(tokenizer, text_source, correction_mode, max_tokens),
+        make_text_pipeline(tokenizer, text_source, correction_mode, max_tokens, with_corrections),
         label_pipeline,
     ]
     datasets = {}

@@ -84,6 +84,7 @@ def main(argv):
         correction_mode="selective" if hparams["use_aed"] else "full",
         max_audio_seconds=hparams["max_audio_seconds"],
         max_tokens=hparams["max_tokens"],
+        with_corrections=hparams["use_aed"] or hparams["use_aec"],
     )
     label_encoder.expect_len(hparams["num_emotions"])
     hparams["label_encoder"] = label_encoder
