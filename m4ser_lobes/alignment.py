@@ -448,6 +448,8 @@ def full_correction_target(reference, tokenizer):
     """Target of the "w/o AED" ablation (Table IV C1): the whole normalised reference.
 
     The host of this single sequence is [CLS] (position 0), i.e. use ``{0: ids}`` as the targets.
+    The target is not cut here; :func:`batch_correction_targets` caps it (at ``max_tokens`` in
+    training) and counts the cut sequences.
 
     Arguments
     ---------
@@ -494,7 +496,7 @@ class CorrectionBatch:
     decoder_pad_mask : torch.BoolTensor
         [K, L] True = padding.
     num_truncated : int
-        Targets longer than ``max_len``.
+        Sequences (not tokens) whose target is longer than ``max_len``.
     """
 
     batch_index: torch.Tensor
@@ -534,7 +536,9 @@ def batch_correction_targets(targets_per_utt, bos_id, eos_id, pad_id, max_len=16
     bos_id, eos_id, pad_id : int
         [BOS] (= [CLS]), [EOS] (= [SEP]) and padding ids of the text vocabulary.
     max_len : int
-        Cap on the number of target tokens c (design §4: 16).
+        Cap on the number of target tokens c: ``aec_max_len`` (design §4: 16) for selective
+        correction, the text length limit ``max_tokens`` for the whole-utterance targets of
+        :func:`full_correction_target`.
 
     Returns
     -------
@@ -589,6 +593,9 @@ def correct(hypothesis_ids, predicted_labels, decoded_spans, tokenizer):
     KEEP emits the token, DELETE drops it, CHANGE emits its decoded span; special tokens ([CLS],
     [SEP], padding) are never emitted, neither from the hypothesis nor from a span. A CHANGE
     position without an entry in ``decoded_spans`` keeps its token (no correction available).
+    Special tokens are never corrected: a predicted CHANGE on [SEP], padding or any special token
+    after position 0 is ignored. The leading [CLS] (position 0) may be CHANGE: it hosts the words
+    the ASR dropped before the first hypothesis word (design §4), emitted in front.
 
     Arguments
     ---------
@@ -614,12 +621,16 @@ def correct(hypothesis_ids, predicted_labels, decoded_spans, tokenizer):
     "i don't know"
     >>> correct(a.input_ids, [0] * len(a.input_ids), {}, tok)  # all KEEP: the hypothesis
     'i no dont know'
+    >>> spans = {p: tok("okay", add_special_tokens=False).input_ids for p in range(5)}
+    >>> correct(a.input_ids[:3] + a.input_ids[-1:], [2, 2, 2, 2], spans, tok)  # [SEP] untouched
+    'okay okay okay'
     """
     special = set(tokenizer.all_special_ids)
     ids = [int(t) for t in hypothesis_ids]
     out = []
     for position, (token, label) in enumerate(zip(ids, (int(x) for x in predicted_labels))):
-        if label == CHANGE and position in decoded_spans:
+        host = token not in special or (position == 0 and token != tokenizer.pad_token_id)
+        if label == CHANGE and host and position in decoded_spans:
             out.extend(t for t in (int(x) for x in decoded_spans[position]) if t not in special)
         elif label in (KEEP, CHANGE) and token not in special:
             out.append(token)

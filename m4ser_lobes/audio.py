@@ -16,7 +16,51 @@ class AudioError(ValueError):
     """A file that cannot be used as audio; the message names the file and the problem."""
 
 
-def load_audio(path, sample_rate=SAMPLE_RATE, max_seconds=None):
+def crop(wav, max_samples, random_start=False):
+    """At most ``max_samples`` samples of ``wav``: the prefix, or a window at a random start.
+
+    With ``random_start`` the window's first sample is drawn uniformly among the
+    ``len(wav) - max_samples + 1`` valid offsets with torch's global RNG, which SpeechBrain seeds
+    (``seed`` in the YAML; DataLoader workers derive their seeds from it), so crops are
+    reproducible. Signals no longer than ``max_samples`` are returned whole.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        [L] waveform.
+    max_samples : int
+        Window length (>= 1).
+    random_start : bool
+        Random window (training augmentation) instead of the first ``max_samples`` samples.
+
+    Returns
+    -------
+    torch.Tensor
+        [min(L, max_samples)] waveform (a view of ``wav``).
+
+    Example
+    -------
+    >>> wav = torch.arange(10.0)
+    >>> crop(wav, 4).tolist()
+    [0.0, 1.0, 2.0, 3.0]
+    >>> _ = torch.manual_seed(0)
+    >>> window = crop(wav, 4, random_start=True)
+    >>> len(window), bool((window.diff() == 1).all())
+    (4, True)
+    >>> crop(wav, 20, random_start=True).shape
+    torch.Size([10])
+    """
+    max_samples = int(max_samples)
+    if max_samples < 1:
+        raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+    excess = wav.shape[0] - max_samples
+    if excess <= 0:
+        return wav
+    start = int(torch.randint(excess + 1, ())) if random_start else 0
+    return wav[start : start + max_samples]
+
+
+def load_audio(path, sample_rate=SAMPLE_RATE, max_seconds=None, random_crop=False):
     """Read an audio file as a mono waveform at ``sample_rate``.
 
     Any sample rate and channel count is accepted (channels are averaged). Missing files,
@@ -30,7 +74,9 @@ def load_audio(path, sample_rate=SAMPLE_RATE, max_seconds=None):
     sample_rate : int
         Target rate.
     max_seconds : float, optional
-        Keep at most this many seconds from the start.
+        Keep at most this many seconds (see :func:`crop`); None keeps the whole signal.
+    random_crop : bool
+        Take the ``max_seconds`` window at a random offset instead of from the start.
 
     Returns
     -------
@@ -70,5 +116,7 @@ def load_audio(path, sample_rate=SAMPLE_RATE, max_seconds=None):
     if rate != sample_rate:
         wav = torchaudio.functional.resample(wav, rate, sample_rate)
     if max_seconds is not None:
-        wav = wav[: int(max_seconds * sample_rate)]
+        if int(max_seconds * sample_rate) < 1:
+            raise ValueError(f"max_seconds must be > 0 (or None for no crop), got {max_seconds}")
+        wav = crop(wav, int(max_seconds * sample_rate), random_start=random_crop)
     return wav

@@ -52,7 +52,14 @@ class M4SERBrain(sb.Brain):
     Required hparams: ``alpha beta gamma lam tau use_aed use_aec use_gan use_lcl``, one optimiser
     class per name in :data:`OPTIMIZER_NAMES` (``opt_class_encoders`` ...), ``label_encoder``
     (set by the recipe), ``train_logger``, ``epoch_counter``; optional ``aec_max_len`` (16) and
-    ``output_folder`` for the test-set files.
+    ``output_folder`` for the test-set files; ``max_tokens`` when ``use_aec`` without ``use_aed``.
+
+    AEC target cap (:attr:`aec_target_cap`): selective correction (``use_aed``) decodes short
+    spans, capped at ``aec_max_len`` target tokens (design §4); the "w/o AED" ablation
+    (``use_aec`` without ``use_aed``, Table IV C(1)) decodes the whole reference from [CLS], capped
+    at the text length limit ``max_tokens``, so the decoder learns whole utterances and when to
+    stop. Longer targets are cut (no [EOS] taught) and their share of the decoder sequences is
+    logged as ``aec_truncated``.
     """
 
     def __init__(self, *args, **kwargs):
@@ -72,6 +79,19 @@ class M4SERBrain(sb.Brain):
             raise ValueError("use_aed=True but the model has no aed_head")
         if self.hparams.use_aec and model.aec_decoder is None:
             raise ValueError("use_aec=True but the model has no aec_decoder")
+        self.aec_target_cap = self._aec_target_cap()
+
+    def _aec_target_cap(self):
+        """Cap on AEC target tokens: ``aec_max_len`` (selective) or ``max_tokens`` (w/o AED)."""
+        if self.hparams.use_aec and not self.hparams.use_aed:
+            cap = getattr(self.hparams, "max_tokens", None)
+            if cap is None:
+                raise ValueError(
+                    "use_aec=True with use_aed=False corrects whole utterances, capped at the "
+                    "text length limit: set max_tokens in the hparams YAML (e.g. --max_tokens=128)"
+                )
+            return int(cap)
+        return int(getattr(self.hparams, "aec_max_len", 16))
 
     # ------------------------------------------------------------------ forward / objectives
     def compute_forward(self, batch, stage):
@@ -86,7 +106,7 @@ class M4SERBrain(sb.Brain):
         if self.hparams.use_aec and stage == sb.Stage.TRAIN:
             bos, eos, pad = unwrap(self.modules.model).text_encoder.special_ids()
             correction = batch_correction_targets(
-                batch.aec_targets, bos, eos, pad, max_len=getattr(self.hparams, "aec_max_len", 16)
+                batch.aec_targets, bos, eos, pad, max_len=self.aec_target_cap
             )
             correction = correction.to(self.device)
         outputs = self.modules.model(wavs, wav_lens, input_ids, text_pad_mask, correction)
@@ -134,7 +154,10 @@ class M4SERBrain(sb.Brain):
                 terms["aed"] = losses.aed_loss(outputs.aed_logits.float(), labels)
             if self.hparams.use_aec:
                 terms["aec"] = losses.aec_loss(outputs.aec_logits.float(), correction.decoder_labels)
-                self._log_value("aec_truncated", correction.num_truncated)
+                # share of decoder sequences whose target exceeded the cap
+                self._log_value(
+                    "aec_truncated", correction.num_truncated, count=correction.num_sequences
+                )
             if self.hparams.use_lcl:
                 terms["lcl"] = losses.label_contrastive_loss(
                     outputs.pooled.float(), emotions, temperature=self.hparams.tau
@@ -164,12 +187,15 @@ class M4SERBrain(sb.Brain):
             self.predictions["prob"].extend(probabilities.tolist())
         return loss
 
-    def _log_value(self, name, value):
-        """Add to the stage's running mean of ``name`` (tensors stay on device: no sync per step)."""
+    def _log_value(self, name, value, count=1):
+        """Add ``value`` (a sum over ``count`` items) to the stage's running mean of ``name``.
+
+        Tensors stay on device: no sync per step.
+        """
         if torch.is_tensor(value):
             value = value.detach().float()
         self.term_sums[name] = self.term_sums[name] + value
-        self.term_counts[name] += 1
+        self.term_counts[name] += count
 
     # ------------------------------------------------------------------ the two-phase update
     def fit_batch(self, batch):
@@ -198,7 +224,9 @@ class M4SERBrain(sb.Brain):
         with self.training_ctx:
             loss_d, loss_g, _ = self.adversarial_terms(outputs, trainable=True)
             objective = -(loss_d + loss_g)  # D maximises L_D + L_G (Alg. 1 line 23)
-        self.scaler.scale(objective / self.grad_accumulation_factor).backward()
+        scaled = self.scaler.scale(objective / self.grad_accumulation_factor)
+        self.check_loss_isfinite(scaled)  # counts towards --nonfinite_patience, as the model's
+        scaled.backward()
         if should_step:
             self._step(("discriminator",))
             self.optimizers_dict["discriminator"].zero_grad(set_to_none=True)
@@ -253,7 +281,10 @@ class M4SERBrain(sb.Brain):
         stats = {"loss": stage_loss}
         if stage == sb.Stage.TRAIN:
             stats.update(
-                {k: float(self.term_sums[k]) / self.term_counts[k] for k in sorted(self.term_sums)}
+                {
+                    k: float(self.term_sums[k]) / max(self.term_counts[k], 1)
+                    for k in sorted(self.term_sums)
+                }
             )
             self.train_stats = stats
             return

@@ -4,7 +4,8 @@ Every manifest entry has ``wav``, ``duration``, ``emo``, ``transcript`` (human r
 ``hypothesis`` (cached ASR text, or null) — see ``docs/CONTRACTS.md``. The pipelines here are
 corpus-agnostic: a recipe only points them at its manifests.
 
-Per utterance they provide ``sig`` (16 kHz mono), ``emo_encoded``, ``input_ids`` (the normalised
+Per utterance they provide ``sig`` (16 kHz mono; the ``train`` split randomly cropped to
+``max_audio_seconds``, valid/test whole), ``emo_encoded``, ``input_ids`` (the normalised
 text the encoder reads, with [CLS]/[SEP]), ``aed_labels`` (K/D/C per input id, -100 ignored) and
 ``aec_targets`` (CHANGE position -> reference WordPiece ids; a Python dict, batched later by
 :func:`m4ser_lobes.alignment.batch_correction_targets`).
@@ -92,13 +93,26 @@ def make_text_pipeline(
     return text_pipeline
 
 
-def make_audio_pipeline(max_audio_seconds=None):
-    """Audio pipeline: 16 kHz mono waveform, cropped to ``max_audio_seconds`` when given."""
+def make_audio_pipeline(max_audio_seconds=None, random_crop=False):
+    """Audio pipeline: 16 kHz mono waveform, cropped to ``max_audio_seconds`` when given.
+
+    Arguments
+    ---------
+    max_audio_seconds : float, optional
+        Longest waveform returned; None keeps the whole utterance.
+    random_crop : bool
+        Crop a window at a uniformly drawn start (seeded by torch's RNG) instead of the prefix.
+
+    Returns
+    -------
+    callable
+        A SpeechBrain dynamic item taking ``wav``, providing ``sig``.
+    """
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def audio_pipeline(wav):
-        return load_audio(wav, max_seconds=max_audio_seconds)
+        return load_audio(wav, max_seconds=max_audio_seconds, random_crop=random_crop)
 
     return audio_pipeline
 
@@ -126,7 +140,10 @@ def dataio_prep(
         Where the ``CategoricalEncoder`` is saved (``label_encoder.txt``).
     text_source, correction_mode, max_tokens, with_corrections : see :func:`make_text_pipeline`.
     max_audio_seconds : float, optional
-        Crop longer utterances (training memory).
+        Crop longer ``train`` utterances to a random window of this many seconds (training
+        memory; a new window each time an utterance is read, drawn with torch's RNG, which
+        SpeechBrain seeds). Every other split (valid, test) reads the whole utterance, as the
+        paper evaluates.
     sort_by_duration : bool
         Sort every split by duration (faster evaluation); training order is then not shuffled.
 
@@ -144,16 +161,28 @@ def dataio_prep(
         yield emo
         yield label_encoder.encode_label_torch(emo)
 
-    dynamic_items = [
-        make_audio_pipeline(max_audio_seconds),
-        make_text_pipeline(tokenizer, text_source, correction_mode, max_tokens, with_corrections),
-        label_pipeline,
-    ]
+    if "train" not in manifests:
+        raise ValueError(
+            f"dataio_prep needs a 'train' manifest (it defines the label set), got splits "
+            f"{sorted(manifests)}"
+        )
+    if max_audio_seconds is not None and max_audio_seconds <= 0:
+        raise ValueError(
+            f"max_audio_seconds must be > 0 (or null for no crop), got {max_audio_seconds}"
+        )
+    text_pipeline = make_text_pipeline(
+        tokenizer, text_source, correction_mode, max_tokens, with_corrections
+    )
+    audio_pipelines = {
+        "train": make_audio_pipeline(max_audio_seconds, random_crop=True),
+        "eval": make_audio_pipeline(None),  # valid/test: the whole utterance
+    }
     datasets = {}
     for split, path in manifests.items():
+        audio_pipeline = audio_pipelines["train" if split == "train" else "eval"]
         datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_json(
             json_path=path,
-            dynamic_items=dynamic_items,
+            dynamic_items=[audio_pipeline, text_pipeline, label_pipeline],
             output_keys=["id", "sig", "emo_encoded", "input_ids", "aed_labels", "aec_targets"],
         )
         if sort_by_duration:

@@ -175,6 +175,11 @@ class M4SER(nn.Module):
     def correct_transcripts(self, input_ids, text_pad_mask, max_len=16):
         """Detect and correct ASR errors (design §4): predicted labels and decoded spans.
 
+        Special tokens are never corrected: [SEP], padding and any other special id are
+        forced to KEEP (padding to DELETE, which emits nothing either), and so is [CLS] — except
+        that [CLS] at position 0 may be CHANGE, the host of words the ASR dropped before the first
+        one (design §4), which inserts its span without touching [CLS] itself.
+
         Arguments
         ---------
         input_ids : torch.Tensor
@@ -187,19 +192,27 @@ class M4SER(nn.Module):
         Returns
         -------
         labels : torch.Tensor
-            [B, T_t] predicted K/D/C labels (0/1/2).
+            [B, T_t] predicted K/D/C labels (0/1/2; padding 1).
         spans : list of dict
             Per utterance, CHANGE position -> decoded token ids.
         """
+        from m4ser_lobes.alignment import CHANGE, DELETE, KEEP
+
         if self.aed_head is None or self.aec_decoder is None:
             raise RuntimeError("correction needs a model trained with both AED and AEC")
         text_states = self.text_encoder(input_ids, text_pad_mask)
-        labels = self.aed_head(text_states).argmax(dim=-1).masked_fill(text_pad_mask, 1)
-        batch_index, positions = torch.nonzero(labels == 2, as_tuple=True)
+        labels = self.aed_head(text_states).argmax(dim=-1)  # [B, T_t]
+        bos, eos, pad = self.text_encoder.special_ids()
+        special = torch.zeros_like(text_pad_mask)
+        for token in {bos, eos, pad, *self.text_encoder.tokenizer.all_special_ids} - {None}:
+            special |= input_ids == token
+        cls_host = torch.zeros_like(special)
+        cls_host[:, 0] = (input_ids[:, 0] == bos) & (labels[:, 0] == CHANGE)
+        labels = labels.masked_fill(special & ~cls_host, KEEP).masked_fill(text_pad_mask, DELETE)
+        batch_index, positions = torch.nonzero(labels == CHANGE, as_tuple=True)
         hosts, memory, memory_pad_mask = gather_hosts(
             text_states, text_pad_mask, batch_index, positions
         )
-        bos, eos, _ = self.text_encoder.special_ids()
         tokens, lengths = self.aec_decoder.greedy_decode(
             hosts, memory, memory_pad_mask, self.text_encoder.embed_tokens, bos, eos, max_len
         )
@@ -218,3 +231,31 @@ def enabled(flag, module):
     True
     """
     return module if flag else None
+
+
+def build_if(flag, builder, **kwargs):
+    """``builder(**kwargs)`` when ``flag`` is true, else None; nothing is constructed when off.
+
+    ``enabled(flag, !new:...)`` receives an object HyperPyYAML has already built; this receives
+    the class (``!name:``) and builds it only when the configuration uses it, so a speech-only
+    run never loads a text encoder.
+
+    Example
+    -------
+    >>> build_if(False, torch.nn.Linear, in_features=2, out_features=2) is None
+    True
+    >>> build_if(True, torch.nn.Linear, in_features=2, out_features=3).out_features
+    3
+    """
+    return builder(**kwargs) if flag else None
+
+
+def uses_modality(modalities, modality):
+    """Whether a ``modalities`` setting (``both``, ``speech``, ``text``) uses ``modality``.
+
+    Example
+    -------
+    >>> uses_modality("both", "text"), uses_modality("speech", "text")
+    (True, False)
+    """
+    return modalities in ("both", modality)

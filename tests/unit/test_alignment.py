@@ -400,6 +400,21 @@ def test_batch_correction_targets_layout():
     assert torch.equal(cb.decoder_pad_mask, cb.decoder_labels == -100)
 
 
+def test_whole_utterance_targets_are_capped_at_max_tokens_not_aec_max_len(tok):
+    """Table IV C(1): the whole reference (18 tokens > aec_max_len=16) keeps its [EOS]."""
+    reference = " ".join(WHOLE_WORDS * 2)
+    target = full_correction_target(reference, tok)
+    assert len(target) == 18
+    args = (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
+    full = batch_correction_targets([{0: target}], *args, max_len=128)
+    assert full.num_truncated == 0
+    assert full.decoder_labels[0].tolist() == target + [tok.sep_token_id]
+    cut = batch_correction_targets([{0: target}, {0: target[:3]}], *args, max_len=len(target) - 1)
+    assert cut.num_truncated == 1  # counted per sequence
+    assert cut.decoder_labels[0, -1] == IGNORE_INDEX
+    assert tok.sep_token_id not in cut.decoder_labels[0].tolist()
+
+
 def test_batch_correction_targets_caps_length_and_counts():
     cb = batch_correction_targets([{1: list(range(10, 30))}, {1: [5]}], 2, 3, 0, max_len=4)
     assert cb.num_truncated == 1
@@ -456,6 +471,22 @@ def test_correct_cls_host(tok):
     a = align_transcripts("know", "well i know", tok)
     assert correct(a.input_ids, a.labels, a.targets, tok) == "well i know"
     assert correct(a.input_ids, [K, K, X], {}, tok) == "know"
+
+
+def test_correct_never_touches_special_tokens(tok):
+    a = align_transcripts("cat sat", "cat sat", tok)  # [CLS] cat sat [SEP]
+    hyp = a.input_ids + [tok.pad_token_id] * 2  # a padded row
+    dog = ids(tok, "dog")
+    spans = {p: dog for p in range(len(hyp))}
+    # CHANGE everywhere: the words change, [SEP] and padding stay as they are (nothing emitted);
+    # the leading [CLS] hosts words before the first one (design §4).
+    assert correct(hyp, [C] * len(hyp), spans, tok) == "dog dog dog"
+    without_cls = {p: s for p, s in spans.items() if p != 0}
+    assert correct(hyp, [C] * len(hyp), without_cls, tok) == "dog dog"
+    # DELETE on specials changes nothing; a special token in the middle is never a host
+    assert correct(hyp, [D, K, K, D, D, D], {}, tok) == "cat sat"
+    mid = [tok.cls_token_id, ids(tok, "cat")[0], tok.sep_token_id, ids(tok, "sat")[0]]
+    assert correct(mid, [K, K, C, K], {2: dog}, tok) == "cat sat"
 
 
 # ---------------------------------------------------------------------------- statistics

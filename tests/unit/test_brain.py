@@ -42,6 +42,8 @@ def make_brain(tiny_models, manifests, out, **extra):
         {"train": hparams["train_annotation"]},
         hparams["text_encoder"].tokenizer,
         str(Path(out) / "label_encoder.txt"),
+        correction_mode="selective" if hparams["use_aed"] else "full",  # as the recipe
+        with_corrections=hparams["use_aed"] or hparams["use_aec"],
     )
     hparams["label_encoder"] = label_encoder
     brain = M4SERBrain(modules=hparams["modules"], hparams=hparams,
@@ -176,3 +178,68 @@ def test_bf16_and_accumulation_keep_the_phases(tiny_models, mini_iemocap_manifes
     brain.fit_batch(next(batches))
     assert changed(d0, snapshot(brain.modules.discriminator)) == set(d0)
     assert brain.optimizer_step == 1
+
+
+@pytest.mark.parametrize("use_aed, max_tokens, cap", [
+    (True, 128, 2),     # selective spans: aec_max_len
+    (False, 128, 128),  # Table IV C(1) "w/o AED": whole references up to max_tokens
+    (False, 4, 4),      # ... and cut (and counted) beyond it
+])
+def test_aec_target_cap_follows_the_correction_mode(
+    tiny_models, mini_iemocap_manifests, tmp_path, use_aed, max_tokens, cap
+):
+    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_aed=use_aed,
+                               use_gan=False, aec_max_len=2, max_tokens=max_tokens)
+    brain.on_stage_start(sb.Stage.TRAIN)
+    truncated = sequences = 0
+    eos = unwrap(brain.modules.model).text_encoder.special_ids()[1]
+    for batch in loader:
+        targets = [t for utt in batch.aec_targets for _, t in sorted(utt.items())]
+        if not use_aed:
+            assert all(set(utt) == {0} for utt in batch.aec_targets)  # hosted by [CLS]
+        predictions = brain.compute_forward(batch, sb.Stage.TRAIN)
+        correction = predictions[1]
+        want = [len(t) > cap for t in targets]
+        assert correction.num_truncated == sum(want)
+        for row, (target, cut) in enumerate(zip(targets, want)):
+            labels = correction.decoder_labels[row].tolist()
+            assert labels[: min(len(target), cap)] == target[:cap]
+            assert (eos in labels) != cut  # a whole target is taught to stop, a cut one is not
+        brain.compute_objectives(predictions, batch, sb.Stage.TRAIN)
+        truncated, sequences = truncated + sum(want), sequences + len(targets)
+    if not use_aed:
+        assert sequences == len(loader.dataset)  # one whole-utterance sequence per utterance
+        assert (truncated > 0) == (cap == 4)
+    else:
+        assert truncated > 0  # the mini corpus has spans longer than 2 tokens
+    # logged per decoder sequence: the share of cut targets over the stage
+    assert brain.term_counts["aec_truncated"] == sequences
+    share = float(brain.term_sums["aec_truncated"]) / sequences
+    assert share == pytest.approx(truncated / sequences)
+    assert brain.aec_target_cap == cap
+
+
+def test_whole_utterance_correction_needs_max_tokens(tiny_models, mini_iemocap_manifests, tmp_path):
+    with pytest.raises(ValueError, match="max_tokens"):
+        make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_aed=False, use_gan=False,
+                   max_tokens=None)
+
+
+def test_discriminator_phase_checks_its_loss_is_finite(
+    tiny_models, mini_iemocap_manifests, tmp_path
+):
+    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_aec=False)
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN)
+    brain.nonfinite_count = 0
+    batch = next(iter(loader))
+    with torch.no_grad():
+        for p in unwrap(brain.modules.discriminator).parameters():
+            p.fill_(float("nan"))
+    outputs, _ = brain.compute_forward(batch, sb.Stage.TRAIN)
+    brain.nonfinite_patience = 1
+    brain._discriminator_phase(outputs, should_step=False)
+    assert brain.nonfinite_count == 1  # counted, patience not yet exhausted
+    with pytest.raises(ValueError, match="not finite"):
+        brain._discriminator_phase(outputs, should_step=False)
+    assert brain.nonfinite_count == 2

@@ -42,3 +42,70 @@ def test_without_corrections_only_the_text_is_encoded(mini_iemocap_manifests, to
 def test_full_correction_mode_hosts_the_reference_on_cls(mini_iemocap_manifests, tokenizer, tmp_path):
     data, _ = items(mini_iemocap_manifests, tokenizer, tmp_path, correction_mode="full")
     assert all(set(x["aec_targets"]) == {0} for x in data)
+
+
+# ------------------------------------------------------------------ audio crop: training only
+SECONDS, CROP = 3.0, 1.0
+
+
+@pytest.fixture
+def long_manifests(tmp_path):
+    """train/valid/test manifests of one 3 s utterance whose samples are all distinct."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    wav = tmp_path / "long.wav"
+    n = int(SECONDS * 16000)
+    sf.write(wav, np.linspace(-0.9, 0.9, n, dtype="float32"), 16000, subtype="FLOAT")
+    entry = {"wav": str(wav), "duration": SECONDS, "emo": "neu",
+             "transcript": "i know", "hypothesis": "i know"}
+    manifests = {}
+    for split in ("train", "valid", "test"):
+        manifests[split] = str(tmp_path / f"{split}.json")
+        with open(manifests[split], "w", encoding="utf-8") as fout:
+            json.dump({"utt": entry}, fout)
+    return manifests, wav
+
+
+def crop_start(window, full):
+    """Offset of ``window`` in ``full`` (asserting that it is a contiguous slice)."""
+    start = int(torch.argmin((full - window[0]).abs()))
+    assert torch.equal(full[start : start + len(window)], window)
+    return start
+
+
+def test_valid_and_test_read_the_whole_utterance_train_a_random_crop(
+    long_manifests, tokenizer, tmp_path
+):
+    from m4ser_lobes.audio import load_audio
+
+    manifests, wav = long_manifests
+    datasets, _ = dataio_prep(manifests, tokenizer, str(tmp_path / "labels.txt"),
+                              max_audio_seconds=CROP)
+    full = load_audio(wav)
+    assert len(full) == SECONDS * 16000
+    for split in ("valid", "test"):
+        assert torch.equal(datasets[split][0]["sig"], full), split
+
+    starts = {}
+    for seed in range(8):
+        torch.manual_seed(seed)
+        window = datasets["train"][0]["sig"]
+        assert len(window) == CROP * 16000
+        starts[seed] = crop_start(window, full)
+    assert len(set(starts.values())) > 1 and set(starts.values()) != {0}  # not always the prefix
+    assert all(0 <= s <= len(full) - CROP * 16000 for s in starts.values())
+    torch.manual_seed(3)  # reproducible through torch's RNG (seeded by SpeechBrain)
+    assert crop_start(datasets["train"][0]["sig"], full) == starts[3]
+
+
+def test_no_crop_and_bad_crop(long_manifests, tokenizer, tmp_path):
+    manifests, _ = long_manifests
+    datasets, _ = dataio_prep(manifests, tokenizer, str(tmp_path / "labels.txt"))
+    assert len(datasets["train"][0]["sig"]) == SECONDS * 16000
+    with pytest.raises(ValueError, match="max_audio_seconds"):
+        dataio_prep(manifests, tokenizer, str(tmp_path / "labels.txt"), max_audio_seconds=0)
+    with pytest.raises(ValueError, match="'train' manifest"):
+        dataio_prep({"test": manifests["test"]}, tokenizer, str(tmp_path / "labels.txt"))

@@ -116,5 +116,27 @@ def test_correct_transcripts_returns_labels_and_spans(folders):
         model.aed_head.linear.bias.copy_(torch.tensor([0.0, 0.0, 50.0]))  # force CHANGE
     labels, spans = model.correct_transcripts(ids, pad, max_len=4)
     assert labels.shape == ids.shape
-    assert len(spans) == 2 and set(spans[1]) == set(range(int((~pad[1]).sum())))
+    n = int((~pad[1]).sum())
+    # every word and the leading [CLS] (host of dropped leading words) may change; [SEP] not
+    assert len(spans) == 2 and set(spans[1]) == set(range(n - 1))
     assert all(len(s) <= 4 for utt in spans for s in utt.values())
+
+
+@pytest.mark.parametrize("forced", [1, 2])  # DELETE, CHANGE everywhere
+def test_correction_never_touches_special_tokens(folders, forced):
+    model = build(folders).eval()
+    _, _, ids, pad = batch_of(model)
+    bias = torch.zeros(3)
+    bias[forced] = 50.0
+    with torch.no_grad():
+        model.aed_head.linear.bias.copy_(bias)
+    labels, spans = model.correct_transcripts(ids, pad, max_len=4)
+    bos, eos, pad_id = model.text_encoder.special_ids()
+    sep = ids == eos
+    assert sep.sum() == 2 and (labels[sep] == 0).all()  # [SEP]: KEEP, never corrected
+    assert (labels[pad] == 1).all()  # padding: nothing to emit
+    assert not any(int(ids[b, p]) in (eos, pad_id) for b, utt in enumerate(spans) for p in utt)
+    words = ~(sep | pad | (ids == bos))
+    assert (labels[words] == forced).all()  # the words do follow the head
+    if forced == 1:  # DELETE is never put on [CLS] either
+        assert (labels[:, 0] == 0).all() and spans == [{}, {}]
