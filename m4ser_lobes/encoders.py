@@ -4,11 +4,15 @@ Both load through ``transformers.AutoModel.from_pretrained(source)``, so a hub i
 (``facebook/hubert-base-ls960``, ``microsoft/wavlm-base-plus``, ``facebook/wav2vec2-base``,
 ``bert-base-uncased``, ``roberta-base`` ...) and a local folder written by ``save_pretrained``
 take the same path. When an encoder's width differs from the model width ``output_dim``
-(HuBERT-large 1024, MiniLM 384) a Linear projection maps it to ``output_dim``.
+(HuBERT-large 1024, MiniLM 384) a Linear projection maps it to ``output_dim``. A source that
+cannot be loaded (a missing folder, a hub id not in the cache while offline) raises an
+``OSError`` naming the YAML key (``speech_encoder_source``, ``text_encoder_source``) and the fix.
 
-Shape legend: B batch, L samples, T_s speech frames, T_t tokens, D width.
+Shape legend: B batch, L samples, T_s speech frames, C_cnn CNN channels, T_t tokens, D width.
 Masks: True = padding.
 """
+
+import os
 
 import torch
 from torch import nn
@@ -36,15 +40,65 @@ class _FreezableEncoder(nn.Module):
         return self
 
 
+#: SSL families whose encoder is exact on a zero-padded frame batch with a frame mask: the
+#: transformer zeroes padded frames, its single positional convolution then sees the same zeros
+#: as an utterance alone, and attention ignores padded keys.
+PADDING_EXACT_MODEL_TYPES = ("hubert", "wav2vec2", "wavlm")
+
+
+def _from_pretrained(loader, source, config_key, **kwargs):
+    """``loader.from_pretrained(source)``; a missing or unreachable source names the YAML key."""
+
+    def unloadable(reason):
+        cache = kwargs.get("cache_dir")
+        return OSError(
+            f"{config_key}: cannot load {source!r} ({reason}). Set `{config_key}` to a local "
+            "folder written by `save_pretrained`, or go online once (without HF_HUB_OFFLINE / "
+            "TRANSFORMERS_OFFLINE) so that the hub id is downloaded into the Hugging Face cache"
+            + (f" ({cache})" if cache else "")
+            + "."
+        )
+
+    if os.path.isdir(source) and not os.path.isfile(os.path.join(source, "config.json")):
+        raise unloadable("the folder holds no config.json")
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise unloadable(err) from err
+
+
+def _receptive_field(config):
+    """Fewest samples that give one CNN frame (400 for the base checkpoints)."""
+    samples = 1
+    for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride))):
+        samples = (samples - 1) * stride + kernel
+    return samples
+
+
 class SpeechEncoder(_FreezableEncoder):
     """A self-supervised speech encoder (HuBERT / WavLM / wav2vec2): H_S = Enc(wav).
 
-    Group-norm checkpoints (``feat_extract_norm == "group"``, e.g. ``hubert-base-ls960``) get
-    zero-padded audio **without** an attention mask, as their documentation prescribes; layer-norm
-    ones (WavLM, wav2vec2-large-lv60) get the attention mask. In both cases the frame mask comes
-    from the absolute lengths through the encoder's own output-length rule
-    (``_get_feat_extract_output_lengths``). Waveforms are normalised over their own valid samples
-    when the checkpoint's feature extractor says ``do_normalize``.
+    Padding never changes a valid frame, whatever the checkpoint's normalisation, in training,
+    evaluation and inference alike: ``forward`` runs the model's parts itself, as the Hugging Face
+    ``forward`` chains them, but
+
+    1. normalises each waveform over its own valid samples (when the checkpoint's feature
+       extractor says ``do_normalize``);
+    2. runs the CNN feature encoder on each utterance's own samples only (utterances of equal
+       length share one call), so the group norm of ``feat_extract_norm == "group"`` checkpoints
+       (``hubert-base-ls960``, ``wav2vec2-base``) never sees padding;
+    3. projects the features, zero-pads them to the batch's longest frame count and runs the
+       transformer encoder with the boolean frame mask (True = valid, what HF's encoders take),
+       for group-norm and layer-norm (``do_stable_layer_norm``) checkpoints alike.
+
+    Each utterance therefore gets what the Hugging Face model gives it alone (tested to 1e-5).
+    Frame counts follow the encoder's own output-length rule
+    (``_get_feat_extract_output_lengths``); an utterance shorter than the CNN's receptive field
+    (:attr:`min_samples`) is zero-padded to it, and yields one frame. Supported: the model types of
+    ``PADDING_EXACT_MODEL_TYPES``, without a wav2vec2 CTC ``adapter``. SpecAugment is off (the
+    ``masked_spec_embed`` is never used and kept out of the optimiser). A HuBERT with
+    ``conv_pos_batch_norm`` is exact in eval mode only (its batch norm uses batch statistics in
+    training).
 
     Arguments
     ---------
@@ -55,21 +109,28 @@ class SpeechEncoder(_FreezableEncoder):
     freeze : bool
         Freeze the whole encoder (kept in eval mode).
     freeze_feature_extractor : bool
-        Freeze the CNN feature encoder (standard when fine-tuning, design §7).
+        Freeze the CNN feature encoder (standard when fine-tuning, ``docs/design.md §7``); no
+        gradient is computed through it.
     save_path : str, optional
         Hugging Face cache folder.
     layerdrop : float, optional
         Overrides the config's LayerDrop (0 keeps every layer used, which DDP needs without
         ``find_unused_parameters``). ``None`` keeps the checkpoint's value.
+    config_key : str
+        YAML key named when ``source`` cannot be loaded.
 
     Example
     -------
     >>> from m4ser_lobes.testing import save_tiny_speech_encoder
     >>> folder = save_tiny_speech_encoder(getfixture("tmp_path") / "hubert")
     >>> encoder = SpeechEncoder(str(folder), output_dim=16).eval()
-    >>> states, pad_mask = encoder(torch.randn(2, 16000), torch.tensor([1.0, 0.5]))
+    >>> wavs = torch.randn(2, 16000)
+    >>> states, pad_mask = encoder(wavs, torch.tensor([1.0, 0.5]))
     >>> states.shape, pad_mask.sum(dim=1)
     (torch.Size([2, 49, 16]), tensor([ 0, 25]))
+    >>> alone, _ = encoder(wavs[1:, :8000], torch.tensor([1.0]))
+    >>> torch.allclose(states[1, :24], alone[0], atol=1e-5)
+    True
     """
 
     def __init__(
@@ -80,19 +141,34 @@ class SpeechEncoder(_FreezableEncoder):
         freeze_feature_extractor=True,
         save_path=None,
         layerdrop=0.0,
+        config_key="speech_encoder_source",
     ):
         super().__init__()
         from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
-        config = AutoConfig.from_pretrained(source, cache_dir=save_path)
+        config = _from_pretrained(AutoConfig, source, config_key, cache_dir=save_path)
+        if config.model_type not in PADDING_EXACT_MODEL_TYPES:
+            raise ValueError(
+                f"{config_key}: {source!r} is a {config.model_type!r} model; SpeechEncoder "
+                f"supports {', '.join(PADDING_EXACT_MODEL_TYPES)} checkpoints"
+            )
+        if getattr(config, "add_adapter", False):
+            raise ValueError(
+                f"{config_key}: {source!r} has a CTC adapter (config.add_adapter=True), which "
+                "SpeechEncoder does not run; use the checkpoint's pretrained encoder without it"
+            )
         config.apply_spec_augment = False
         if layerdrop is not None:
             config.layerdrop = layerdrop
-        self.model = AutoModel.from_pretrained(source, config=config, cache_dir=save_path)
-        feature_extractor = AutoFeatureExtractor.from_pretrained(source, cache_dir=save_path)
+        self.model = _from_pretrained(
+            AutoModel, source, config_key, config=config, cache_dir=save_path
+        )
+        feature_extractor = _from_pretrained(
+            AutoFeatureExtractor, source, config_key, cache_dir=save_path
+        )
         self.feature_extractor = feature_extractor  # saved next to the weights by the exporter
         self.normalize_wav = bool(getattr(feature_extractor, "do_normalize", False))
-        self.use_attention_mask = getattr(config, "feat_extract_norm", "layer") == "layer"
+        self.min_samples = _receptive_field(config)
         self.freeze = freeze
         self.native_dim = config.hidden_size
         # SpecAugment is off, so its embedding is never used: keep it out of the optimiser.
@@ -110,19 +186,19 @@ class SpeechEncoder(_FreezableEncoder):
         return self.model._get_feat_extract_output_lengths(sample_lengths).long()
 
     def forward(self, wavs, wav_lens):
-        """Encode a padded batch of waveforms.
+        """Encode a padded batch of waveforms; each utterance is encoded as if it were alone.
 
         Arguments
         ---------
         wavs : torch.Tensor
-            [B, L] 16 kHz waveforms, zero-padded on the right.
+            [B, L] 16 kHz waveforms, padded on the right (the padding is never read).
         wav_lens : torch.Tensor
             [B] SpeechBrain relative lengths.
 
         Returns
         -------
         states : torch.Tensor
-            [B, T_s, D] H_S (padded frames hold garbage: mask them).
+            [B, T_s, D] H_S, zero on padded frames; T_s is the longest utterance's frame count.
         pad_mask : torch.Tensor
             [B, T_s] bool, True = padding.
         """
@@ -133,12 +209,45 @@ class SpeechEncoder(_FreezableEncoder):
         if self.normalize_wav:
             wavs = self._normalize(wavs, sample_pad, lengths)
         wavs = wavs.masked_fill(sample_pad, 0.0)
-        attention_mask = (~sample_pad).long() if self.use_attention_mask else None
+        if wavs.shape[1] < self.min_samples:
+            wavs = nn.functional.pad(wavs, (0, self.min_samples - wavs.shape[1]))
+        lengths = lengths.clamp(min=self.min_samples)  # too short: zero-padded to one frame
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            states = self.model(wavs, attention_mask=attention_mask).last_hidden_state
-        frame_lengths = self.frame_lengths(lengths).clamp(min=1, max=states.shape[1])
-        pad_mask = lengths_to_pad_mask(frame_lengths, states.shape[1])
-        return self.proj(states), pad_mask
+            features = self._cnn_features(wavs, lengths)  # [B, T_s, C_cnn]
+            frame_lengths = self.frame_lengths(lengths)
+            pad_mask = lengths_to_pad_mask(frame_lengths, features.shape[1])
+            hidden = self.model.feature_projection(features)
+            if isinstance(hidden, tuple):  # wav2vec2 / WavLM: (projected, normalised features)
+                hidden = hidden[0]
+            # HF encoders zero the masked frames and turn the mask into an additive one.
+            frame_mask = ~pad_mask if bool(pad_mask.any()) else None
+            states = self.model.encoder(hidden, attention_mask=frame_mask).last_hidden_state
+        states = self.proj(states).masked_fill(pad_mask.unsqueeze(-1), 0.0)
+        return states, pad_mask
+
+    def _cnn_features(self, wavs, lengths):
+        """CNN features of each utterance's own samples, zero-padded: [B, L] -> [B, T_s, C_cnn].
+
+        Utterances of equal length share one call (one call for an unpadded batch).
+        """
+        cnn = self.model.feature_extractor
+        trainable = any(p.requires_grad for p in cnn.parameters())
+        groups = {}
+        for row, length in enumerate(lengths.tolist()):
+            groups.setdefault(length, []).append(row)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
+            if len(groups) == 1:
+                (length,) = groups
+                return cnn(wavs[:, :length]).transpose(1, 2)
+            parts = []
+            for length, rows in groups.items():
+                rows = torch.tensor(rows, device=wavs.device)
+                parts.append((rows, cnn(wavs[rows, :length]).transpose(1, 2)))
+            longest = max(part.shape[1] for _, part in parts)
+            features = parts[0][1].new_zeros(wavs.shape[0], longest, parts[0][1].shape[2])
+            for rows, part in parts:
+                features[rows, : part.shape[1]] = part
+        return features
 
     @staticmethod
     def _normalize(wavs, pad_mask, lengths):
@@ -168,6 +277,8 @@ class TextEncoder(_FreezableEncoder):
         Freeze the encoder (kept in eval mode).
     save_path : str, optional
         Hugging Face cache folder.
+    config_key : str
+        YAML key named when ``source`` cannot be loaded.
 
     Example
     -------
@@ -181,17 +292,24 @@ class TextEncoder(_FreezableEncoder):
     (torch.Size([2, 8, 16]), torch.Size([2, 8, 32]))
     """
 
-    def __init__(self, source, output_dim=None, freeze=False, save_path=None):
+    def __init__(
+        self,
+        source,
+        output_dim=None,
+        freeze=False,
+        save_path=None,
+        config_key="text_encoder_source",
+    ):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(source, cache_dir=save_path)
+        self.tokenizer = _from_pretrained(AutoTokenizer, source, config_key, cache_dir=save_path)
         try:  # BERT-family: the pooler is never used (and would be an unused DDP parameter)
-            self.model = AutoModel.from_pretrained(
-                source, cache_dir=save_path, add_pooling_layer=False
+            self.model = _from_pretrained(
+                AutoModel, source, config_key, cache_dir=save_path, add_pooling_layer=False
             )
         except TypeError:
-            self.model = AutoModel.from_pretrained(source, cache_dir=save_path)
+            self.model = _from_pretrained(AutoModel, source, config_key, cache_dir=save_path)
         self.freeze = freeze
         self.native_dim = self.model.config.hidden_size
         if freeze:

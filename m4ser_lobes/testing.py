@@ -150,14 +150,16 @@ def save_tiny_speech_encoder(folder, kind="hubert", hidden_size=32, num_layers=2
 
     The CNN feature encoder has three layers (strides 5, 8, 8): a hop of 320 samples, i.e. 50
     frames per second of 16 kHz audio, as in the base checkpoints. HuBERT and wav2vec2 use group
-    norm (``feat_extract_norm="group"``), WavLM layer norm, like their base checkpoints.
+    norm (``feat_extract_norm="group"``), WavLM layer norm, like their base checkpoints;
+    ``"hubert-layer"`` and ``"wav2vec2-layer"`` use layer norm and the stable-layer-norm encoder
+    (``do_stable_layer_norm``), like ``hubert-large-ll60k`` and ``wav2vec2-large-lv60``.
 
     Arguments
     ---------
     folder : str or Path
         Output folder.
     kind : str
-        ``"hubert"``, ``"wavlm"`` or ``"wav2vec2"``.
+        ``"hubert"``, ``"wavlm"``, ``"wav2vec2"``, ``"hubert-layer"`` or ``"wav2vec2-layer"``.
     hidden_size : int
         Encoder width (``D_speech``).
     num_layers : int
@@ -184,6 +186,8 @@ def save_tiny_speech_encoder(folder, kind="hubert", hidden_size=32, num_layers=2
         "hubert": (HubertConfig, HubertModel, "group"),
         "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model, "group"),
         "wavlm": (WavLMConfig, WavLMModel, "layer"),
+        "hubert-layer": (HubertConfig, HubertModel, "layer"),
+        "wav2vec2-layer": (Wav2Vec2Config, Wav2Vec2Model, "layer"),
     }
     if kind not in classes:
         raise ValueError(f"kind must be one of {sorted(classes)}, got {kind!r}")

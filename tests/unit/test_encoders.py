@@ -1,23 +1,27 @@
 """Speech and text encoders loaded from tiny random HF models saved on disk (the hub-id path)."""
 
+import shutil
+
 import pytest
 import torch
 
 from m4ser_lobes.encoders import SpeechEncoder, TextEncoder
 from m4ser_lobes.testing import save_tiny_speech_encoder, save_tiny_text_encoder
 
+SPEECH_KINDS = ("hubert", "wavlm", "wav2vec2", "wav2vec2-layer")
+
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_encoders")
-    for kind in ("hubert", "wavlm", "wav2vec2"):
+    for kind in SPEECH_KINDS:
         save_tiny_speech_encoder(root / kind, kind=kind)
     for kind in ("bert", "roberta"):
         save_tiny_text_encoder(root / kind, words=["happy", "angry"], kind=kind)
     return root
 
 
-@pytest.mark.parametrize("kind", ["hubert", "wavlm", "wav2vec2"])
+@pytest.mark.parametrize("kind", SPEECH_KINDS)
 @pytest.mark.parametrize("output_dim", [None, 16])
 def test_speech_encoder_frames_and_mask(tiny_dir, kind, output_dim):
     encoder = SpeechEncoder(str(tiny_dir / kind), output_dim=output_dim).eval()
@@ -27,21 +31,7 @@ def test_speech_encoder_frames_and_mask(tiny_dir, kind, output_dim):
     expected = encoder.model._get_feat_extract_output_lengths(torch.tensor([16000, 8000, 4000]))
     assert states.shape == (3, int(expected[0]), output_dim or 32)
     assert (~pad_mask).sum(dim=1).tolist() == expected.tolist()
-    assert encoder.use_attention_mask == (kind == "wavlm")
-
-
-def test_layer_norm_encoder_alone_equals_batched(tiny_dir):
-    """WavLM gets the attention mask: padding does not change a shorter utterance."""
-    encoder = SpeechEncoder(str(tiny_dir / "wavlm")).eval()
-    wav = torch.randn(8000)
-    batch = torch.zeros(2, 16000)
-    batch[0] = torch.randn(16000)
-    batch[1, :8000] = wav
-    states, pad_mask = encoder(batch, torch.tensor([1.0, 0.5]))
-    alone, alone_mask = encoder(wav.unsqueeze(0), torch.tensor([1.0]))
-    n = int((~alone_mask).sum())
-    assert int((~pad_mask[1]).sum()) == n
-    torch.testing.assert_close(states[1, :n], alone[0, :n], atol=1e-4, rtol=1e-4)
+    # batched == alone for every family: tests/unit/test_padding_invariance.py
 
 
 def test_freezing(tiny_dir):
@@ -85,3 +75,37 @@ def test_bad_inputs(tiny_dir):
     text = TextEncoder(str(tiny_dir / "bert"))
     with pytest.raises(ValueError, match="differ"):
         text(torch.ones(2, 3, dtype=torch.long), torch.zeros(2, 4, dtype=torch.bool))
+
+
+def test_an_unloadable_source_names_the_yaml_key(tmp_path):
+    for missing in (tmp_path / "no-such-folder", tmp_path):  # missing; exists but holds no model
+        with pytest.raises(OSError, match=r"speech_encoder_source.*save_pretrained"):
+            SpeechEncoder(str(missing))
+        with pytest.raises(OSError, match=r"text_encoder_source.*save_pretrained"):
+            TextEncoder(str(missing))
+    with pytest.raises(OSError, match="^pretrained_path: "):
+        SpeechEncoder(str(tmp_path / "no-such-folder"), config_key="pretrained_path")
+
+
+def test_a_ctc_adapter_is_refused(tiny_dir, tmp_path):
+    from transformers import AutoConfig
+
+    shutil.copytree(tiny_dir / "wav2vec2", tmp_path / "adapter")
+    config = AutoConfig.from_pretrained(str(tmp_path / "adapter"))
+    config.add_adapter = True
+    config.save_pretrained(str(tmp_path / "adapter"))
+    with pytest.raises(ValueError, match="speech_encoder_source.*add_adapter"):
+        SpeechEncoder(str(tmp_path / "adapter"))
+
+
+def test_an_unverified_model_type_is_refused(tiny_dir, tmp_path):
+    """data2vec-audio stacks positional convolutions, which padding would leak through."""
+    import json
+
+    shutil.copytree(tiny_dir / "wav2vec2", tmp_path / "data2vec")
+    config_file = tmp_path / "data2vec" / "config.json"
+    config_file.write_text(
+        json.dumps({**json.loads(config_file.read_text()), "model_type": "data2vec-audio"})
+    )
+    with pytest.raises(ValueError, match="speech_encoder_source.*'data2vec-audio'.*hubert"):
+        SpeechEncoder(str(tmp_path / "data2vec"))
