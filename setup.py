@@ -28,6 +28,8 @@ setup(
         "scikit-learn>=1.3",
         "matplotlib>=3.7",
         "soundfile>=0.12",
+        # MELD ships mp4 clips (AAC audio): PyAV's wheels bundle FFmpeg, no system install.
+        "av>=12",
         "huggingface_hub",
         "tqdm",
     ],
