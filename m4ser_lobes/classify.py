@@ -13,7 +13,13 @@ suffix), or the manifest keys.
 Transcripts: ``--transcripts`` maps ids (or paths) to text, as a CSV with a header (an ``id``,
 ``path`` or ``wav`` column and a ``transcript``, ``text`` or ``hypothesis`` column), a JSON
 object ``{id: text}``, or an ASR hypothesis cache (``{"hypotheses": {id: text}}``). It wins
-over a manifest's text; utterances without any text are transcribed by the model's ASR.
+over a manifest's text. An empty text (an empty CSV cell, ``""`` in JSON) is a given, empty
+transcript, exactly as ``classify_file(path, transcript="")``: the ASR does not run for it
+(an ASR cache holds ``""`` where Whisper heard no words). Inputs without any text (no row, no
+key) are transcribed by the model's ASR: ``asr_model``/``asr_backend`` of the export, or
+``--asr-model``/``--asr-backend``. It is loaded once, before the first file; when it cannot be
+loaded (offline without a cached model, for instance) the run stops with exit status 2 and a
+message saying what to do (give ``--transcripts``, or ``--asr-model`` a local Whisper folder).
 
 Output (``--output``, written atomically; ``.json`` or ``.csv`` by suffix, or ``--format``):
 one record per input with ``id``, ``path``, ``status`` (``ok`` or ``skipped``), ``label``,
@@ -21,7 +27,7 @@ one record per input with ``id``, ``path``, ``status`` (``ok`` or ``skipped``), 
 (``given``/``asr``), ``corrected`` with ``--correct``, and the ``error`` of a skipped input.
 Missing, unreadable, empty or non-finite files are skipped with their reason (also logged)
 instead of stopping the run. Exit status: 0 when at least one file was classified, 1 when
-none was, 2 on a usage error or a model that cannot be loaded.
+none was, 2 on a usage error or a model (emotion or ASR) that cannot be loaded.
 
 Each file is classified on its own (``M4SERClassifier.classify_file``: any sample rate and
 channel count, long files as averaged windows), so a file's result does not depend on the others.
@@ -39,6 +45,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+from m4ser_lobes.asr import BACKENDS
 from m4ser_lobes.audio import AudioError
 from m4ser_lobes.fileio import atomic_write_json, atomic_write_text
 
@@ -47,6 +54,42 @@ logger = logging.getLogger(__name__)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 ID_COLUMNS = ("id", "path", "wav")
 TEXT_COLUMNS = ("transcript", "text", "hypothesis")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` of the m4ser commands: every option shows its default.
+
+    ``(default: X)`` is appended to an option with a default value; options without one (None)
+    and on/off flags say in their own help what happens when they are not given.
+    """
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def cli_prog(console_script, module):
+    """The name a command gives itself in ``--help`` and errors.
+
+    The console script name when run as one (``sys.argv[0]`` is ``.../m4ser-classify``),
+    else ``python -m <module>`` (run as a module, or ``main()`` called from Python).
+
+    Example
+    -------
+    >>> import sys
+    >>> monkeypatch = getfixture("monkeypatch")
+    >>> monkeypatch.setattr(sys, "argv", ["/venv/bin/m4ser-classify", "--help"])
+    >>> cli_prog("m4ser-classify", "m4ser_lobes.classify")
+    'm4ser-classify'
+    >>> monkeypatch.setattr(sys, "argv", ["/repo/m4ser_lobes/classify.py", "--help"])
+    >>> cli_prog("m4ser-classify", "m4ser_lobes.classify")
+    'python -m m4ser_lobes.classify'
+    """
+    name = Path(sys.argv[0] if sys.argv and sys.argv[0] else "").name
+    if name in (console_script, f"{console_script}.exe", f"{console_script}-script.py"):
+        return console_script
+    return f"python -m {module}"
 
 
 class Item(NamedTuple):
@@ -120,10 +163,13 @@ def read_transcripts(path):
 
     Example
     -------
+    An empty text cell is kept: it is a given, empty transcript (module docstring); a row
+    without the text column gives none.
+
     >>> path = getfixture("tmp_path") / "t.csv"
-    >>> _ = path.write_text("id,transcript\\na,oh no\\nb,\\n")
+    >>> _ = path.write_text("id,transcript\\na,oh no\\nb,\\nc\\n")
     >>> read_transcripts(path)
-    {'a': 'oh no'}
+    {'a': 'oh no', 'b': ''}
     """
     path = Path(path)
     if path.suffix.lower() == ".json":
@@ -145,11 +191,8 @@ def read_transcripts(path):
                 f"got {reader.fieldnames}"
             )
         names = dict(zip(fields, reader.fieldnames))
-        return {
-            row[names[key]]: row[names[text]]
-            for row in reader
-            if row.get(names[text]) not in (None, "")
-        }
+        column = names[text]
+        return {row[names[key]]: row[column] for row in reader if row.get(column) is not None}
 
 
 def attach_transcripts(items, transcripts):
@@ -165,12 +208,17 @@ def attach_transcripts(items, transcripts):
 def classify_items(classifier, items, correct=False, progress=True):
     """Classify every item; unreadable ones become ``skipped`` records with their reason.
 
+    An ASR model that cannot be loaded is no reason to skip a file: its
+    :class:`~m4ser_lobes.inference.ASRUnavailableError` stops the run.
+
     Returns
     -------
     list of dict
         One record per item (see the module docstring).
     """
     from tqdm import tqdm
+
+    from m4ser_lobes.inference import ASRUnavailableError
 
     classes = classifier.classes
     records = []
@@ -180,6 +228,8 @@ def classify_items(classifier, items, correct=False, progress=True):
             probs, score, _, labels, (info,) = classifier.classify_file(
                 item.path, transcript=item.transcript, return_transcript=True, correct=correct
             )
+        except ASRUnavailableError:
+            raise
         except (AudioError, RuntimeError, ValueError, OSError) as err:
             reason = str(err) if isinstance(err, AudioError) else f"{type(err).__name__}: {err}"
             logger.warning("skipped %s: %s", item.id, reason)
@@ -229,32 +279,61 @@ def write_records(records, path, classes, fmt=None, model=None):
 
 
 def build_parser():
+    """The ``m4ser-classify`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog="m4ser-classify",
+        prog=cli_prog("m4ser-classify", "m4ser_lobes.classify"),
+        formatter_class=HelpFormatter,
         description="Classify the emotion of audio files with an exported M4SER model.",
     )
     parser.add_argument("inputs", nargs="*", help="audio files and folders (searched recursively)")
     parser.add_argument("--model", required=True, help="export folder or Hugging Face repo id")
-    parser.add_argument("--manifest", nargs="+", default=[], help="SpeechBrain JSON manifests")
+    parser.add_argument(
+        "--manifest", nargs="+", default=[], help="SpeechBrain JSON manifests (default: none)"
+    )
     parser.add_argument(
         "--text-key",
         default="hypothesis",
-        help="manifest field holding the text (default: hypothesis; "
-        "`transcript` for human transcripts)",
+        help="manifest field holding the text (`transcript` for human transcripts)",
     )
-    parser.add_argument("--data-root", help="replaces {data_root} in manifest paths")
-    parser.add_argument("--transcripts", help="CSV or JSON mapping ids/paths to transcripts")
+    parser.add_argument(
+        "--data-root", help="replaces {data_root} in manifest paths (default: none)"
+    )
+    parser.add_argument(
+        "--transcripts",
+        help="CSV (id,transcript) or JSON ({id: text}) mapping ids/paths to transcripts; an "
+        "empty text is a given empty transcript (default: none; inputs without text go "
+        "through the ASR model)",
+    )
+    parser.add_argument(
+        "--asr-model",
+        help="Whisper model for inputs without a transcript: a local folder (offline) or a Hub "
+        "id; a CTranslate2 folder or size with --asr-backend faster-whisper (default: the "
+        "export's asr_model)",
+    )
+    parser.add_argument(
+        "--asr-backend",
+        choices=BACKENDS,
+        help="ASR implementation (default: the export's asr_backend, else transformers)",
+    )
     parser.add_argument("--output", required=True, help="results file (.csv or .json)")
-    parser.add_argument("--format", choices=("csv", "json"), help="default: from --output's suffix")
+    parser.add_argument(
+        "--format", choices=("csv", "json"), help="output format (default: --output's suffix)"
+    )
     parser.add_argument(
         "--correct",
         action="store_true",
         help="also output the AED/AEC correction of each transcript",
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
-    parser.add_argument("--savedir", help="where to link/copy the fetched model files")
-    parser.add_argument("--window-seconds", type=float, help="override the long-audio window")
-    parser.add_argument("--max-windows", type=int, help="override the long-audio window cap")
+    parser.add_argument(
+        "--savedir", help="where to link/copy the fetched model files (default: none)"
+    )
+    parser.add_argument(
+        "--window-seconds", type=float, help="long-audio window (default: the export's)"
+    )
+    parser.add_argument(
+        "--max-windows", type=int, help="long-audio window cap (default: the export's)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -275,7 +354,7 @@ def main(argv=None):
     if not items:
         parser.error("no audio files found in the inputs")
 
-    from m4ser_lobes.inference import M4SERClassifier
+    from m4ser_lobes.inference import ASRUnavailableError, M4SERClassifier
 
     overrides = {}
     if args.window_seconds is not None:
@@ -290,13 +369,28 @@ def main(argv=None):
             run_opts={"device": args.device} if args.device else None,
         )
     except (OSError, ValueError, RuntimeError) as err:
-        print(f"m4ser-classify: error: cannot load the model {args.model}: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: cannot load the model {args.model}: {err}", file=sys.stderr)
         return 2
     if args.correct and not getattr(classifier.hparams, "has_corrector", False):
         parser.error(
             f"{args.model} has no transcript corrector (trained or exported without AED/AEC)"
         )
-    records = classify_items(classifier, items, correct=args.correct, progress=not args.no_progress)
+    classifier.set_asr(args.asr_model, args.asr_backend)
+    untranscribed = sum(item.transcript is None for item in items)
+    try:
+        if untranscribed and classifier.model.uses_text:
+            logger.info("%d inputs have no transcript: loading the ASR model", untranscribed)
+            classifier.load_asr()
+        records = classify_items(
+            classifier, items, correct=args.correct, progress=not args.no_progress
+        )
+    except ASRUnavailableError as err:
+        print(
+            f"{parser.prog}: error: {untranscribed} of {len(items)} inputs have no transcript, "
+            f"so the ASR model must run, but {err}",
+            file=sys.stderr,
+        )
+        return 2
     write_records(records, args.output, classifier.classes, args.format, model=args.model)
     done = sum(r["status"] == "ok" for r in records)
     logger.info(

@@ -1,7 +1,9 @@
 """Export a trained M4SER checkpoint as a self-contained inference folder (local or on the Hub).
 
-    python -m m4ser_lobes.export --checkpoint results/m4ser/fold1/seed1986 \\
-        --out exported/m4ser-iemocap-fold1 [--asr-model openai/whisper-medium.en] [--overwrite]
+    m4ser-export --checkpoint results/m4ser/fold1/seed1986 --out exported/m4ser-iemocap-fold1 \\
+        [--asr-model openai/whisper-medium.en] [--asr-backend faster-whisper] [--overwrite]
+
+(or ``python -m m4ser_lobes.export ...``).
 
 ``--checkpoint`` is a training output folder (its best-UA checkpoint is taken, the one the
 recipe tested), its ``save/`` folder, or one ``save/CKPT+...`` folder. The training YAML
@@ -16,7 +18,13 @@ encoders' original sources must be reachable (cached) where this runs. The folde
     corrector.ckpt        AED head + AEC decoder (if trained; loaded only to correct transcripts)
     asr/                  the ASR model, only when --asr-model is a local folder
     test_metrics.json     the training run's test metrics (when present)
+    export_info.json      checkpoint, classes, ASR model and backend, training data (as JSON)
     README.md             model card: data, fold, metrics, how to load and share
+
+What the exported files say about the training data (corpus, test fold or split, text source and
+its ASR model, utterance counts read from the training manifests) and about the encoders and ASR
+model never includes a local path: a local folder is named by its last component only
+(:func:`public_name`), so the folder can be published as is.
 
 The modality discriminator and the optimisers are not exported. The folder is written under a
 temporary name, loaded back with :class:`m4ser_lobes.inference.M4SERClassifier` and checked
@@ -73,14 +81,17 @@ pretrained_path: .
 sample_rate: 16000
 # Transcript cap in tokens with [CLS]/[SEP], as in training.
 max_tokens: $max_tokens
-# Longer audio: at most max_windows windows of at most window_seconds (the training crop),
-# evenly spaced over the file, batch_size per forward pass; their probabilities are averaged.
+# Longer audio: at most max_windows windows of exactly window_seconds (the training crop),
+# evenly spaced from the start to the end of the file, batch_size per forward pass; their
+# probabilities are averaged.
 window_seconds: $window_seconds
 max_windows: $max_windows
 batch_size: $batch_size
 
 # ---------------------------------------------------------------- ASR, when no transcript is given
+# asr_backend: transformers (WhisperForConditionalGeneration) or faster-whisper (CTranslate2).
 asr_model: $asr_model
+asr_backend: $asr_backend
 asr_chunk_seconds: 30.0
 asr_batch_size: 8
 
@@ -201,6 +212,7 @@ PAPER_VALUES = {
     "max_windows": 8,
     "batch_size": 8,
     "asr_model": DEFAULT_ASR_MODEL,
+    "asr_backend": "transformers",
     "uses_speech": True,
     "uses_text": True,
     "corrector": {
@@ -235,7 +247,8 @@ def render_inference_yaml(values):
     ---------
     values : dict
         :data:`TRAINING_KEYS`, ``window_seconds``, ``max_windows``, ``batch_size``,
-        ``asr_model`` (a hub id, or ``!ref <pretrained_path>/asr``), ``uses_speech``,
+        ``asr_model`` (a hub id, or ``!ref <pretrained_path>/asr``), ``asr_backend``,
+        ``uses_speech``,
         ``uses_text`` and ``corrector`` (None, or a dict with ``aec_max_len vocab_size embed_dim
         aec_layers aec_ffn``).
 
@@ -371,7 +384,16 @@ def split_state_dict(model):
     return inference, corrector
 
 
-def inference_values(hparams, model, asr_model, window_seconds, max_windows, batch_size, corrector):
+def inference_values(
+    hparams,
+    model,
+    asr_model,
+    window_seconds,
+    max_windows,
+    batch_size,
+    corrector,
+    asr_backend="transformers",
+):
     """The fields of :func:`render_inference_yaml` for a trained model."""
     missing = [k for k in TRAINING_KEYS if k not in hparams]
     if missing:
@@ -382,6 +404,7 @@ def inference_values(hparams, model, asr_model, window_seconds, max_windows, bat
         max_windows=int(max_windows),
         batch_size=int(batch_size),
         asr_model=asr_model,
+        asr_backend=asr_backend,
         uses_speech=model.uses_speech,
         uses_text=model.uses_text,
         corrector=None,
@@ -408,25 +431,112 @@ def default_asr_model(hparams):
     return DEFAULT_ASR_MODEL
 
 
+def public_name(value):
+    """A name that can be published: a local path becomes its last component; ids stay.
+
+    Example
+    -------
+    >>> public_name("/home/me/models/tiny-whisper/"), public_name("facebook/hubert-base-ls960")
+    ('tiny-whisper', 'facebook/hubert-base-ls960')
+    >>> public_name(None)
+    '?'
+    """
+    if value is None:
+        return "?"
+    text = str(value)
+    if os.path.isabs(text) or text.startswith(("./", "../", "~")) or os.path.exists(text):
+        return Path(text.rstrip("/\\")).name or text
+    return text
+
+
 def _corpus_name(hparams):
     folder = str(hparams.get("data_folder") or "")
     for name in ("IEMOCAP", "MELD"):
         if name.lower() in folder.lower():
             return name
-    return Path(folder).name or "unknown"
+    return public_name(folder) if folder else "unknown"
 
 
-def _hypotheses_summary(hparams):
+def _manifest_size(path):
+    """Number of utterances in a JSON manifest, None when it cannot be read."""
+    if not path or not os.path.isfile(str(path)):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fin:
+            entries = json.load(fin)
+    except (OSError, ValueError):
+        return None
+    return len(entries) if isinstance(entries, dict) else None
+
+
+def training_data(hparams):
+    """What the model was trained on, from the training YAML and the files it names.
+
+    Returns
+    -------
+    dict
+        ``corpus``, ``data_folder`` (its last component), ``fold``, ``test_split``,
+        ``validation``, ``text_source`` (``hypothesis``/``transcript``), ``hypotheses_model``
+        and ``hypotheses_wer`` (from the hypothesis cache, when there is one), and
+        ``num_train_utterances``/``num_valid_utterances``/``num_test_utterances`` (from the
+        manifests, None when they are not readable where the export runs). No local paths.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> _ = (tmp / "train.json").write_text('{"a": {}, "b": {}}')
+    >>> _ = (tmp / "hyps.json").write_text('{"model": "openai/whisper-medium.en", "wer": 0.2}')
+    >>> data = training_data({"data_folder": "/data/IEMOCAP_full_release", "fold": 2,
+    ...                       "train_annotation": str(tmp / "train.json"),
+    ...                       "hypotheses_file": str(tmp / "hyps.json")})
+    >>> data["corpus"], data["test_split"], data["num_train_utterances"], data["hypotheses_model"]
+    ('IEMOCAP', 'Session2', 2, 'openai/whisper-medium.en')
+    """
+    corpus = _corpus_name(hparams)
+    fold = hparams.get("fold")
+    if corpus == "IEMOCAP" and fold is not None:
+        test_split = f"Session{fold}"
+    else:
+        test_split = hparams.get("test_split") or "test"
+    text_source = hparams.get("text_source") or "hypothesis"
+    model = wer = None
     cache = hparams.get("hypotheses_file")
-    if hparams.get("text_source") == "transcript":
-        return "human transcripts (text_source=transcript)"
-    if not cache or not os.path.isfile(cache):
-        return "ASR hypotheses"
-    with open(cache, encoding="utf-8") as fin:
-        data = json.load(fin)
-    wer = data.get("wer")
-    wer = f", WER {100 * wer:.2f} %" if isinstance(wer, (int, float)) else ""
-    return f"ASR hypotheses of {data.get('model', 'an ASR model')}{wer}"
+    if text_source != "transcript" and cache and os.path.isfile(str(cache)):
+        try:
+            with open(cache, encoding="utf-8") as fin:
+                data = json.load(fin)
+        except (OSError, ValueError):
+            data = {}
+        if isinstance(data, dict):
+            model = public_name(data["model"]) if data.get("model") else None
+            wer = data.get("wer") if isinstance(data.get("wer"), (int, float)) else None
+    return {
+        "corpus": corpus,
+        "data_folder": public_name(hparams.get("data_folder")),
+        "fold": fold,
+        "test_split": test_split,
+        "validation": hparams.get("validation"),
+        "text_source": text_source,
+        "hypotheses_model": model,
+        "hypotheses_wer": wer,
+        "num_train_utterances": _manifest_size(hparams.get("train_annotation")),
+        "num_valid_utterances": _manifest_size(hparams.get("valid_annotation")),
+        "num_test_utterances": _manifest_size(hparams.get("test_annotation")),
+    }
+
+
+def _text_summary(data):
+    if data["text_source"] == "transcript":
+        return "human transcripts (`text_source: transcript`)"
+    if data["hypotheses_model"] is None:
+        return "ASR hypotheses (`text_source: hypothesis`; the hypothesis cache was not found)"
+    wer = data["hypotheses_wer"]
+    wer = f", WER {100 * wer:.2f} %" if wer is not None else ""
+    return f"ASR hypotheses of `{data['hypotheses_model']}`{wer} (`text_source: hypothesis`)"
+
+
+def _count(value):
+    return "unknown" if value is None else str(value)
 
 
 MODEL_CARD = """\
@@ -437,7 +547,7 @@ language: en
 tags: [speech-emotion-recognition, multimodal, m4ser, speechbrain, $corpus_tag]
 ---
 
-# M4SER speech emotion recognition ($corpus, fold $fold)
+# M4SER speech emotion recognition ($corpus, test $test_split)
 
 Emotion recognition from speech and its ASR transcript with M4SER (He et al., "M4SER:
 Multimodal, Multirepresentation, Multitask, and Multistrategy Learning for Speech Emotion
@@ -445,8 +555,9 @@ Recognition"), trained with the `m4ser-speechbrain` plugin for SpeechBrain.
 
 ## Training
 
-- Data: $corpus (`$data_name`), fold $fold, validation `$validation`, seed $seed,
-  experiment `$experiment`.
+- Data: $corpus (`$data_name`), fold $fold: tested on $test_split, validation `$validation`.
+- Utterances (the run's manifests): $num_train training, $num_valid validation, $num_test test.
+- Run: seed $seed, experiment `$experiment`.
 - Text: $text.
 - Encoders (fine-tuned, stored in `speech_encoder/` and `text_encoder/`): speech
   `$speech_source`, text `$text_source`.
@@ -473,7 +584,9 @@ probs, score, index, labels = classifier.classify_file("speech.wav")  # the ASR 
 probs, score, index, labels = classifier.classify_file("speech.wav", transcript="Oh no.")
 $correction_line```
 
-Without a transcript, `$asr_model` transcribes the audio (`asr_model` in `hyperparams.yaml`).
+Without a transcript, $asr_description transcribes the audio
+(`asr_model` and `asr_backend` in `hyperparams.yaml`; offline, pass a transcript or point
+`asr_model` at a local Whisper folder).
 Files longer than `window_seconds` are classified as at most `max_windows` windows whose
 probabilities are averaged. Many files at once:
 
@@ -492,14 +605,23 @@ HfApi().upload_folder(folder_path="<this folder>", repo_id="$repo_id", repo_type
 """
 
 
-def model_card(run, hparams, classes, asr_model, test_metrics, has_corrector, repo_id=None):
-    """README.md of the export: a Hugging Face model card (:data:`MODEL_CARD`)."""
-    corpus = _corpus_name(hparams)
+def model_card(
+    run,
+    hparams,
+    classes,
+    asr_model,
+    test_metrics,
+    has_corrector,
+    repo_id=None,
+    asr_backend="transformers",
+):
+    """README.md of the export: a Hugging Face model card (:data:`MODEL_CARD`), no local paths."""
+    data = training_data(hparams)
     meta = run.meta
     if test_metrics and run.is_best:
         results = (
             "| split | WA (%) | UA (%) | W-F1 (%) |\n|---|---|---|---|\n"
-            f"| test (fold {hparams.get('fold', '?')}) | {test_metrics.get('WA')} | "
+            f"| test ({data['test_split']}) | {test_metrics.get('WA')} | "
             f"{test_metrics.get('UA')} | {test_metrics.get('W-F1')} |\n\n"
             "WA = accuracy, UA = mean per-class recall; all metrics in `test_metrics.json`."
         )
@@ -510,13 +632,23 @@ def model_card(run, hparams, classes, asr_model, test_metrics, has_corrector, re
         if has_corrector
         else ""
     )
+    bundled = os.path.isdir(str(asr_model))
+    asr_description = (
+        f"the Whisper model bundled in `asr/` (`{public_name(asr_model)}`, {asr_backend})"
+        if bundled
+        else f"`{public_name(asr_model)}` ({asr_backend})"
+    )
     fields = {
-        "corpus": corpus,
-        "corpus_tag": corpus.lower(),
-        "data_name": Path(str(hparams.get("data_folder", ""))).name,
-        "text": _hypotheses_summary(hparams),
-        "speech_source": hparams.get("speech_encoder_source", "?"),
-        "text_source": hparams.get("text_encoder_source", "?"),
+        "corpus": data["corpus"],
+        "corpus_tag": data["corpus"].lower(),
+        "data_name": data["data_folder"],
+        "test_split": data["test_split"],
+        "num_train": _count(data["num_train_utterances"]),
+        "num_valid": _count(data["num_valid_utterances"]),
+        "num_test": _count(data["num_test_utterances"]),
+        "text": _text_summary(data),
+        "speech_source": public_name(hparams.get("speech_encoder_source")),
+        "text_source": public_name(hparams.get("text_encoder_source")),
         "classes": ", ".join(classes),
         "checkpoint": run.checkpoint.name,
         "valid_metrics": ", ".join(f"{k} {meta[k]}" for k in ("WA", "UA", "W-F1") if k in meta)
@@ -525,7 +657,7 @@ def model_card(run, hparams, classes, asr_model, test_metrics, has_corrector, re
         "source": repo_id or "<this folder or org/name>",
         "repo_id": repo_id or "org/name",
         "correction_line": correction,
-        "asr_model": asr_model,
+        "asr_description": asr_description,
         "epochs": hparams.get("number_of_epochs", "?"),
         "experiment": hparams.get("experiment_name", "?"),
     }
@@ -588,10 +720,16 @@ def _write_folder(folder, run, hparams, model, args):
         and args["corrector"]
     )
     asr_model = args["asr_model"] or default_asr_model(hparams)
+    asr_backend = args.get("asr_backend") or "transformers"
     asr_field = asr_model
     if os.path.isdir(asr_model):  # a local ASR model travels with the export
         shutil.copytree(asr_model, folder / "asr")
         asr_field = "!ref <pretrained_path>/asr"
+    elif os.path.isabs(asr_model) or asr_model.startswith(("./", "../", "~")):
+        raise FileNotFoundError(
+            f"--asr-model {asr_model}: no such folder; give a local Whisper folder or a Hub id "
+            "such as openai/whisper-medium.en"
+        )
     if model.uses_speech:
         encoder = model.speech_encoder
         encoder.model.save_pretrained(folder / "speech_encoder")
@@ -612,6 +750,7 @@ def _write_folder(folder, run, hparams, model, args):
         args["max_windows"],
         args["batch_size"],
         with_corrector,
+        asr_backend,
     )
     atomic_write_text(folder / "hyperparams.yaml", render_inference_yaml(values))
     metrics_file = run.output_folder / "test_metrics.json"
@@ -627,7 +766,7 @@ def _write_folder(folder, run, hparams, model, args):
     labels.expect_len(hparams["num_emotions"])
     classes = [labels.decode_ndim(i) for i in range(len(labels))]
     card = model_card(
-        run, hparams, classes, asr_model, test_metrics, with_corrector, args["repo_id"]
+        run, hparams, classes, asr_model, test_metrics, with_corrector, args["repo_id"], asr_backend
     )
     atomic_write_text(folder / "README.md", card)
     atomic_write_json(
@@ -636,8 +775,11 @@ def _write_folder(folder, run, hparams, model, args):
             "checkpoint": run.checkpoint.name,
             "best_checkpoint": run.is_best,
             "classes": classes,
-            "asr_model": asr_model,
+            "asr_model": "asr" if os.path.isdir(asr_model) else asr_model,
+            "asr_model_origin": public_name(asr_model),
+            "asr_backend": asr_backend,
             "has_corrector": with_corrector,
+            "training_data": training_data(hparams),
         },
     )
     return values
@@ -712,6 +854,7 @@ def export_model(
     corrector=True,
     overwrite=False,
     verify=True,
+    asr_backend="transformers",
 ):
     """Export a training run's checkpoint as an inference folder (module docstring).
 
@@ -739,6 +882,9 @@ def export_model(
         Replace an existing ``out``.
     verify : bool
         Load the export back and compare it with the trained model before publishing it.
+    asr_backend : str
+        ``transformers`` or ``faster-whisper`` (then ``asr_model`` is a CTranslate2 folder, a
+        faster-whisper size or an ``openai/whisper-*`` id).
 
     Returns
     -------
@@ -766,6 +912,7 @@ def export_model(
                 "max_windows": max_windows,
                 "batch_size": batch_size,
                 "corrector": corrector,
+                "asr_backend": asr_backend,
             },
         )
         if verify:
@@ -779,10 +926,14 @@ def export_model(
     return out
 
 
-def main(argv=None):
-    """Command line: ``m4ser-export --checkpoint RUN --out DIR``."""
+def build_parser():
+    """The ``m4ser-export`` argument parser."""
+    from m4ser_lobes.asr import BACKENDS
+    from m4ser_lobes.classify import HelpFormatter, cli_prog
+
     parser = argparse.ArgumentParser(
-        prog="m4ser-export",
+        prog=cli_prog("m4ser-export", "m4ser_lobes.export"),
+        formatter_class=HelpFormatter,
         description="Export a trained M4SER checkpoint as a self-contained inference folder "
         "(loadable with M4SERClassifier.from_hparams, ready for the Hugging Face Hub).",
     )
@@ -795,23 +946,40 @@ def main(argv=None):
     parser.add_argument(
         "--hparams", help="training YAML (default: <output_folder>/hyperparams.yaml)"
     )
-    parser.add_argument("--label-encoder", help="default: <save_folder>/label_encoder.txt")
+    parser.add_argument(
+        "--label-encoder", help="label encoder file (default: <save_folder>/label_encoder.txt)"
+    )
     parser.add_argument(
         "--asr-model",
-        help="Whisper id or local folder for inputs without a transcript "
-        f"(default: the training cache's Whisper model, else {DEFAULT_ASR_MODEL})",
+        help="Whisper id or local folder (copied into the export) for inputs without a "
+        f"transcript (default: the training cache's Whisper model, else {DEFAULT_ASR_MODEL})",
     )
-    parser.add_argument("--repo-id", help="Hugging Face repo id, for the model card's snippets")
+    parser.add_argument(
+        "--asr-backend",
+        choices=BACKENDS,
+        default="transformers",
+        help="ASR implementation the export uses (faster-whisper: --asr-model is a CTranslate2 "
+        "folder, a size such as large-v2, or an openai/whisper-* id)",
+    )
+    parser.add_argument(
+        "--repo-id", help="Hugging Face repo id for the model card's snippets (default: none)"
+    )
     parser.add_argument(
         "--window-seconds",
         type=float,
         help="long-audio window (default: the training max_audio_seconds)",
     )
-    parser.add_argument("--max-windows", type=int, default=8, help="long-audio cap (default 8)")
+    parser.add_argument("--max-windows", type=int, default=8, help="long-audio window cap")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     parser.add_argument("--no-corrector", action="store_true", help="leave AED/AEC out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--no-verify", action="store_true", help="skip loading the export back")
+    return parser
+
+
+def main(argv=None):
+    """Command line: ``m4ser-export --checkpoint RUN --out DIR``; returns the exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -828,9 +996,10 @@ def main(argv=None):
             corrector=not args.no_corrector,
             overwrite=args.overwrite,
             verify=not args.no_verify,
+            asr_backend=args.asr_backend,
         )
     except (FileExistsError, FileNotFoundError, KeyError) as err:
-        print(f"m4ser-export: error: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     return 0
 

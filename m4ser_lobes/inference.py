@@ -18,24 +18,35 @@ element, one :class:`TranscriptInfo` per utterance.
 What runs (paper §III-I): the speech and text encoders, the fusion and the emotion head. The
 modality discriminator is never exported; AED and AEC are built from ``corrector.ckpt`` only the
 first time a correction is asked for. Without a transcript the ASR model named by ``asr_model``
-in the model's ``hyperparams.yaml`` (Whisper through ``transformers``; loaded at first use)
-transcribes the audio, as in training, where the text branch read Whisper hypotheses.
+in the model's ``hyperparams.yaml`` transcribes the audio, as in training, where the text branch
+read Whisper hypotheses: Whisper through ``transformers``, or through faster-whisper
+(CTranslate2) with ``asr_backend: faster-whisper``. It is loaded once, at first use
+(:meth:`M4SERClassifier.load_asr`); when it cannot be loaded, offline without a cached model for
+instance, :class:`ASRUnavailableError` says what to do: give the transcript, or point
+``asr_model`` at a local Whisper folder (:meth:`M4SERClassifier.set_asr`, or
+``overrides={"asr_model": ...}``). A transcript is given when it is a string, even an empty one
+(``""``: the text branch reads an empty text, as for an empty ASR hypothesis in training); only
+``None`` asks for the ASR. ``m4ser-classify`` reads an empty cell of its ``--transcripts`` CSV
+the same way.
 
 Text goes through the training pipeline's normaliser and tokenizer
 (:func:`m4ser_lobes.alignment.encode_hypothesis`, capped at ``max_tokens``).
 
 Long audio (:func:`split_windows`): a file longer than ``window_seconds`` (the training crop,
-``max_audio_seconds``) is cut into equal windows of at most that length; at most ``max_windows``
-of them, evenly spaced over the file, are classified, ``batch_size`` at a time, and their
-probabilities averaged. Memory is therefore bounded by ``batch_size`` windows whatever the file
-length (the decoded file itself is held in RAM, about 230 MB per hour at 16 kHz). Without a
-given transcript each window is transcribed separately and the window texts are joined; a given
-transcript is paired with every window. A file no longer than ``window_seconds`` is classified
-whole, as the training Brain's test stage crops it. Each file is classified alone, so its result
-does not depend on other files; the Brain's test batches are zero-padded, and group-norm speech
-encoders (HuBERT/wav2vec2 base) are not padding-invariant, so its probabilities for a padded
-utterance differ slightly (about 1e-3) from a batch of one. :meth:`classify_batch` on the same
-padded batch reproduces them (tested to 1e-5).
+``max_audio_seconds``) is cut into windows of exactly that length, never shorter: ``ceil(length /
+window_seconds)`` windows, at most ``max_windows``, whose starts are evenly spaced so that the
+first begins at the start of the file and the last ends at its end (they overlap a little when
+they cover the file, and sample it evenly when ``max_windows`` caps them). They are classified
+``batch_size`` at a time and their probabilities averaged. Memory is therefore bounded by
+``batch_size`` windows whatever the file length (the decoded file itself is held in RAM, about
+230 MB per hour at 16 kHz). Without a given transcript each window is transcribed separately
+and the window texts are joined (words in the overlaps may repeat); a given transcript is
+paired with every window. A file no longer than ``window_seconds`` is classified
+whole, as the training Brain's test stage crops it. Padding never changes a prediction:
+:meth:`classify_batch` gives each utterance of a padded batch the probabilities it gets alone
+(tested to 1e-5, for group-norm speech encoders such as HuBERT/wav2vec2 base too, see
+:class:`m4ser_lobes.encoders.SpeechEncoder`), so the Brain's padded test batches, a batch of one
+and :meth:`classify_file` agree.
 
 Shape legend: B batch, L samples, N windows, T_t tokens, C classes. Masks: True = padding.
 """
@@ -55,6 +66,7 @@ from speechbrain.utils.fetching import FetchConfig
 
 from m4ser_lobes.alignment import correct as correct_text
 from m4ser_lobes.alignment import encode_hypothesis
+from m4ser_lobes.asr import BACKENDS, DEFAULT_BACKEND
 from m4ser_lobes.audio import AudioError, load_audio
 
 logger = logging.getLogger(__name__)
@@ -65,6 +77,7 @@ BACKBONE_PREFIXES = ("speech_encoder.model.", "text_encoder.model.")
 CORRECTOR_FILE = "corrector.ckpt"
 
 __all__ = [
+    "ASRUnavailableError",
     "M4SERClassifier",
     "TranscriptInfo",
     "load_inference_weights",
@@ -79,6 +92,39 @@ class TranscriptInfo(NamedTuple):
     text: str | None  # raw transcript the text encoder read (None: speech-only model)
     source: str  # "given", "asr" or "unused" (speech-only model)
     corrected: str | None = None  # AED + AEC correction, normalised (when asked for)
+
+
+class ASRUnavailableError(RuntimeError):
+    """The ASR model, needed because a transcript was not given, cannot be loaded."""
+
+
+def asr_unavailable(model, backend, err):
+    """An :class:`ASRUnavailableError` that says why and what to do instead.
+
+    Example
+    -------
+    >>> err = asr_unavailable("openai/whisper-medium.en", "transformers", OSError("offline"))
+    >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
+    cannot load the ASR model 'openai/whisper-medium.en' (asr_backend transformers), which
+    transcribes audio given without a transcript: OSError: offline.
+    Either give the transcript: classify_file(path, transcript="..."),
+    classify_batch(wavs, transcripts=[...]), or m4ser-classify --transcripts FILE (CSV id,transcript
+    or JSON {id: text}); or point at a local Whisper folder: classifier.set_asr("/path/to/whisper"),
+    M4SERClassifier.from_hparams(source, overrides={"asr_model": "/path/to/whisper"}), or
+    m4ser-classify --asr-model /path/to/whisper (with --asr-backend faster-whisper for a CTranslate2
+    folder).
+    """
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return ASRUnavailableError(
+        f"cannot load the ASR model {str(model)!r} (asr_backend {backend}), which transcribes "
+        f"audio given without a transcript: {type(err).__name__}: {reason.rstrip('.')}.\n"
+        'Either give the transcript: classify_file(path, transcript="..."), '
+        "classify_batch(wavs, transcripts=[...]), or m4ser-classify --transcripts FILE "
+        "(CSV id,transcript or JSON {id: text}); or point at a local Whisper folder: "
+        'classifier.set_asr("/path/to/whisper"), M4SERClassifier.from_hparams(source, '
+        'overrides={"asr_model": "/path/to/whisper"}), or m4ser-classify --asr-model '
+        "/path/to/whisper (with --asr-backend faster-whisper for a CTranslate2 folder)."
+    )
 
 
 def load_inference_weights(model, path):
@@ -159,25 +205,28 @@ def resolve_source(source, fetch_config=None):
 
 
 def split_windows(wav, window, max_windows):
-    """Cut a long waveform into equal windows (the long-audio policy of this module).
+    """Cut a long waveform into windows of exactly ``window`` samples (the long-audio policy).
 
-    ``N = min(ceil(L / window), max_windows)`` windows of ``min(window, ceil(L / N))`` samples,
-    evenly spaced from the first to the last sample: they tile the file (overlapping by less than
-    N samples) when ``N`` windows suffice, otherwise they sample it evenly.
+    ``N = min(ceil(L / window), max_windows)`` windows of ``window`` samples whose starts are
+    evenly spaced from 0 to ``L - window``: the first begins at the first sample and the last
+    ends at the last one (a single window, ``max_windows=1``, is the first ``window`` samples,
+    the Brain's crop). When ``N`` windows suffice they cover the whole file (overlapping by
+    ``N * window - L`` samples in all); otherwise they sample it evenly. No window is shorter
+    than the training crop, whatever ``L``.
 
     Arguments
     ---------
     wav : torch.Tensor
         [L] waveform.
     window : int
-        Longest window in samples.
+        Window length in samples.
     max_windows : int
         Cap on N.
 
     Returns
     -------
     torch.Tensor
-        [N, W] windows (a file no longer than ``window``: [1, L], itself).
+        [N, window] windows (a file no longer than ``window``: [1, L], itself).
 
     Example
     -------
@@ -185,6 +234,9 @@ def split_windows(wav, window, max_windows):
     tensor([[0., 1., 2., 3.],
             [3., 4., 5., 6.],
             [6., 7., 8., 9.]])
+    >>> split_windows(torch.arange(43.0), window=40, max_windows=8)[:, [0, -1]]  # 4.3 s, 4 s
+    tensor([[ 0., 39.],
+            [ 3., 42.]])
     >>> split_windows(torch.arange(100.0), window=4, max_windows=3)[:, 0]  # 3 evenly spaced
     tensor([ 0., 48., 96.])
     >>> split_windows(torch.ones(3), window=4, max_windows=3).shape
@@ -196,9 +248,8 @@ def split_windows(wav, window, max_windows):
     if length <= window:
         return wav.unsqueeze(0)
     count = min(math.ceil(length / window), max_windows)
-    size = min(window, math.ceil(length / count))
-    starts = torch.linspace(0, length - size, count).round().long().tolist()
-    return torch.stack([wav[s : s + size] for s in starts])
+    starts = torch.linspace(0, length - window, count).round().long().tolist()
+    return torch.stack([wav[s : s + window] for s in starts])
 
 
 @contextmanager
@@ -216,9 +267,16 @@ class M4SERClassifier(Pretrained):
 
     Build it with :meth:`from_hparams` on an export folder or Hub repo (module docstring).
     ``hyperparams.yaml`` provides the ``model`` module, ``label_encoder``, ``sample_rate``,
-    ``max_tokens``, ``window_seconds``, ``max_windows``, ``batch_size``, ``asr_model`` and, for
+    ``max_tokens``, ``window_seconds``, ``max_windows``, ``batch_size``, ``asr_model``,
+    optionally ``asr_backend`` (``transformers``, the default, or ``faster-whisper``) and, for
     corrections, ``has_corrector``, ``corrector_path``, ``aed_head`` and ``aec_decoder``
     (``!name:`` constructors, not built at load time).
+
+    Transcripts: a given one (a string, even ``""``: the text branch then reads an empty text,
+    as for an empty ASR hypothesis in training) is used as is; a missing one (None) is
+    transcribed by the ASR model, loaded once at first use or by :meth:`load_asr`, which
+    raises :class:`ASRUnavailableError` saying what to do when it cannot be loaded (offline
+    without a cached model, for instance). :meth:`set_asr` points at another ASR model.
 
     Usage (tested in ``tests/unit/test_inference.py`` on a trained tiny model)::
 
@@ -245,7 +303,7 @@ class M4SERClassifier(Pretrained):
         encoder.expect_len(getattr(self.hparams, "num_emotions", len(encoder)))
         self.source = None  # set by from_hparams (for a lazy download of corrector.ckpt)
         self.fetch_config = FetchConfig()
-        self.asr = None  # m4ser_lobes.asr.WhisperTranscriber, built at first use
+        self.asr = None  # an m4ser_lobes.asr transcriber, built at first use (load_asr)
         self.corrector = None  # ModuleDict(aed_head, aec_decoder), built at first use
         self._min_samples = None
 
@@ -261,7 +319,9 @@ class M4SERClassifier(Pretrained):
         hparams_file : str
             Inference YAML inside ``source``.
         overrides : dict, optional
-            YAML overrides, e.g. ``{"window_seconds": 10.0, "asr_model": "openai/whisper-small"}``.
+            YAML overrides, e.g. ``{"window_seconds": 10.0, "asr_model": "openai/whisper-small"}``;
+            ``asr_model`` and ``asr_backend`` are applied with :meth:`set_asr` (so they also work
+            on exports whose YAML has no ``asr_backend``).
         **kwargs
             Forwarded to ``speechbrain.inference.interfaces.pretrained_from_hparams`` (``savedir``,
             ``fetch_config``, ``local_strategy``) and the constructor (``run_opts``).
@@ -273,12 +333,15 @@ class M4SERClassifier(Pretrained):
         fetch_config = kwargs.get("fetch_config") or FetchConfig()
         local = resolve_source(source, fetch_config)
         overrides = dict(overrides or {})
+        asr = {k: overrides.pop(k) for k in ("asr_model", "asr_backend") if k in overrides}
         overrides.setdefault("pretrained_path", str(local))
         classifier = pretrained_from_hparams(
             cls, source=str(local), hparams_file=hparams_file, overrides=overrides, **kwargs
         )
         classifier.source = str(source)
         classifier.fetch_config = fetch_config
+        if asr:
+            classifier.set_asr(asr.get("asr_model"), asr.get("asr_backend"))
         return classifier
 
     @property
@@ -329,6 +392,62 @@ class M4SERClassifier(Pretrained):
             pad_mask[row, : len(seq)] = False
         return input_ids.to(self.device), pad_mask.to(self.device)
 
+    @property
+    def asr_backend(self):
+        """``asr_backend`` of the YAML (``transformers`` when absent) or of :meth:`set_asr`."""
+        return getattr(self.hparams, "asr_backend", None) or DEFAULT_BACKEND
+
+    def set_asr(self, model=None, backend=None):
+        """Use another ASR model and/or backend for the inputs given without a transcript.
+
+        Arguments
+        ---------
+        model : str or Path, optional
+            Whisper Hub id or local folder (a CTranslate2 folder for ``faster-whisper``); default:
+            keep ``asr_model``.
+        backend : str, optional
+            ``"transformers"`` or ``"faster-whisper"``; default: keep ``asr_backend``.
+        """
+        if backend is not None and backend not in BACKENDS:
+            choices = ", ".join(BACKENDS)
+            raise ValueError(f"unknown ASR backend {backend!r}; choose one of {choices}")
+        if model is not None:
+            self.hparams.asr_model = os.fspath(model)
+        if backend is not None:
+            self.hparams.asr_backend = backend
+        self.asr = None  # loaded again, from the new settings, at first use
+
+    def load_asr(self):
+        """Load the ASR model (once) and return it; a failure says what to do instead.
+
+        Returns
+        -------
+        callable
+            ``list of [L] arrays -> list of str``.
+
+        Raises
+        ------
+        ASRUnavailableError
+            The model cannot be loaded (not cached offline, not a Whisper folder, backend not
+            installed); the message names it and the ways around it.
+        """
+        if self.asr is None:
+            from m4ser_lobes.asr import make_transcriber
+
+            model, backend = self.hparams.asr_model, self.asr_backend
+            logger.info("Loading the ASR model %s (%s)", model, backend)
+            try:
+                self.asr = make_transcriber(
+                    backend,
+                    str(model),
+                    device=str(self.device),
+                    batch_size=getattr(self.hparams, "asr_batch_size", 8),
+                    chunk_seconds=getattr(self.hparams, "asr_chunk_seconds", 30.0),
+                )
+            except (OSError, ValueError, ImportError, RuntimeError) as err:
+                raise asr_unavailable(model, backend, err) from err
+        return self.asr
+
     def transcribe(self, waveforms):
         """Transcribe 16 kHz waveforms with the model's ASR (``asr_model``), loaded at first use.
 
@@ -342,17 +461,8 @@ class M4SERClassifier(Pretrained):
         list of str
             Raw hypotheses.
         """
-        if self.asr is None:
-            from m4ser_lobes.asr import WhisperTranscriber
-
-            logger.info("Loading the ASR model %s", self.hparams.asr_model)
-            self.asr = WhisperTranscriber(
-                self.hparams.asr_model,
-                device=str(self.device),
-                batch_size=getattr(self.hparams, "asr_batch_size", 8),
-                chunk_seconds=getattr(self.hparams, "asr_chunk_seconds", 30.0),
-            )
-        return self.asr([w.detach().float().cpu().numpy() for w in waveforms])
+        asr = self.load_asr()
+        return asr([w.detach().float().cpu().numpy() for w in waveforms])
 
     def load_corrector(self):
         """Build AED + AEC from ``corrector.ckpt`` (once); returns them as a ModuleDict."""
@@ -487,7 +597,8 @@ class M4SERClassifier(Pretrained):
         wav_lens : torch.Tensor, optional
             [B] relative lengths (SpeechBrain convention); default all 1.
         transcripts : list of (str or None), optional
-            One per waveform; a missing one (None) is produced by the ASR model.
+            One per waveform; a missing one (None) is produced by the ASR model; ``""`` is a
+            given, empty transcript (the ASR does not run).
         return_transcripts : bool
             Append the list of :class:`TranscriptInfo`.
         correct : bool
@@ -524,7 +635,9 @@ class M4SERClassifier(Pretrained):
         path : str or Path
             Audio file (wav, flac, ogg ...).
         transcript : str, optional
-            What was said; the ASR model transcribes the file when it is not given.
+            What was said; the ASR model transcribes the file when it is None. ``""`` is a given,
+            empty transcript (the ASR does not run), as an empty cell of m4ser-classify's
+            ``--transcripts`` CSV is.
         return_transcript : bool
             Append ``[TranscriptInfo]``.
         correct : bool

@@ -1,9 +1,10 @@
 """A tiny synthetic corpus in the exact on-disk format of IEMOCAP, for tests and the demo.
 
-``python -m m4ser_lobes.mini_corpus iemocap OUT_DIR [--seed N] [--utterances-per-dialog N]``
-writes ``OUT_DIR/IEMOCAP_full_release/`` (the tree of the real release, see
-``recipes/IEMOCAP/iemocap_prepare.py``) and ``OUT_DIR/hypotheses.json``, a fake ASR hypothesis
-cache in the format of ``m4ser_lobes.asr`` (docs/CONTRACTS.md). It takes well under a second.
+``m4ser-mini-corpus iemocap OUT_DIR [--seed N] [--utterances-per-dialog N]`` (or
+``python -m m4ser_lobes.mini_corpus ...``) writes ``OUT_DIR/IEMOCAP_full_release/`` (the tree of
+the real release, see ``recipes/IEMOCAP/iemocap_prepare.py``) and ``OUT_DIR/hypotheses.json``, a
+fake ASR hypothesis cache in the format of ``m4ser_lobes.asr`` (docs/CONTRACTS.md). It takes well
+under a second and prints a one-line summary.
 
 What the data prep must cope with, all present:
 
@@ -448,28 +449,63 @@ def _hypothesis_cache(utterances):
     }
 
 
-def main(argv=None):
-    """Command line: ``python -m m4ser_lobes.mini_corpus iemocap OUT_DIR [--seed N]``."""
-    parser = argparse.ArgumentParser(prog="python -m m4ser_lobes.mini_corpus", description=(
-        "Write a tiny synthetic corpus in the exact on-disk format of a real one."))
-    sub = parser.add_subparsers(dest="corpus", required=True)
-    iemocap = sub.add_parser("iemocap", help="IEMOCAP_full_release look-alike + hypotheses.json")
-    iemocap.add_argument("out_dir", type=Path)
-    iemocap.add_argument("--seed", type=int, default=0)
-    iemocap.add_argument("--utterances-per-dialog", type=int, default=10)
-    iemocap.add_argument("--filtered-per-dialog", type=int, default=2)
-    args = parser.parse_args(argv)
-    corpus = generate_iemocap(
-        args.out_dir, seed=args.seed, utterances_per_dialog=args.utterances_per_dialog,
-        filtered_per_dialog=args.filtered_per_dialog,
+def build_parser():
+    """The ``m4ser-mini-corpus`` argument parser."""
+    from m4ser_lobes.classify import HelpFormatter, cli_prog
+
+    parser = argparse.ArgumentParser(
+        prog=cli_prog("m4ser-mini-corpus", "m4ser_lobes.mini_corpus"),
+        formatter_class=HelpFormatter,
+        description="Write a tiny synthetic corpus in the exact on-disk format of a real one.",
     )
+    sub = parser.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
+    iemocap = sub.add_parser(
+        "iemocap",
+        formatter_class=HelpFormatter,
+        help="IEMOCAP_full_release look-alike + hypotheses.json",
+        description="Write OUT_DIR/IEMOCAP_full_release/ and OUT_DIR/hypotheses.json.",
+    )
+    iemocap.add_argument("out_dir", type=Path, help="output folder (created)")
+    iemocap.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    iemocap.add_argument(
+        "--utterances-per-dialog", type=int, default=10, help="kept utterances per dialog"
+    )
+    iemocap.add_argument(
+        "--filtered-per-dialog",
+        type=int,
+        default=2,
+        help="extra utterances per dialog with labels the data prep filters out (fru, xxx ...)",
+    )
+    return parser
+
+
+def summary(corpus):
+    """One line about a written corpus: counts, labels, where, the hypotheses' WER."""
     counts = Counter(u.label for u in corpus.utterances.values())
     wer = json.loads(corpus.hypotheses.read_text())["wer"]
-    print(f"wrote {len(corpus.utterances)} utterances to {corpus.root} "
-          f"(labels {dict(sorted(counts.items()))}); "
-          f"hypotheses {corpus.hypotheses} (WER {wer:.1%})")
-    return corpus
+    return (
+        f"wrote {len(corpus.utterances)} utterances to {corpus.root} "
+        f"(labels {dict(sorted(counts.items()))}); "
+        f"hypotheses {corpus.hypotheses} (WER {wer:.1%})"
+    )
+
+
+def main(argv=None):
+    """Command line: ``m4ser-mini-corpus iemocap OUT_DIR [--seed N]``; returns the exit status.
+
+    Prints a one-line summary (:func:`summary`); :func:`generate_iemocap` returns the corpus
+    object to Python callers.
+    """
+    args = build_parser().parse_args(argv)
+    corpus = generate_iemocap(
+        args.out_dir,
+        seed=args.seed,
+        utterances_per_dialog=args.utterances_per_dialog,
+        filtered_per_dialog=args.filtered_per_dialog,
+    )
+    print(summary(corpus))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

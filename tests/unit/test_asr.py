@@ -365,3 +365,48 @@ def test_cli_end_to_end(corpus, tmp_path, whisper_dir, capsys):
     assert "WER overall" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["--manifest", str(paths[0]), "--cache", str(cache_path)])  # no model given
+
+
+# --------------------------------------------------------------------------------- backends
+def test_throughput_is_utterances_per_second_of_timed_calls(transcriber):
+    from m4ser_lobes.asr import asr_throughput
+
+    wavs = [tone(0.5, 16000), tone(0.3, 16000), tone(0.4, 16000)]
+    before = transcriber.num_pieces
+    rate = asr_throughput("transformers", transcriber, wavs, repeats=2)
+    assert rate > 0
+    assert transcriber.num_pieces - before == 1 + 2 * len(wavs)  # one warm-up piece, 2 passes
+    with pytest.raises(ValueError, match="at least one waveform"):
+        asr_throughput("transformers", transcriber, [])
+
+
+def test_unknown_backend_and_misplaced_options_are_refused(corpus, tmp_path, whisper_dir):
+    paths, _ = corpus
+    with pytest.raises(ValueError, match="unknown ASR backend 'whisper.cpp'; choose one of "
+                                         "transformers, faster-whisper"):
+        transcribe_manifest(paths, tmp_path / "c.json", str(whisper_dir), backend="whisper.cpp",
+                            progress=False, verbose=False)
+    with pytest.raises(ValueError, match="faster-whisper backend only"):
+        transcribe_manifest(paths, tmp_path / "c.json", str(whisper_dir), compute_type="int8",
+                            progress=False, verbose=False)
+    with pytest.raises(SystemExit):
+        main(["--manifest", str(paths[0]), "--cache", str(tmp_path / "c.json"), "--model",
+              str(whisper_dir), "--backend", "whisper.cpp"])
+
+
+def test_missing_faster_whisper_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from m4ser_lobes.asr import make_transcriber
+
+    monkeypatch.setitem(sys.modules, "faster_whisper", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"pip install m4ser-speechbrain\[faster-whisper\]"):
+        make_transcriber("faster-whisper", "tiny.en")
+
+
+def test_openai_ids_map_to_faster_whisper_sizes():
+    from m4ser_lobes.asr import faster_whisper_model_name
+
+    assert faster_whisper_model_name("openai/whisper-large-v2") == "large-v2"
+    assert faster_whisper_model_name("openai/whisper-medium.en") == "medium.en"
+    assert faster_whisper_model_name("/models/ct2-whisper") == "/models/ct2-whisper"

@@ -139,6 +139,41 @@ def test_export_holds_only_the_inference_parts(tiny_m4ser, tiny_classifier):
         assert needle in card, needle
 
 
+def test_model_card_states_the_training_data_without_local_paths(tiny_m4ser):
+    """README.md, export_info.json and hyperparams.yaml: the data trained on, no absolute paths."""
+    folder = tiny_m4ser.export
+    hparams_text = (tiny_m4ser.run / "hyperparams.yaml").read_text()
+    train_manifest = Path(tiny_m4ser.test_manifest).with_name("train.json")
+    num_train = len(json.loads(train_manifest.read_text()))
+    num_test = len(json.loads(Path(tiny_m4ser.test_manifest).read_text()))
+    card = (folder / "README.md").read_text()
+    for needle in (
+        "IEMOCAP",
+        "Session1",
+        f"{num_train} training,",
+        f"{num_test} test.",
+        "synthetic (m4ser_lobes.mini_corpus)",  # the hypotheses' ASR model
+        "`text_source: hypothesis`",
+        "`tiny-hubert`",  # the speech encoder, named without its folder
+        "asr/",
+    ):
+        assert needle in card, needle
+    info = json.loads((folder / "export_info.json").read_text())
+    data = info["training_data"]
+    assert (data["corpus"], data["fold"], data["test_split"]) == ("IEMOCAP", 1, "Session1")
+    assert data["num_train_utterances"] == num_train and data["text_source"] == "hypothesis"
+    assert info["asr_model"] == "asr" and info["asr_backend"] == "transformers"
+    root = tiny_m4ser.export.parent  # the fixture's tmp folder: every local path starts there
+    assert str(root) in hparams_text, "the training YAML does hold local paths"
+    for name in ("README.md", "export_info.json", "hyperparams.yaml"):
+        text = (folder / name).read_text()
+        for local in {str(root), str(root.resolve()), str(REPO)}:
+            assert local not in text, f"{name} holds the local path {local}"
+    yaml_text = (folder / "hyperparams.yaml").read_text()
+    assert "asr_model: !ref <pretrained_path>/asr" in yaml_text
+    assert "asr_backend: transformers" in yaml_text
+
+
 def test_export_refuses_to_overwrite(tiny_m4ser, tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(FileExistsError, match="--overwrite"):
@@ -258,6 +293,74 @@ def test_a_long_file_is_classified_as_averaged_windows(tiny_classifier, tmp_path
     assert info.source == "asr" and info.text == " ".join(t for t in texts if t)
     want = torch.cat([p for _, _, p in calls]).mean(dim=0, keepdim=True)
     assert torch.allclose(probs, want, atol=1e-7)
+
+
+@pytest.mark.parametrize("length", [1, 39, 40, 41, 43, 79, 80, 81, 119, 400, 1003])
+@pytest.mark.parametrize("max_windows", [1, 2, 8])
+def test_windows_have_the_training_length_and_reach_both_ends(length, max_windows):
+    window = 40  # e.g. 4 s at 10 samples per second
+    wav = torch.arange(float(length))
+    windows = split_windows(wav, window, max_windows)
+    if length <= window:
+        assert torch.equal(windows, wav.unsqueeze(0))
+        return
+    count = min(-(-length // window), max_windows)
+    assert windows.shape == (count, window), "every window is exactly the training crop"
+    starts = windows[:, 0].long()
+    assert starts[0] == 0, "the first window starts the file (alone: the Brain's crop)"
+    if count == 1:
+        return
+    assert windows[-1, -1] == length - 1, "the last window ends the file"
+    assert all(torch.equal(w, wav[s : s + window]) for w, s in zip(windows, starts.tolist()))
+    gaps = starts.diff()
+    assert bool((gaps > 0).all()) and int(gaps.max() - gaps.min()) <= 1, "evenly spaced"
+    if count * window >= length:
+        assert bool((gaps <= window).all()), "the windows cover the file"
+
+
+def test_a_file_just_over_the_window_gives_two_full_windows(tiny_classifier, tmp_path, monkeypatch):
+    """4.3 s with 4 s windows: two windows of 4 s (0-4 s and 0.3-4.3 s), not two of 2.15 s."""
+    rate, hp = 16000, tiny_classifier.hparams
+    monkeypatch.setattr(hp, "window_seconds", 4.0)
+    rng = np.random.default_rng(1)
+    path = write(tmp_path / "a.wav", 0.1 * rng.standard_normal(int(4.3 * rate)), rate, "FLOAT")
+    seen = []
+    original = tiny_classifier.emotion_probabilities
+
+    def spy(wavs, wav_lens, texts):
+        seen.append(wavs)
+        return original(wavs, wav_lens, texts)
+
+    monkeypatch.setattr(tiny_classifier, "emotion_probabilities", spy)
+    tiny_classifier.classify_file(path, transcript="oh no")
+    windows = torch.cat(seen)
+    audio = load_audio(path)
+    assert windows.shape == (2, 4 * rate)
+    assert torch.equal(windows[0], audio[: 4 * rate]) and torch.equal(windows[1], audio[-4 * rate :])
+
+
+def test_an_asr_model_that_cannot_load_is_a_clear_error(tiny_m4ser, utterance, tmp_path):
+    from m4ser_lobes.inference import ASRUnavailableError
+
+    empty = tmp_path / "empty-whisper"
+    empty.mkdir()
+    classifier = M4SERClassifier.from_hparams(
+        source=str(tiny_m4ser.export), run_opts={"device": "cpu"}
+    )
+    classifier.set_asr(empty)
+    path, text = utterance
+    with pytest.raises(ASRUnavailableError) as err:
+        classifier.classify_file(path)
+    message = str(err.value)
+    for needle in (str(empty), "transformers", 'transcript="..."', "set_asr", "--asr-model"):
+        assert needle in message, (needle, message)
+    assert classifier.asr is None
+    assert classifier.classify_file(path, transcript=text)[3][0] in tiny_m4ser.classes
+    with pytest.raises(ValueError, match="unknown ASR backend 'whisper.cpp'"):
+        classifier.set_asr(backend="whisper.cpp")
+    classifier.set_asr(tiny_m4ser.whisper)  # a working local folder: transcribed again
+    *_, (info,) = classifier.classify_file(path, return_transcript=True)
+    assert info.source == "asr" and classifier.asr.model_id == str(tiny_m4ser.whisper)
 
 
 def test_correction_is_loaded_lazily_and_matches_the_trained_model(tiny_m4ser, utterance):

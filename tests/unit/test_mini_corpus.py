@@ -168,12 +168,31 @@ def test_size_is_configurable_and_checked(tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    corpus = mini_corpus.main(["iemocap", str(tmp_path), "--seed", "3",
+    """main returns the exit status 0 (not the corpus) and prints one short line."""
+    status = mini_corpus.main(["iemocap", str(tmp_path), "--seed", "3",
                                "--utterances-per-dialog", "2"])
+    assert status == 0
     assert (tmp_path / "IEMOCAP_full_release" / "Session5").is_dir()
-    assert (tmp_path / "hypotheses.json").is_file()
-    assert "wrote 80 utterances" in capsys.readouterr().out
-    assert len(kept(corpus)) == 40
+    out = capsys.readouterr().out
+    assert "wrote 80 utterances" in out and out.count("\n") == 1 and len(out) < 400
+    hypotheses = json.loads((tmp_path / "hypotheses.json").read_text())["hypotheses"]
+    assert len(hypotheses) == 40
+
+
+def test_console_script_exits_0_with_a_short_summary(tmp_path):
+    """The issue: `m4ser-mini-corpus iemocap DIR` exited 1 printing the corpus' repr (~50 KB)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "m4ser-mini-corpus"
+    if not script.exists():
+        pytest.skip(f"{script} is not installed (pip install -e .)")
+    run = subprocess.run([str(script), "iemocap", str(tmp_path), "--utterances-per-dialog", "1"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.startswith("wrote 60 utterances") and len(run.stdout) < 400
+    assert len(run.stderr) < 400, run.stderr[-2000:]
 
 
 # ------------------------------------------------------------------------------- learnability
