@@ -53,3 +53,28 @@ def load_yaml_values(stream):
 
     TagsAsNone.add_multi_constructor("!", lambda loader, suffix, node: None)
     return yaml.load(stream, Loader=TagsAsNone) or {}
+
+
+def load_hyperpyyaml_values(stream):
+    """Plain values of a resolved HyperPyYAML document, read as ``load_hyperpyyaml`` reads them.
+
+    Unlike :func:`load_yaml_values` (PyYAML, YAML 1.1: ``no``/``off`` are booleans, ``1e-3`` a
+    string), this uses HyperPyYAML's own loader (YAML 1.2: ``no`` and ``off`` are strings,
+    ``1e-3`` a number), so a value read here is the value the built objects receive. Object
+    tags (``!new:``, ``!apply:``...) read as None; keys starting with ``__`` are dropped.
+
+    Example
+    -------
+    >>> load_hyperpyyaml_values("use_gan: no\\nlr: 1e-3\\n__seed: 1\\nm: !new:torch.nn.Linear [2, 2]\\n")
+    {'use_gan': 'no', 'lr': 0.001, 'm': None}
+    """
+    import ruamel.yaml
+    import yaml
+
+    class TagsAsNone(ruamel.yaml.Loader):
+        # Own table: load_hyperpyyaml registers its `!new:`/`!apply:` builders on the parent.
+        yaml_multi_constructors = {}
+
+    TagsAsNone.add_multi_constructor("!", lambda loader, suffix, node: None)
+    values = yaml.load(stream, Loader=TagsAsNone) or {}
+    return {k: v for k, v in values.items() if not str(k).startswith("__")}

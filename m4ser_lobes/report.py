@@ -8,8 +8,10 @@ reads the finished fold folders of one experiment (``<results_folder>/<experimen
 ``history.json``, written by ``recipes/IEMOCAP/train.py``) and writes, atomically, into
 ``<experiment_dir>/cv_report/``:
 
-``cv_report.json``          everything below, machine-readable;
-``cv_report.md``            the tables: per-fold / mean ± std / pooled WA, UA, W-F1, the averaged
+``cv_report.json``          everything below, machine-readable, with the run configuration;
+``cv_report.md``            the configuration (which parts of M4SER ran, from each fold's
+                            ``configuration.json``, identical across folds);
+                            the tables: per-fold / mean ± std / pooled WA, UA, W-F1, the averaged
                             confusion matrix, first- and last-epoch loss terms;
 ``confusion_matrix_avg.png`` Fig. 12: the mean over folds of the row-normalised confusion matrices;
 ``loss_curves.png``         Fig. 8: one panel per loss term (mean over folds, thin per-fold lines),
@@ -43,6 +45,7 @@ logger = logging.getLogger(__name__)
 METRIC_FILE = "test_metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
 HISTORY_FILE = "history.json"
+CONFIGURATION_FILE = "configuration.json"  # written by train.py (m4ser_lobes.config.describe)
 REPORT_FOLDER = "cv_report"
 SUMMARY_KEYS = ("WA", "UA", "W-F1")
 #: Fig. 8 panels in order: (title, training-statistic keys drawn in that panel, reference line).
@@ -67,7 +70,8 @@ class FoldResult:
 
     ``metrics`` is ``test_metrics.json``; ``true``/``predicted`` are the class *names* from
     ``predictions.csv`` (one per test utterance, in file order); ``history`` is ``history.json``
-    (an empty list when the file is absent).
+    (an empty list when the file is absent); ``configuration`` is ``configuration.json`` (None
+    when absent).
     """
 
     fold: int
@@ -77,6 +81,7 @@ class FoldResult:
     true: list
     predicted: list
     history: list = field(default_factory=list)
+    configuration: dict = None
 
     @property
     def classes(self):
@@ -189,7 +194,14 @@ def read_fold(fold, folder):
             history = json.load(fin)
     else:
         logger.warning("fold %d: no %s in %s; no loss curves for it", fold, HISTORY_FILE, folder)
-    return FoldResult(fold, folder, metrics, ids, true, predicted, history)
+    configuration = None
+    if (folder / CONFIGURATION_FILE).is_file():
+        with open(folder / CONFIGURATION_FILE, encoding="utf-8") as fin:
+            configuration = json.load(fin)
+    else:
+        logger.warning("fold %d: no %s in %s; its configuration is unknown", fold,
+                       CONFIGURATION_FILE, folder)
+    return FoldResult(fold, folder, metrics, ids, true, predicted, history, configuration)
 
 
 def read_predictions(path):
@@ -336,6 +348,44 @@ def mean_curve(fold_curves):
 
 
 # ------------------------------------------------------------------------------ the report
+def common_configuration(results):
+    """The configuration all folds ran with (None when no fold recorded one).
+
+    Raises
+    ------
+    ValueError
+        Two folds ran with different configurations: one report must describe one experiment.
+
+    Example
+    -------
+    >>> r = {k: FoldResult(k, Path(f"f{k}"), {}, [], [], [], configuration={"gan": True})
+    ...      for k in (1, 2)}
+    >>> common_configuration(r)
+    {'gan': True}
+    >>> r[2].configuration = {"gan": False}
+    >>> common_configuration(r)
+    Traceback (most recent call last):
+    ...
+    ValueError: fold 2 (f2/configuration.json) ran with gan=False but fold 1 with gan=True: a report combines folds of one configuration; rerun fold 2 with the same settings
+    """
+    recorded = [r for r in results.values() if r.configuration is not None]
+    if not recorded:
+        return None
+    first = recorded[0]
+    for result in recorded[1:]:
+        differing = sorted(k for k in set(first.configuration) | set(result.configuration)
+                           if first.configuration.get(k) != result.configuration.get(k))
+        if differing:
+            ran = ", ".join(f"{k}={result.configuration.get(k)}" for k in differing)
+            had = ", ".join(f"{k}={first.configuration.get(k)}" for k in differing)
+            raise ValueError(
+                f"fold {result.fold} ({result.folder / CONFIGURATION_FILE}) ran with {ran} but "
+                f"fold {first.fold} with {had}: a report combines folds of one configuration; "
+                f"rerun fold {result.fold} with the same settings"
+            )
+    return first.configuration
+
+
 def class_order(results):
     """The lowest fold's class order, after checking every fold has the same class set."""
     first = next(iter(results.values()))
@@ -362,7 +412,8 @@ def cross_validation_report(results, experiment=None):
     Returns
     -------
     dict
-        ``experiment``, ``classes``, ``folds`` (fold -> WA/UA/W-F1, ``n``, ``folder``),
+        ``experiment``, ``configuration`` (see :func:`common_configuration`), ``classes``,
+        ``folds`` (fold -> WA/UA/W-F1, ``n``, ``folder``),
         ``mean`` and ``std`` over folds, ``pooled`` (WA/UA/W-F1/recall/confusion/n),
         ``confusion_avg`` (C x C percent, rows = true class), ``curves`` (key -> ``mean`` and
         per-fold ``folds`` curves).
@@ -382,6 +433,7 @@ def cross_validation_report(results, experiment=None):
     confusions = [reorder_confusion(r.metrics["confusion"], r.classes, classes) for r in results.values()]
     return {
         "experiment": experiment,
+        "configuration": common_configuration(results),
         "classes": classes,
         "folds": folds,
         "mean": {key: m for key, (m, _) in summary.items()},
@@ -452,8 +504,16 @@ def report_markdown(report):
         for name, row in zip(classes, report["confusion_avg"])
     ]
     recall = [[name, "—" if r is None else f"{r:.2f}"] for name, r in zip(classes, pooled["recall"])]
+    configuration = report.get("configuration")
+    if configuration:
+        described = f"Configuration: {configuration.get('summary', '?')}"
+        if configuration.get("settings_digest"):
+            described += f" (settings `{configuration['settings_digest']}`, `fingerprint.json`)"
+    else:
+        described = "Configuration: unknown (the folds have no `configuration.json`)."
     parts = [
         f"# Cross-validation report: {report['experiment']}",
+        described,
         (
             "WA = overall accuracy, UA = mean per-class recall (percent). *mean ± std*: over the "
             "per-fold numbers (population std); *pooled*: recomputed over all test predictions."

@@ -16,21 +16,32 @@ building any model. When every requested fold has finished, :mod:`m4ser_lobes.re
 (``cv_report.md``, ``cv_report.json``), the averaged confusion matrix (Fig. 12,
 ``confusion_matrix_avg.png``) and the loss curves incl. L_D and L_G (Fig. 8, ``loss_curves.png``).
 ``python -m m4ser_lobes.report <results_folder>/<experiment_name>`` rebuilds it alone.
+
+Before any fold runs, every fold's configuration is validated as train.py does it
+(``m4ser_lobes.config``), and each existing fold folder's recorded settings
+(``fingerprint.json``) are compared with this command's: a fold made with other settings is
+neither skipped nor resumed (the report would show the old run's numbers); the command is
+refused with the differences, unless ``--overwrite=True`` (train.py then moves the old fold run
+aside and trains it again). The report records the configuration (``configuration.json`` of the
+folds) so two ablation reports can be told apart.
 """
 
 import argparse
 import json
 import logging
-import re
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from m4ser_lobes.fileio import load_yaml_values
+from m4ser_lobes import config
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from iemocap_prepare import HPARAM_RULES  # noqa: E402
+
+RULES = {**config.SCHEMA, **HPARAM_RULES}  # the rules train.py checks
 TRAIN = HERE / "train.py"
 FOLDS = (1, 2, 3, 4, 5)
 FINISHED_MARKER = "test_metrics.json"
@@ -65,27 +76,18 @@ def parse_args(argv):
 
 
 def resolve_hparams(hparams_file, train_args, fold):
-    """The plain values of the YAML for one fold, as train.py would see them; builds no model.
+    """The plain values of the YAML for one fold, as train.py would see them, validated; builds
+    no model.
 
     ``!ref`` and overrides are resolved by HyperPyYAML; objects (``!new:``...) read as ``None``.
-    Run options such as ``--device`` are separated exactly as train.py does it.
+    Run options such as ``--device`` are separated exactly as train.py does it. Raises
+    :class:`m4ser_lobes.config.ConfigError` (one line) on a value train.py would refuse.
     """
     import speechbrain as sb
-    from hyperpyyaml import resolve_references
 
-    _, _, overrides = sb.parse_arguments([hparams_file, f"--fold={fold}", *train_args])
-    with open(hparams_file, encoding="utf-8") as fin:
-        try:
-            resolved = resolve_references(fin, overrides).getvalue()
-        except ValueError as error:
-            unset = re.search(r"'(\w+)' is a !PLACEHOLDER", str(error))
-            if unset is None:
-                raise
-            raise SystemExit(
-                f"{hparams_file}: {unset.group(1)} has no value; pass it on the command line: "
-                f"--{unset.group(1)}=<value>"
-            ) from error
-    return load_yaml_values(resolved)
+    _, run_opts, overrides = sb.parse_arguments([hparams_file, f"--fold={fold}", *train_args])
+    values = config.load_values(hparams_file, overrides)
+    return config.validate(config.effective_values(values, run_opts), RULES)
 
 
 def fold_metrics_line(folder):
@@ -121,20 +123,43 @@ def train_fold(hparams_file, fold, train_args, output_folder, launcher=None, tra
                 fold_metrics_line(output_folder))
 
 
+def plan_folds(hparams_file, folds, train_args):
+    """Validate every fold and compare it with its folder, before any fold runs.
+
+    Returns
+    -------
+    experiment_dir : Path
+    plans : dict
+        fold -> ``(output_folder, conflict)``; ``conflict`` is None or what differs from the
+        run already in the folder (only with ``--overwrite=True``; otherwise refused here).
+    """
+    plans, experiment_dir, refused = {}, None, []
+    for fold in folds:
+        values = resolve_hparams(hparams_file, train_args, fold)
+        output_folder = Path(values["output_folder"])
+        experiment_dir = Path(values["results_folder"]) / values["experiment_name"]
+        conflict = config.rerun_conflict(output_folder, config.run_settings(values, RULES))
+        if conflict is not None and not values["overwrite"]:
+            refused.append(f"fold {fold}: {conflict}")
+        plans[fold] = (output_folder, conflict)
+    if refused:
+        raise config.rerun_error("; ".join(refused))
+    logger.info("configuration: %s", config.describe(values)["summary"])
+    return experiment_dir, plans
+
+
 def run_folds(hparams_file, folds, train_args, launcher=None, train_script=TRAIN):
     """Train every unfinished fold (skipping finished ones); returns ``(experiment_dir, fold_dirs)``."""
-    fold_dirs, experiment_dir = {}, None
-    for fold in folds:
-        hparams = resolve_hparams(hparams_file, train_args, fold)
-        output_folder = Path(hparams["output_folder"])
-        experiment_dir = Path(hparams["results_folder"]) / hparams["experiment_name"]
-        fold_dirs[fold] = output_folder
-        if (output_folder / FINISHED_MARKER).is_file():
+    experiment_dir, plans = plan_folds(hparams_file, folds, train_args)
+    for fold, (output_folder, conflict) in plans.items():
+        if conflict is None and (output_folder / FINISHED_MARKER).is_file():
             logger.info("fold %d: skipped, already finished (%s): %s", fold,
                         output_folder / FINISHED_MARKER, fold_metrics_line(output_folder))
             continue
+        if conflict is not None:
+            logger.warning("fold %d: overwrite=True: %s; training it again", fold, conflict)
         train_fold(hparams_file, fold, train_args, output_folder, launcher, train_script)
-    return experiment_dir, fold_dirs
+    return experiment_dir, {fold: folder for fold, (folder, _) in plans.items()}
 
 
 def main(argv=None, train_script=TRAIN):
@@ -144,8 +169,14 @@ def main(argv=None, train_script=TRAIN):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     hparams_file, folds, launcher, train_args = parse_args(sys.argv[1:] if argv is None else argv)
     logger.info("folds %s of %s", " ".join(map(str, folds)), hparams_file)
-    experiment_dir, fold_dirs = run_folds(hparams_file, folds, train_args, launcher, train_script)
+    try:
+        experiment_dir, fold_dirs = run_folds(hparams_file, folds, train_args, launcher,
+                                              train_script)
+    except config.ConfigError as error:
+        raise SystemExit(f"error: {error}") from error
     report = build_report(fold_dirs, experiment_dir / REPORT_FOLDER, experiment=experiment_dir.name)
+    if report.get("configuration"):
+        logger.info("configuration: %s", report["configuration"]["summary"])
     logger.info("%s", summary_line(report))
     logger.info("report: %s", experiment_dir / REPORT_FOLDER / "cv_report.md")
     return report

@@ -37,7 +37,10 @@ ASR hypotheses come from a cache written by ``m4ser_lobes.asr`` (or by any ASR, 
 format; docs/CONTRACTS.md). The ASR reads manifests, so the first run goes in two steps:
 prepare without ``hypotheses``, run ``python -m m4ser_lobes.asr --manifest
 <save_folder>/fold1/*.json --cache hyps.json``, prepare again with ``hypotheses=hyps.json``
-(a changed option or cache content makes the prep run again).
+(a changed option or cache content makes the prep run again). ``train.py`` prepares into
+``<results_folder>/prepared/<key>``, the key hashing every option that shapes the manifests
+(``prepare_folder`` in ``hparams/m4ser.yaml``), so runs with other split seeds or caches never
+overwrite each other's manifests. The defaults (:data:`DEFAULT_SEED` ...) are the YAML's.
 
 Outputs: ``<save_folder>/fold<k>/{train,valid,test}.json`` (SpeechBrain JSON manifests keyed by
 utterance id: ``wav``, ``duration``, ``emo``, ``speaker``, ``gender``, ``session``,
@@ -69,6 +72,7 @@ from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
+from m4ser_lobes.config import Rule, integer, one_of, real
 from m4ser_lobes.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -84,8 +88,32 @@ assert sum(UTTERANCES_PER_SESSION.values()) == NUM_UTTERANCES == sum(CLASS_COUNT
 
 SAMPLE_RATE = 16000
 SPLITS = ("train", "valid", "test")
+FOLDS = tuple(sorted(UTTERANCES_PER_SESSION))
 VALIDATION_MODES = ("train_sessions", "test_fold")
 MISSING_HYPOTHESIS_POLICIES = ("error", "null")
+NUM_EMOTIONS = len(set(EMOTION_MAP.values()))
+
+# One default per option, shared by prepare_iemocap, the command line and hparams/m4ser.yaml
+# (tests/unit/test_iemocap_prepare.py checks that the YAML holds the same values).
+DEFAULT_SEED = 1986
+DEFAULT_VALIDATION = "train_sessions"
+DEFAULT_VALID_RATIO = 0.1
+DEFAULT_EXPECTED_UTTERANCES = UTTERANCES_PER_SESSION
+
+#: The IEMOCAP rules of ``hparams/m4ser.yaml`` (the corpus-agnostic ones are
+#: ``m4ser_lobes.config.SCHEMA``), checked by train.py and cross_validate.py before any work.
+HPARAM_RULES = {
+    "fold": integer(FOLDS[0], FOLDS[-1]),
+    "validation": one_of(*VALIDATION_MODES),
+    "valid_ratio": real(0, 1, low_open=True, high_open=True),
+    "expected_utterances": Rule(
+        "null, a positive total, or a mapping session (1..5) -> positive count",
+        lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0) or (
+            isinstance(v, dict) and v and set(v) <= set(FOLDS)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in v.values())),
+    ),
+    "num_emotions": one_of(NUM_EMOTIONS),
+}
 
 _HEADER = re.compile(
     r"^\[(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\]\s+(\S+)\s+(\w+)\s+"
@@ -259,7 +287,8 @@ def read_corpus(data_folder):
     if not sessions:
         raise IemocapPrepError(
             f"No Session1..Session5 folders in {data_folder}. Point data_folder at the "
-            "unpacked IEMOCAP_full_release folder (see the docstring of iemocap_prepare.py)."
+            "unpacked IEMOCAP_full_release folder (train.py: --data_folder=<path>; "
+            "iemocap_prepare.py: its first argument; see the docstring of iemocap_prepare.py)."
         )
     utterances, dropped, problems = {}, Counter(), []
     for session_dir in sessions:
@@ -414,8 +443,10 @@ def load_hypotheses(path, utt_ids, missing_hypothesis="error"):
         raise IemocapPrepError(
             f"{path}: no hypothesis for {len(missing)} of {len(utt_ids)} utterances "
             f"({_first(missing)}). Complete the cache (`python -m m4ser_lobes.asr --manifest "
-            f"<fold1 manifests> --cache {path}` transcribes only the missing ids), or pass "
-            "missing_hypothesis='null' to keep them with hypothesis null."
+            f"<fold1 manifests> --cache {path}` transcribes only the missing ids), or train on "
+            "human transcripts (train.py: --hypotheses_file=null --text_source=transcript), or "
+            "keep them with hypothesis null (iemocap_prepare.py: --missing-hypothesis null; "
+            "prepare_iemocap: missing_hypothesis='null')."
         )
     if missing:
         logger.warning("%s: no hypothesis for %d utterances (%s); their hypothesis is null",
@@ -423,7 +454,8 @@ def load_hypotheses(path, utt_ids, missing_hypothesis="error"):
     return {u: hypotheses.get(u) for u in utt_ids}
 
 
-def split_fold(utterances, fold, validation="train_sessions", valid_ratio=0.1, seed=1234):
+def split_fold(utterances, fold, validation=DEFAULT_VALIDATION, valid_ratio=DEFAULT_VALID_RATIO,
+               seed=DEFAULT_SEED):
     """Return ``{"train": ids, "valid": ids, "test": ids}`` for fold ``fold`` (tests Session k).
 
     Arguments
@@ -468,12 +500,13 @@ def split_fold(utterances, fold, validation="train_sessions", valid_ratio=0.1, s
     except ValueError as error:
         raise IemocapPrepError(
             f"fold {fold}: cannot hold out a stratified {valid_ratio:.0%} of "
-            f"{len(train)} training utterances ({error}); raise valid_ratio or use more data."
+            f"{len(train)} training utterances ({error}); raise the ratio (train.py: "
+            "--valid_ratio=<r>; iemocap_prepare.py: --valid-ratio <r>) or use more data."
         ) from error
     return {"train": sorted(train), "valid": sorted(valid), "test": test}
 
 
-def check_counts(utterances, expected_utterances=UTTERANCES_PER_SESSION):
+def check_counts(utterances, expected_utterances=DEFAULT_EXPECTED_UTTERANCES):
     """Assert the number of kept utterances (per session when a mapping is given).
 
     Arguments
@@ -495,7 +528,8 @@ def check_counts(utterances, expected_utterances=UTTERANCES_PER_SESSION):
     if expected_utterances is None:
         return
     hint = ("Check that every Session folder was extracted completely; for a subset of "
-            "the corpus pass expected_utterances=None (--subset).")
+            "the corpus pass expected_utterances=None (train.py: --expected_utterances=null; "
+            "iemocap_prepare.py: --subset).")
     if isinstance(expected_utterances, int):
         if len(utterances) != expected_utterances:
             raise IemocapPrepError(f"found {len(utterances)} utterances of the 4 classes, "
@@ -516,11 +550,11 @@ def prepare_iemocap(
     data_folder,
     save_folder,
     hypotheses=None,
-    folds=(1, 2, 3, 4, 5),
-    validation="train_sessions",
-    valid_ratio=0.1,
-    seed=1234,
-    expected_utterances=UTTERANCES_PER_SESSION,
+    folds=FOLDS,
+    validation=DEFAULT_VALIDATION,
+    valid_ratio=DEFAULT_VALID_RATIO,
+    seed=DEFAULT_SEED,
+    expected_utterances=DEFAULT_EXPECTED_UTTERANCES,
     missing_hypothesis="error",
     skip_prep=False,
 ):
@@ -563,6 +597,8 @@ def prepare_iemocap(
         return None
     save_folder = Path(save_folder)
     folds = sorted(set(int(k) for k in folds))
+    if isinstance(expected_utterances, dict):
+        expected_utterances = {int(s): n for s, n in expected_utterances.items()}
     if not set(folds) <= set(UTTERANCES_PER_SESSION):
         raise ValueError(f"folds must be within 1..5, got {folds}")
     options = {
@@ -655,7 +691,9 @@ def _sha1(path):
     path = Path(path)
     if not path.is_file():
         raise IemocapPrepError(f"{path}: hypothesis cache not found. Create it with "
-                               "`python -m m4ser_lobes.asr` or pass hypotheses=None.")
+                               "`python -m m4ser_lobes.asr`, or prepare without it (train.py: "
+                               "--hypotheses_file=null --text_source=transcript; "
+                               "iemocap_prepare.py: leave out --hypotheses).")
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
@@ -675,27 +713,39 @@ def _raise_problems(problems, fix):
                                f"{listed}{more}\n{fix}.")
 
 
-def main(argv=None):
-    """Command line: ``python recipes/IEMOCAP/iemocap_prepare.py DATA SAVE --hypotheses H``."""
+def build_parser():
+    """The command line of :func:`main`; its defaults are the module's (and the YAML's)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data_folder", type=Path, help="the IEMOCAP_full_release folder")
     parser.add_argument("save_folder", type=Path)
     parser.add_argument("--hypotheses", type=Path, default=None, help="ASR hypothesis cache")
-    parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
-    parser.add_argument("--validation", choices=VALIDATION_MODES, default="train_sessions")
-    parser.add_argument("--valid-ratio", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--folds", type=int, nargs="+", default=list(FOLDS), choices=FOLDS)
+    parser.add_argument("--validation", choices=VALIDATION_MODES, default=DEFAULT_VALIDATION)
+    parser.add_argument("--valid-ratio", type=float, default=DEFAULT_VALID_RATIO,
+                        help=f"share of the training sessions held out (default {DEFAULT_VALID_RATIO})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"seed of the validation split (default {DEFAULT_SEED}, as the YAML)")
     parser.add_argument("--subset", action="store_true",
-                        help="do not assert the 5531 utterances of the full release")
+                        help="do not assert the per-session counts of the full release (5531)")
     parser.add_argument("--missing-hypothesis", choices=MISSING_HYPOTHESIS_POLICIES,
                         default="error")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def expected_utterances_of(args):
+    """``expected_utterances`` for parsed command-line ``args``: None with ``--subset``."""
+    return None if args.subset else DEFAULT_EXPECTED_UTTERANCES
+
+
+def main(argv=None):
+    """Command line: ``python recipes/IEMOCAP/iemocap_prepare.py DATA SAVE --hypotheses H``."""
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         summary = prepare_iemocap(
             args.data_folder, args.save_folder, hypotheses=args.hypotheses, folds=args.folds,
             validation=args.validation, valid_ratio=args.valid_ratio, seed=args.seed,
-            expected_utterances=None if args.subset else UTTERANCES_PER_SESSION,
+            expected_utterances=expected_utterances_of(args),
             missing_hypothesis=args.missing_hypothesis,
         )
     except IemocapPrepError as error:

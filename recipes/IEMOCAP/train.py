@@ -8,23 +8,76 @@ Rerunning the same command resumes from the last (intra-epoch) checkpoint. Every
 ablation is a command-line override (README.md); ``recipes/IEMOCAP/cross_validate.py`` runs the
 five folds. Multi-GPU: ``torchrun --standalone --nproc_per_node=N recipes/IEMOCAP/train.py ...``.
 
+Before anything is built or prepared, every value of the YAML (with the overrides) is checked
+(``m4ser_lobes.config``: ``--use_gan=no`` or ``--modalities=speech`` with GAN on are refused in
+one line), and the run's settings are compared with those recorded in ``output_folder``: a rerun
+with other settings and the same ``experiment_name`` is refused (it would re-test the old
+checkpoint), unless ``--overwrite=True`` moves the old run aside. Same settings resume.
+
 Outputs in ``output_folder``: ``train_log.txt``, ``log.txt``, ``hyperparams.yaml``,
-``history.json`` (per-epoch loss terms and validation metrics), ``predictions.csv``,
-``test_metrics.json``, ``confusion_matrix.png``, ``save/`` (checkpoints, ``label_encoder.txt``,
-``label_statistics.json``).
+``configuration.json`` (which parts of M4SER run), ``fingerprint.json`` (the settings that
+change results), ``history.json`` (per-epoch loss terms and validation metrics),
+``predictions.csv``, ``test_metrics.json``, ``confusion_matrix.png``, ``save/`` (checkpoints,
+``label_encoder.txt``). Manifests and ``label_statistics.json`` are in ``prepare_folder``.
 """
 
+import logging
 import os
 import sys
+import time
+from pathlib import Path
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 
+from m4ser_lobes import config
 from m4ser_lobes.brain import M4SERBrain
 from m4ser_lobes.dataio import dataio_prep
+from m4ser_lobes.fileio import atomic_write_json
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iemocap_prepare import prepare_iemocap  # noqa: E402
+from iemocap_prepare import HPARAM_RULES, prepare_iemocap  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+#: Every rule for ``hparams/m4ser.yaml``: the model's and IEMOCAP's.
+RULES = {**config.SCHEMA, **HPARAM_RULES}
+
+
+def check_configuration(hparams_file, overrides, run_opts=None):
+    """Read and validate the YAML values (nothing built); returns ``(values, settings)``.
+
+    Raises :class:`m4ser_lobes.config.ConfigError` (one line) on a bad value or combination.
+    """
+    values = config.load_values(hparams_file, overrides)
+    values = config.validate(config.effective_values(values, run_opts), RULES)
+    return values, config.run_settings(values, RULES)
+
+
+def replace_run(output_folder, conflict):
+    """``--overwrite=True``: move the old run aside (a hidden sibling folder), never delete it."""
+    folder = Path(output_folder)
+    target = folder.with_name(f".{folder.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(folder, target)
+    logger.warning("overwrite=True: %s; moved it to %s (delete it when no longer needed)",
+                   conflict, target)
+
+
+def record_run(output_folder, configuration, settings):
+    """``configuration.json`` and ``fingerprint.json`` in the output folder (atomic writes)."""
+    atomic_write_json(Path(output_folder) / config.CONFIGURATION_FILE, configuration)
+    config.record_fingerprint(output_folder, settings)
+
+
+def tokenizer_of(hparams):
+    """The text encoder's tokenizer; a speech-only run loads the tokenizer alone (no weights):
+    the data pipeline still turns the text into ``input_ids``, which the model ignores."""
+    if hparams["text_encoder"] is not None:
+        return hparams["text_encoder"].tokenizer
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(hparams["text_encoder_source"],
+                                         cache_dir=hparams["pretrained_cache"])
 
 
 def manifests_of(hparams):
@@ -52,7 +105,14 @@ def write_label_statistics(hparams, tokenizer):
 
 def main(argv):
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    # Before anything is built (encoders load weights) or prepared: values, then the folder.
+    values, settings = check_configuration(hparams_file, overrides, run_opts)
+    conflict = config.rerun_conflict(values["output_folder"], settings)
+    if conflict is not None and not values["overwrite"]:
+        raise config.rerun_error(conflict)
     sb.utils.distributed.ddp_init_group(run_opts)
+    if conflict is not None:
+        sb.utils.distributed.run_on_main(replace_run, args=[values["output_folder"], conflict])
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     sb.create_experiment_directory(
@@ -60,6 +120,12 @@ def main(argv):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    configuration = config.describe(values, settings)
+    logger.info("M4SER configuration: %s (settings %s)", configuration["summary"],
+                configuration["settings_digest"])
+    sb.utils.distributed.run_on_main(
+        record_run, args=[hparams["output_folder"], configuration, settings])
+    logger.info("manifests: %s", hparams["prepare_folder"])
     if not hparams["skip_prep"]:
         sb.utils.distributed.run_on_main(
             prepare_iemocap,
@@ -73,7 +139,7 @@ def main(argv):
                 "expected_utterances": hparams["expected_utterances"],
             },
         )
-    tokenizer = hparams["text_encoder"].tokenizer
+    tokenizer = tokenizer_of(hparams)
     sb.utils.distributed.run_on_main(write_label_statistics, args=[hparams, tokenizer])
     datasets, label_encoder = dataio_prep(
         manifests_of(hparams),
@@ -111,4 +177,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except config.ConfigError as error:
+        sys.exit(f"error: {error}")

@@ -1,7 +1,9 @@
 """``recipes/IEMOCAP/cross_validate.py``: folds in child processes, resume, report.
 
 The fast tests replace train.py with a stand-in script (``train_script``) that writes a fold's
-files, so the orchestration (output folders, skipping, errors) is checked in seconds. The slow
+files (and, as train.py does, its ``fingerprint.json`` and ``configuration.json``), so the
+orchestration (output folders, skipping, refusing a changed configuration, errors) is checked
+in seconds. The slow
 test runs the real recipe, two 1-epoch folds of the tiny demo configuration, then the same
 command again, which must skip both folds.
 """
@@ -20,7 +22,10 @@ RECIPE = REPO / "recipes" / "IEMOCAP"
 HPARAMS = REPO / "hparams" / "m4ser.yaml"
 if str(RECIPE) not in sys.path:
     sys.path.insert(0, str(RECIPE))
-import cross_validate
+import cross_validate  # noqa: E402
+
+from m4ser_lobes import config  # noqa: E402
+from m4ser_lobes.config import ConfigError  # noqa: E402
 
 FAKE_TRAIN = """
 import json, sys
@@ -31,6 +36,10 @@ if args.get("fail") == "True":
 fold = int(args["fold"])
 out = Path(args["results_folder"]) / args["experiment_name"] / f"fold{fold}" / f"seed{args['seed']}"
 out.mkdir(parents=True, exist_ok=True)
+# What train.py records, computed by the test for these arguments (see run_cv).
+recorded = json.loads((Path(__file__).parent / "fake_settings.json").read_text())
+(out / "fingerprint.json").write_text(json.dumps({"settings": recorded["settings"]}))
+(out / "configuration.json").write_text(json.dumps(recorded["configuration"]))
 classes = ["neu", "ang"]
 rows = [(f"u{fold}a", "neu", "neu"), (f"u{fold}b", "ang", "neu" if fold == 1 else "ang")]
 (out / "predictions.csv").write_text(
@@ -55,7 +64,22 @@ def fake_train(tmp_path):
 def fake_args(tmp_path, *extra):
     results = tmp_path / "results"
     return [str(HPARAMS), f"--results_folder={results}", "--experiment_name=exp", "--seed=3",
-            "--data_folder=/nowhere", *extra]
+            "--data_folder=/nowhere", "--text_source=transcript", *extra]
+
+
+def run_cv(args, fake_train):
+    """``cross_validate.main`` with the stand-in, which records the settings and configuration
+    train.py would record for ``args`` (computed here, so the stand-in stays light)."""
+    hparams_file, folds, _, train_args = cross_validate.parse_args(args)
+    try:
+        values = cross_validate.resolve_hparams(hparams_file, train_args, folds[0])
+    except ConfigError:
+        pass  # main refuses it
+    else:
+        settings = config.run_settings(values, cross_validate.RULES)
+        (fake_train.parent / "fake_settings.json").write_text(json.dumps(
+            {"settings": settings, "configuration": config.describe(values, settings)}))
+    return cross_validate.main(args, train_script=fake_train)
 
 
 # ------------------------------------------------------------------------------ fast
@@ -68,30 +92,43 @@ def test_parse_args_refuses_fold():
 def test_output_folder_is_the_one_train_py_computes(tmp_path):
     hparams = cross_validate.resolve_hparams(
         str(HPARAMS), [f"--results_folder={tmp_path}", "--experiment_name=abl", "--seed=5",
-                       "--data_folder=/x", "--device=cpu", "--use_gan=False"], fold=4)
+                       "--data_folder=/x", "--device=cpu", "--use_gan=False",
+                       "--text_source=transcript"], fold=4)
     assert hparams["output_folder"] == f"{tmp_path}/abl/fold4/seed5"
     assert hparams["fold"] == 4 and hparams["use_gan"] is False
     assert hparams["model"] is None  # nothing was built
 
 
 def test_missing_placeholder_names_the_override():
-    with pytest.raises(SystemExit, match="--data_folder="):
+    with pytest.raises(ConfigError, match="--data_folder="):
         cross_validate.resolve_hparams(str(HPARAMS), [], fold=1)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("--use_gan=no", "use_gan='no' is not allowed"),
+    ("--modalities=speech", "use_gan=True needs the modality-invariant representation"),
+])
+def test_bad_configuration_refused_before_any_fold(tmp_path, fake_train, capfd, bad, message):
+    with pytest.raises(SystemExit, match=message):
+        run_cv(fake_args(tmp_path, "--folds", "1", "2", bad), fake_train)
+    assert "FAKE TRAIN" not in capfd.readouterr().out
+    assert not (tmp_path / "results").exists()
 
 
 def test_runs_missing_folds_then_skips_finished(tmp_path, fake_train, capfd, caplog):
     caplog.set_level("INFO", logger="cross_validate")
     args = fake_args(tmp_path, "--folds", "1", "2")
-    report = cross_validate.main(args, train_script=fake_train)
+    report = run_cv(args, fake_train)
     out = capfd.readouterr()
     assert "FAKE TRAIN fold 1" in out.out and "FAKE TRAIN fold 2" in out.out
     assert report["pooled"]["WA"] == 75.0 and report["mean"]["WA"] == 75.0
     assert (tmp_path / "results" / "exp" / "cv_report" / "cv_report.md").is_file()
+    assert report["configuration"]["modalities"] == "both" and report["configuration"]["gan"]
 
     finished = tmp_path / "results" / "exp" / "fold1" / "seed3" / "test_metrics.json"
     before = finished.stat().st_mtime_ns
     caplog.clear()
-    cross_validate.main(args, train_script=fake_train)
+    run_cv(args, fake_train)
     out = capfd.readouterr()
     assert "FAKE TRAIN" not in out.out
     assert "fold 1: skipped" in caplog.text and "fold 2: skipped" in caplog.text
@@ -99,9 +136,39 @@ def test_runs_missing_folds_then_skips_finished(tmp_path, fake_train, capfd, cap
     assert finished.stat().st_mtime_ns == before
 
 
+def test_changed_configuration_is_refused_then_overwritten(tmp_path, fake_train, capfd, caplog):
+    caplog.set_level("INFO", logger="cross_validate")
+    experiment = tmp_path / "results" / "exp"
+    run_cv(fake_args(tmp_path, "--folds", "1", "2"), fake_train)
+    full = (experiment / "cv_report" / "cv_report.md").read_text()
+    capfd.readouterr()
+
+    # Same experiment_name, GAN off: the finished folds must not be skipped and reported.
+    ablation = fake_args(tmp_path, "--folds", "1", "2", "--use_gan=False")
+    with pytest.raises(SystemExit) as error:
+        run_cv(ablation, fake_train)
+    message = str(error.value)
+    assert "fold 1: " in message and "fold 2: " in message
+    assert "use_gan: True -> False" in message
+    assert "--experiment_name=" in message and "--overwrite=True" in message
+    assert "FAKE TRAIN" not in capfd.readouterr().out
+
+    report = run_cv([*ablation, "--overwrite=True"], fake_train)
+    out = capfd.readouterr().out
+    assert "FAKE TRAIN fold 1" in out and "FAKE TRAIN fold 2" in out
+    assert report["configuration"]["gan"] is False
+    ablated = (experiment / "cv_report" / "cv_report.md").read_text()
+    assert "GAN" in full.splitlines()[2] and "GAN" not in ablated.splitlines()[2]
+    # The same command again: both folds now hold this configuration and are skipped.
+    caplog.clear()
+    run_cv([*ablation, "--overwrite=True"], fake_train)
+    assert "FAKE TRAIN" not in capfd.readouterr().out
+    assert "fold 1: skipped" in caplog.text and "fold 2: skipped" in caplog.text
+
+
 def test_failed_fold_says_how_to_resume(tmp_path, fake_train):
     with pytest.raises(SystemExit) as error:
-        cross_validate.main(fake_args(tmp_path, "--folds", "2", "--fail=True"), train_script=fake_train)
+        run_cv(fake_args(tmp_path, "--folds", "2", "--fail=True"), fake_train)
     message = str(error.value)
     assert "fold 2 failed (exit code 3" in message
     assert str(tmp_path / "results" / "exp" / "fold2" / "seed3" / "log.txt") in message
@@ -136,6 +203,7 @@ def test_two_real_folds_then_resume(tmp_path, caplog):
     assert list(report["folds"]) == ["1", "2"]
     assert report["pooled"]["n"] == sum(f["n"] for f in report["folds"].values()) == 16
     assert {"L_ER", "L_AED", "L_AEC", "L_LCL", "L_D", "L_G", "valid UA"} <= set(report["curves"])
+    assert report["configuration"]["modalities"] == "both" and report["configuration"]["gan"]
     for name in ("cv_report.md", "confusion_matrix_avg.png", "loss_curves.png"):
         assert (report_dir / name).stat().st_size > 0
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 from tiny_recipe import (
+    prepared_folder,
     REPO,
     make_tiny_assets,
     output_folder,
@@ -90,7 +91,7 @@ def test_torchrun_two_ranks_gloo_keeps_ranks_identical(tmp_path):
         }
 
     # Each rank trained on its own half of the training set.
-    with open(results / "prepared" / "fold1" / "train.json", encoding="utf-8") as fin:
+    with open(prepared_folder(results) / "fold1" / "train.json", encoding="utf-8") as fin:
         train_ids = set(json.load(fin))
     seen = [set(record["batch_ids"]) for record in ranks]
     assert not seen[0] & seen[1]

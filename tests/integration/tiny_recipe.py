@@ -99,9 +99,18 @@ def output_folder(results_folder):
     return Path(results_folder) / EXPERIMENT / f"fold{FOLD}" / f"seed{SEED}"
 
 
+def prepared_folder(results_folder):
+    """The one manifest folder under ``<results_folder>/prepared/`` (``prepare_folder`` of the
+    YAML: a subfolder keyed by the options that shape the manifests)."""
+    found = sorted(p.parent for p in (Path(results_folder) / "prepared").glob("*/prepare_opts.json"))
+    if len(found) != 1:
+        raise AssertionError(f"expected one prepared folder in {results_folder}/prepared, got {found}")
+    return found[0]
+
+
 def train_utterances(results_folder):
     """Number of utterances in the prepared training manifest."""
-    path = Path(results_folder) / "prepared" / f"fold{FOLD}" / "train.json"
+    path = prepared_folder(results_folder) / f"fold{FOLD}" / "train.json"
     with open(path, encoding="utf-8") as fin:
         return len(json.load(fin))
 

@@ -1,17 +1,37 @@
-"""hparams/m4ser.yaml is the paper's Table I configuration, readable without building models."""
+"""hparams/m4ser.yaml is the paper's Table I configuration, readable without building models;
+what it builds follows the switches (no unused encoder), and its manifests follow the split."""
 
+import inspect
+import io
+import sys
 from pathlib import Path
 
-from hyperpyyaml import resolve_references
+import pytest
+import ruamel.yaml
+from hyperpyyaml import load_hyperpyyaml, resolve_references
 
-from m4ser_lobes.fileio import load_yaml_values
+from m4ser_lobes.fileio import load_hyperpyyaml_values
 
-YAML = Path(__file__).resolve().parents[2] / "hparams" / "m4ser.yaml"
+REPO = Path(__file__).resolve().parents[2]
+YAML = REPO / "hparams" / "m4ser.yaml"
+sys.path.insert(0, str(REPO / "recipes" / "IEMOCAP"))
+import iemocap_prepare  # noqa: E402
+
+TINY = {"d_model": 32, "nhead": 2, "cme_ffn": 64, "aec_ffn": 64, "discriminator_hidden": 32}
 
 
 def values(overrides=None):
     with open(YAML, encoding="utf-8") as fin:
-        return load_yaml_values(resolve_references(fin, overrides or {"data_folder": "/d"}))
+        return load_hyperpyyaml_values(resolve_references(fin, overrides or {"data_folder": "/d"}))
+
+
+def built(key, overrides):
+    """Build ONE key of the YAML (and nothing else) with ``overrides``."""
+    with open(YAML, encoding="utf-8") as fin:
+        tree = ruamel.yaml.YAML().load(resolve_references(fin, overrides))
+    stream = io.StringIO()
+    ruamel.yaml.YAML().dump({key: tree[key]}, stream)
+    return load_hyperpyyaml(stream.getvalue())[key]
 
 
 def test_table_one():
@@ -25,10 +45,92 @@ def test_table_one():
     assert hp["discriminator_hidden"] == 256 and hp["aec_max_len"] == 16
     assert all(hp[k] for k in ("use_msr", "use_mir", "use_aed", "use_aec", "use_gan", "use_lcl"))
     assert hp["modalities"] == "both" and hp["text_source"] == "hypothesis"
+    assert hp["overwrite"] is False
 
 
 def test_every_ablation_has_its_own_output_folder():
-    a = values({"data_folder": "/d", "experiment_name": "wo_gan", "use_gan": False, "fold": 3})
+    overrides = {"data_folder": "/d", "experiment_name": "wo_gan", "use_gan": False, "fold": 3}
+    a = values(overrides)
     assert a["output_folder"] == "results/wo_gan/fold3/seed1986"
-    assert a["test_annotation"] == "results/prepared/fold3/test.json"
     assert a["use_gan"] is False
+    prepared = built("prepare_folder", overrides)
+    assert Path(prepared).parent == Path("results/prepared")
+    assert built("test_annotation", overrides) == f"{prepared}/fold3/test.json"
+
+
+def test_two_seeds_get_separate_prepared_folders(tmp_path):
+    hyps = tmp_path / "hyps.json"
+    hyps.write_text('{"hypotheses": {}}')
+    base = {"data_folder": "/d", "hypotheses_file": str(hyps)}
+    folder = built("prepare_folder", base)
+    assert built("prepare_folder", base) == folder  # stable: reruns find their manifests
+    assert built("train_annotation", base) == f"{folder}/fold1/train.json"
+    # Everything that shapes the manifests gets its own folder ...
+    for change in ({"seed": 7}, {"valid_ratio": 0.2}, {"validation": "test_fold"},
+                   {"expected_utterances": None}, {"data_folder": "/other"},
+                   {"hypotheses_file": None}):
+        assert built("prepare_folder", {**base, **change}) != folder, change
+    hyps.write_text('{"hypotheses": {"u": "a"}}')  # a completed cache: new manifests
+    assert built("prepare_folder", base) != folder
+    hyps.write_text('{"hypotheses": {}}')
+    # ... and what does not shape them shares the folder.
+    assert built("prepare_folder", {**base, "use_gan": False, "experiment_name": "x",
+                                    "fold": 2}) == folder
+
+
+@pytest.fixture(scope="module")
+def tiny_encoders(tmp_path_factory):
+    from m4ser_lobes.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+
+    root = tmp_path_factory.mktemp("hparams_encoders")
+    return (save_tiny_speech_encoder(root / "hubert", hidden_size=32, num_layers=1),
+            save_tiny_text_encoder(root / "bert", words=["hello"], hidden_size=32, num_layers=1))
+
+
+# A source that cannot load: building the encoder it names would raise.
+MISSING = "/nonexistent/encoder"
+
+
+@pytest.mark.parametrize("modalities, switches, speech, text", [
+    ("speech", {"use_aed": False, "use_aec": False, "use_gan": False}, True, False),
+    ("text", {"use_gan": False}, False, True),
+    ("both", {}, True, True),
+])
+def test_only_the_encoders_a_configuration_uses_are_built(
+        tiny_encoders, tmp_path, modalities, switches, speech, text):
+    overrides = {
+        "data_folder": "/d", "results_folder": str(tmp_path), **TINY, **switches,
+        "modalities": modalities,
+        "speech_encoder_source": str(tiny_encoders[0]) if speech else MISSING,
+        "text_encoder_source": str(tiny_encoders[1]) if text else MISSING,
+    }
+    with open(YAML, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    model = hparams["model"]
+    assert (hparams["speech_encoder"] is not None, hparams["text_encoder"] is not None) == (speech, text)
+    assert (model.uses_speech, model.uses_text) == (speech, text)
+    assert model.speech_encoder is hparams["speech_encoder"]  # built once, shared
+    assert model.text_encoder is hparams["text_encoder"]
+    if text and hparams["use_aec"]:  # the AEC decoder reads its vocabulary from the text encoder
+        assert model.aec_decoder is not None
+        text_encoder = hparams["text_encoder"]
+        assert model.aec_decoder.vocab_size == text_encoder.vocab_size
+        assert model.aec_decoder.embed_dim == text_encoder.embedding_dim
+    else:
+        assert model.aec_decoder is None
+
+
+def test_prep_defaults_are_the_yaml_values():
+    hp = values()
+    parser = iemocap_prepare.build_parser()
+    cli = parser.parse_args(["data", "save"])
+    assert hp["seed"] == iemocap_prepare.DEFAULT_SEED == cli.seed
+    assert hp["validation"] == iemocap_prepare.DEFAULT_VALIDATION == cli.validation
+    assert hp["valid_ratio"] == iemocap_prepare.DEFAULT_VALID_RATIO == cli.valid_ratio
+    assert hp["expected_utterances"] == iemocap_prepare.DEFAULT_EXPECTED_UTTERANCES
+    assert iemocap_prepare.expected_utterances_of(cli) == hp["expected_utterances"]
+    assert iemocap_prepare.expected_utterances_of(parser.parse_args(["d", "s", "--subset"])) is None
+    defaults = inspect.signature(iemocap_prepare.prepare_iemocap).parameters
+    for option, key in (("seed", "seed"), ("validation", "validation"),
+                        ("valid_ratio", "valid_ratio"), ("expected_utterances", "expected_utterances")):
+        assert defaults[option].default == hp[key], option

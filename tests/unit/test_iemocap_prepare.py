@@ -316,3 +316,85 @@ def test_cli(small, tmp_path, capsys):
     assert '"num_utterances": 40' in capsys.readouterr().out
     with pytest.raises(SystemExit, match="expected 5531"):
         prep.main([str(small.root), str(tmp_path / "out2")])
+
+
+# ------------------------------------------------------------------ hints work where printed
+def _hint_options(message):
+    """The train.py overrides (``--key=``) and prep CLI options (``--opt``) a message suggests."""
+    import re
+
+    train = set(re.findall(r"--(\w+)=", message))
+    cli = set(re.findall(r"(--[a-z][a-z-]*)(?![\w=])", message)) - {f"--{k}" for k in train}
+    return train, cli
+
+
+def _yaml_keys():
+    from hyperpyyaml import resolve_references
+
+    from m4ser_lobes.fileio import load_hyperpyyaml_values
+
+    with open(RECIPE.parents[1] / "hparams" / "m4ser.yaml", encoding="utf-8") as fin:
+        return set(load_hyperpyyaml_values(resolve_references(fin, {"data_folder": "/d"})))
+
+
+def _prep_errors(small, tmp_path):
+    """One message per prep error that suggests options."""
+    cache = json.loads(small.hypotheses.read_text())
+    del cache["hypotheses"][sorted(cache["hypotheses"])[0]]
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(cache))
+    attempts = [
+        dict(hypotheses=partial),
+        dict(hypotheses=tmp_path / "nope.json"),
+        dict(expected_utterances=41),
+        dict(valid_ratio=0.001),
+    ]
+    messages = []
+    for kwargs in attempts:
+        with pytest.raises(IemocapPrepError) as error:
+            prepare_small(small, tmp_path / "out", **kwargs)
+        messages.append(str(error.value))
+    with pytest.raises(IemocapPrepError) as error:
+        prep.prepare_iemocap(tmp_path / "empty", tmp_path / "out")
+    return messages + [str(error.value)]
+
+
+def test_error_hints_name_options_train_py_and_the_cli_accept(small, tmp_path):
+    yaml_keys = _yaml_keys()
+    from m4ser_lobes import asr
+
+    cli_options = {o for parser in (prep.build_parser(), asr.build_parser())
+                   for action in parser._actions for o in action.option_strings}
+    messages = _prep_errors(small, tmp_path)
+    suggested = set()
+    for message in messages:
+        train, cli = _hint_options(message)
+        assert train <= yaml_keys, (train - yaml_keys, message)
+        assert cli <= cli_options, (cli - cli_options, message)
+        suggested |= train
+    assert {"hypotheses_file", "text_source", "expected_utterances", "valid_ratio",
+            "data_folder"} <= suggested
+    assert "hypotheses=None" not in " ".join(messages)  # not an option of either command
+
+
+def test_suggested_transcript_run_passes_train_py_checks():
+    import speechbrain as sb
+
+    from m4ser_lobes import config
+
+    yaml_file = RECIPE.parents[1] / "hparams" / "m4ser.yaml"
+    _, run_opts, overrides = sb.parse_arguments(
+        [str(yaml_file), "--data_folder=/d", "--hypotheses_file=null", "--text_source=transcript"])
+    config.validate(config.load_values(yaml_file, overrides), {**config.SCHEMA, **prep.HPARAM_RULES})
+
+
+def test_prep_defaults_are_one_set():
+    import inspect
+
+    parameters = inspect.signature(prep.prepare_iemocap).parameters
+    cli = prep.build_parser().parse_args(["data", "save"])
+    assert parameters["seed"].default == cli.seed == prep.DEFAULT_SEED
+    assert parameters["validation"].default == cli.validation == prep.DEFAULT_VALIDATION
+    assert parameters["valid_ratio"].default == cli.valid_ratio == prep.DEFAULT_VALID_RATIO
+    assert parameters["expected_utterances"].default == prep.expected_utterances_of(cli)
+    assert inspect.signature(prep.split_fold).parameters["seed"].default == prep.DEFAULT_SEED

@@ -221,3 +221,46 @@ def test_command_line_rebuilds_the_report(experiment, capsys):
         rp.main([str(experiment), "--folds", "1", "4"])
     assert exit_.value.code == 2
     assert "fold4" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ configuration
+def configuration(**switches):
+    """A ``configuration.json`` as train.py writes it (m4ser_lobes.config.describe)."""
+    from m4ser_lobes.config import describe
+
+    values = {"modalities": "both", "use_msr": True, "use_mir": True, "use_aed": True,
+              "use_aec": True, "use_gan": True, "use_lcl": True, "text_source": "hypothesis",
+              "speech_encoder_source": "hubert", "text_encoder_source": "bert", **switches}
+    return describe(values, settings=values)
+
+
+def test_report_records_the_configuration_so_ablations_differ(experiment, tmp_path):
+    no_report = rp.cross_validation_report(rp.collect_fold_results(rp.find_fold_dirs(experiment)))
+    assert no_report["configuration"] is None
+    assert "Configuration: unknown" in rp.report_markdown(no_report)
+
+    reports = {}
+    for name, switches in (("full", {}), ("no_gan", {"use_gan": False})):
+        for k in (1, 2):
+            (experiment / f"fold{k}" / "seed7" / "configuration.json").write_text(
+                json.dumps(configuration(**switches)))
+        out = tmp_path / name
+        reports[name] = rp.build_report(rp.find_fold_dirs(experiment), out)
+        assert json.loads((out / "cv_report.json").read_text())["configuration"] == \
+            configuration(**switches)
+        reports[name]["markdown"] = (out / "cv_report.md").read_text()
+    assert reports["full"]["configuration"]["gan"] is True
+    assert reports["no_gan"]["configuration"]["gan"] is False
+    lines = {name: r["markdown"].splitlines()[2] for name, r in reports.items()}
+    assert lines["full"].startswith("Configuration: both modalities, MSR, MIR, AED, AEC selective, GAN")
+    assert lines["full"] != lines["no_gan"] and "GAN" not in lines["no_gan"]
+
+
+def test_folds_of_different_configurations_are_not_combined(experiment):
+    (experiment / "fold1" / "seed7" / "configuration.json").write_text(json.dumps(configuration()))
+    (experiment / "fold2" / "seed7" / "configuration.json").write_text(
+        json.dumps(configuration(use_lcl=False)))
+    results = rp.collect_fold_results(rp.find_fold_dirs(experiment))
+    with pytest.raises(ValueError, match=r"fold 2 .*configuration.json\) ran with .*lcl=False.* "
+                                         r"but fold 1 with .*lcl=True"):
+        rp.cross_validation_report(results)

@@ -1,0 +1,95 @@
+"""A rerun never reports another run's results; a configuration is refused before any work.
+
+``recipes/IEMOCAP/train.py`` on the tiny generated corpus (tiny_recipe.py): a bad switch is
+refused before anything is prepared or built; a run records ``configuration.json`` and
+``fingerprint.json``; rerunning with a changed switch and the same ``experiment_name`` is
+refused with the differences, the same command resumes, and ``--overwrite=True`` moves the old
+run aside and trains the new configuration.
+"""
+
+import json
+
+import pytest
+from tiny_recipe import (
+    checkpoints,
+    import_train,
+    in_process_run,
+    make_tiny_assets,
+    output_folder,
+    tiny_argv,
+)
+
+from m4ser_lobes.config import ConfigError
+
+
+@pytest.mark.parametrize("switches, message", [
+    ({"modalities": "speech"}, r"use_gan=True needs the modality-invariant representation H_inv"),
+    ({"use_gan": "no"}, r"use_gan='no' is not allowed: use_gan must be True or False"),
+    ({"modalities": "text", "use_gan": False, "dropout": 1.5}, r"dropout=1.5 is not allowed"),
+])
+def test_bad_configuration_is_refused_before_any_work(tmp_path, switches, message):
+    hypotheses = tmp_path / "hyps.json"
+    hypotheses.write_text('{"hypotheses": {}}')
+    # Nothing here could be prepared or loaded: refusing must not need any of it.
+    assets = {"data_folder": tmp_path / "no_corpus", "hypotheses_file": hypotheses,
+              "speech_encoder_source": tmp_path / "no_hubert",
+              "text_encoder_source": tmp_path / "no_bert"}
+    results = tmp_path / "results"
+    with in_process_run(), pytest.raises(ConfigError, match=message) as error:
+        import_train().main(tiny_argv(assets, results, 1, **switches))
+    assert "\n" not in str(error.value)
+    assert not results.exists()  # no output folder, no prepared manifests
+
+
+@pytest.mark.slow
+def test_changed_switch_is_refused_same_resumes_overwrite_replaces(tmp_path):
+    assets = make_tiny_assets(tmp_path / "assets")
+    results = tmp_path / "results"
+    folder = output_folder(results)
+    train = import_train()
+    argv = tiny_argv(assets, results, 1)
+
+    with in_process_run():
+        train.main(argv)
+    configuration = json.loads((folder / "configuration.json").read_text())
+    assert configuration["modalities"] == "both" and configuration["gan"] is True
+    assert configuration["aec"] == "selective" and configuration["text_encoder"]
+    fingerprint = json.loads((folder / "fingerprint.json").read_text())
+    assert fingerprint["settings"]["use_lcl"] is True
+    assert configuration["settings_digest"] == fingerprint["digest"]
+    finished = folder / "test_metrics.json"
+    first_metrics = finished.stat().st_mtime_ns
+    first_checkpoints = [c["path"] for c in checkpoints(folder / "save")]
+    assert first_checkpoints
+
+    # A changed switch, same experiment_name: refused, nothing touched.
+    with in_process_run(), pytest.raises(ConfigError) as error:
+        train.main(tiny_argv(assets, results, 1, use_lcl=False))
+    message = str(error.value)
+    assert "use_lcl: True -> False" in message
+    assert "--experiment_name=" in message and "--overwrite=True" in message
+    assert finished.stat().st_mtime_ns == first_metrics
+
+    # The same command: resumes (nothing left to train), tests the same checkpoint again.
+    with in_process_run():
+        brain = train.main(argv)
+    assert brain.hparams.epoch_counter.current == 1
+    assert [c["path"] for c in checkpoints(folder / "save")] == first_checkpoints
+    assert len(json.loads((folder / "history.json").read_text())) == 1
+    del brain
+
+    # --overwrite=True with another configuration (speech only): the old run is moved aside.
+    speech_only = dict(modalities="speech", use_gan=False, use_aed=False, use_aec=False,
+                       overwrite=True)
+    with in_process_run():
+        brain = train.main(tiny_argv(assets, results, 1, **speech_only))
+    model = brain.modules.model
+    assert model.uses_speech and not model.uses_text
+    assert brain.hparams.text_encoder is None  # never built
+    del brain
+    moved = [p for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}.replaced-")]
+    assert len(moved) == 1 and (moved[0] / "test_metrics.json").is_file()
+    configuration = json.loads((folder / "configuration.json").read_text())
+    assert configuration["modalities"] == "speech" and configuration["text_encoder"] is None
+    assert json.loads((folder / "fingerprint.json").read_text())["settings"]["modalities"] == "speech"
+    assert [c["path"] for c in checkpoints(folder / "save")] != first_checkpoints
