@@ -325,12 +325,12 @@ class M4SERBrain(sb.Brain):
         """predictions.csv, test_metrics.json and confusion_matrix.png in the output folder."""
         out = self.hparams.output_folder
         names = [self.hparams.label_encoder.decode_ndim(i) for i in range(len(self.hparams.label_encoder))]
+        # Evaluation batches are sorted by duration: the file is written in utterance-id order.
+        ids = self.predictions["ids"]
+        order = sorted(range(len(ids)), key=ids.__getitem__)
         write_predictions_csv(
             os.path.join(out, "predictions.csv"),
-            self.predictions["ids"],
-            self.predictions["true"],
-            self.predictions["pred"],
-            self.predictions["prob"],
+            *([self.predictions[k][i] for i in order] for k in ("ids", "true", "pred", "prob")),
             names,
         )
         atomic_write_json(

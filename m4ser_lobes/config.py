@@ -220,6 +220,9 @@ SCHEMA = {
     "ckpt_interval_minutes": real(0).bookkeeping(),
     "find_unused_parameters": flag().bookkeeping(),
     "num_workers": integer(0).bookkeeping(),
+    "bucketing": flag(),
+    "max_batch_seconds": real(0, low_open=True).or_null(),
+    "num_buckets": integer(1),
 }
 
 #: Keys of ``hparams/m4ser.yaml`` built from the values above (objects, paths, loader options):

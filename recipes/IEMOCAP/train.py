@@ -30,7 +30,7 @@ from pathlib import Path
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 
-from m4ser_lobes import config
+from m4ser_lobes import batching, config
 from m4ser_lobes.brain import M4SERBrain
 from m4ser_lobes.dataio import dataio_prep
 from m4ser_lobes.fileio import atomic_write_json
@@ -161,18 +161,36 @@ def main(argv):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
+    train_loader_kwargs = batching.train_loader_kwargs(
+        datasets["train"],
+        hparams["batch_size"],
+        bucketing=hparams["bucketing"],
+        max_batch_seconds=hparams["max_batch_seconds"],
+        num_buckets=hparams["num_buckets"],
+        seed=hparams["seed"],
+        num_workers=hparams["num_workers"],
+        max_audio_seconds=hparams["max_audio_seconds"],
+    )
+    # The Brain calls set_epoch only on its train_sampler (one order per seed and epoch, exact
+    # intra-epoch resume); under DDP make_dataloader replaces it with its wrapper.
+    brain.train_sampler = train_loader_kwargs.get("batch_sampler")
+
+    def eval_loader_kwargs(split):
+        return batching.eval_loader_kwargs(
+            datasets[split],
+            hparams["test_dataloader_options"]["batch_size"],
+            sort=hparams["bucketing"],
+            num_workers=hparams["num_workers"],
+        )
+
     brain.fit(
         brain.hparams.epoch_counter,
         datasets["train"],
         datasets["valid"],
-        train_loader_kwargs=hparams["dataloader_options"],
-        valid_loader_kwargs=hparams["test_dataloader_options"],
+        train_loader_kwargs=train_loader_kwargs,
+        valid_loader_kwargs=eval_loader_kwargs("valid"),
     )
-    brain.evaluate(
-        datasets["test"],
-        max_key="UA",
-        test_loader_kwargs=hparams["test_dataloader_options"],
-    )
+    brain.evaluate(datasets["test"], max_key="UA", test_loader_kwargs=eval_loader_kwargs("test"))
     return brain
 
 

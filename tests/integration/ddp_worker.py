@@ -12,6 +12,7 @@ Runs ``train.main(argv)`` unchanged (prepare on main, fit, test) and writes
   loads the best checkpoint, which would make the ranks equal whatever happened in training);
 * ``trainable``: the names of the parameters with ``requires_grad`` per module;
 * ``batch_ids``: the utterance ids this rank trained on; ``optimizer_step``;
+  ``batches_per_epoch`` (the length of the rank's batch sampler);
 * ``rank``, ``world_size``, ``distributed_launch`` and ``finished`` (written last).
 """
 
@@ -43,6 +44,8 @@ def install_recorder(record):
             for name, m in self.modules.items()
         }
         record["initial"] = snapshot(self)
+        # Batches this rank draws an epoch (the bucketed sampler, wrapped for DDP by SpeechBrain).
+        record["batches_per_epoch"] = len(self.train_sampler) if self.train_sampler is not None else None
 
     def recording_fit_batch(self, batch):
         record["batch_ids"].extend(batch.id)
