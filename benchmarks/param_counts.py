@@ -66,7 +66,7 @@ def main(argv=None):
     for label, deltas in rows.items():
         print(f"{label:45s} " + " ".join(f"{deltas[k] / 1e6:>11.2f}M" for k in PAPER_DELTAS_M))
     if args.json:
-        from m4ser_lobes.fileio import atomic_write_json
+        from m4ser_lobes.utils.fileio import atomic_write_json
 
         atomic_write_json(args.json, {"paper_M": PAPER_DELTAS_M, "ours": rows})
 

@@ -26,7 +26,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
-from m4ser_lobes.alignment import align_transcripts
+from m4ser_lobes.text.alignment import align_transcripts
 from m4ser_lobes.brain import M4SERBrain
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,14 +47,14 @@ HYPOTHESES = [
 
 def save_encoders(folder, size):
     """Random speech/text encoders of the given size; returns their two folders."""
-    from m4ser_lobes.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+    from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
 
     if size == "tiny":
         return (save_tiny_speech_encoder(folder / "speech", hidden_size=64),
                 save_tiny_text_encoder(folder / "text", hidden_size=64))
     from transformers import BertConfig, BertModel, HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
-    from m4ser_lobes.testing import save_wordpiece_tokenizer
+    from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
 
     HubertModel(HubertConfig(layerdrop=0.0)).save_pretrained(folder / "speech")
     Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(folder / "speech")
@@ -143,7 +143,7 @@ def main(argv=None):
     for name, value in ratios.items():
         print(f"  {name:30s} {value:5.2f}   (paper, Table V train time: {paper[name]:.2f})")
     if args.json:
-        from m4ser_lobes.fileio import atomic_write_json
+        from m4ser_lobes.utils.fileio import atomic_write_json
 
         atomic_write_json(args.json, {"args": vars(args), "median_s": medians, "ratios": ratios,
                                       "paper_ratios": paper})

@@ -30,10 +30,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from m4ser_lobes import losses
-from m4ser_lobes.alignment import batch_correction_targets
-from m4ser_lobes.fileio import atomic_write_json
+from m4ser_lobes.text.alignment import batch_correction_targets
+from m4ser_lobes.utils.fileio import atomic_write_json
 from m4ser_lobes.masks import lengths_to_pad_mask, relative_to_absolute
-from m4ser_lobes.metrics import emotion_metrics, plot_confusion_matrix, write_predictions_csv
+from m4ser_lobes.experiment.metrics import emotion_metrics, plot_confusion_matrix, write_predictions_csv
 
 logger = logging.getLogger(__name__)
 

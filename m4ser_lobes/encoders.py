@@ -121,7 +121,7 @@ class SpeechEncoder(_FreezableEncoder):
 
     Example
     -------
-    >>> from m4ser_lobes.testing import save_tiny_speech_encoder
+    >>> from m4ser_lobes.utils.testing import save_tiny_speech_encoder
     >>> folder = save_tiny_speech_encoder(getfixture("tmp_path") / "hubert")
     >>> encoder = SpeechEncoder(str(folder), output_dim=16).eval()
     >>> wavs = torch.randn(2, 16000)
@@ -263,7 +263,7 @@ class TextEncoder(_FreezableEncoder):
     """A pretrained text encoder (BERT, RoBERTa, ...) over token ids: H_T = BERT(TE(T)+PE(T)) (Eq. 1).
 
     Unlike SpeechBrain's ``TextEncoder``, tokenisation happens outside ``forward`` (in the data
-    pipeline, through :mod:`m4ser_lobes.alignment`), so the AED labels index exactly the ids the
+    pipeline, through :mod:`m4ser_lobes.text.alignment`), so the AED labels index exactly the ids the
     encoder sees. ``embed_tokens`` exposes the encoder's own input embeddings (TE + PE, positions
     restarting at 0 per sequence), which the selective AEC decoder shares (Eq. 4).
 
@@ -282,7 +282,7 @@ class TextEncoder(_FreezableEncoder):
 
     Example
     -------
-    >>> from m4ser_lobes.testing import save_tiny_text_encoder
+    >>> from m4ser_lobes.utils.testing import save_tiny_text_encoder
     >>> folder = save_tiny_text_encoder(getfixture("tmp_path") / "bert", words=["hello"])
     >>> encoder = TextEncoder(str(folder), output_dim=16).eval()
     >>> ids, pad_mask = encoder.tokenize(["hello world", "hello"])

@@ -59,7 +59,7 @@ class M4SER(nn.Module):
 
     Example
     -------
-    >>> from m4ser_lobes.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+    >>> from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
     >>> from m4ser_lobes.encoders import SpeechEncoder, TextEncoder
     >>> from m4ser_lobes.fusion import MultimodalFusion
     >>> from m4ser_lobes.heads import EmotionHead, AEDHead
@@ -132,7 +132,7 @@ class M4SER(nn.Module):
             [B, T_t] token ids of the (normalised) ASR hypothesis with [CLS]/[SEP].
         text_pad_mask : torch.Tensor
             [B, T_t] True = padding.
-        correction : m4ser_lobes.alignment.CorrectionBatch, optional
+        correction : m4ser_lobes.text.alignment.CorrectionBatch, optional
             The K CHANGE hosts and their teacher-forced decoder inputs; AEC runs when given.
 
         Returns
@@ -196,7 +196,7 @@ class M4SER(nn.Module):
         spans : list of dict
             Per utterance, CHANGE position -> decoded token ids.
         """
-        from m4ser_lobes.alignment import CHANGE, DELETE, KEEP
+        from m4ser_lobes.text.alignment import CHANGE, DELETE, KEEP
 
         if self.aed_head is None or self.aec_decoder is None:
             raise RuntimeError("correction needs a model trained with both AED and AEC")

@@ -27,10 +27,10 @@ def import_iemocap_prepare():
 def mini_iemocap(tmp_path_factory):
     """The synthetic IEMOCAP release (seed 0, 5 sessions x 4 dialogs x 10 kept utterances).
 
-    Returns ``m4ser_lobes.mini_corpus.MiniCorpus``: ``.root`` (the ``IEMOCAP_full_release``
+    Returns ``m4ser_lobes.corpora.mini_iemocap.MiniCorpus``: ``.root`` (the ``IEMOCAP_full_release``
     folder), ``.hypotheses`` (the ASR cache JSON) and ``.utterances`` (ground truth per id).
     """
-    from m4ser_lobes.mini_corpus import generate_iemocap
+    from m4ser_lobes.corpora.mini_iemocap import generate_iemocap
 
     return generate_iemocap(tmp_path_factory.mktemp("mini_iemocap"), seed=0)
 

@@ -11,14 +11,14 @@ state and an interrupted fold resumes from its own checkpoints. A fold whose
 ``test_metrics.json`` exists is finished and skipped: rerun the same command after any
 interruption. Fold k's folder is the ``output_folder`` that train.py computes from the same YAML
 and overrides (``<results_folder>/<experiment_name>/fold<k>/seed<seed>/``), read here without
-building any model. When every requested fold has finished, :mod:`m4ser_lobes.report` writes
+building any model. When every requested fold has finished, :mod:`m4ser_lobes.experiment.report` writes
 ``<results_folder>/<experiment_name>/cv_report/``: per-fold, mean ± std and pooled WA/UA/W-F1
 (``cv_report.md``, ``cv_report.json``), the averaged confusion matrix (Fig. 12,
 ``confusion_matrix_avg.png``) and the loss curves incl. L_D and L_G (Fig. 8, ``loss_curves.png``).
-``python -m m4ser_lobes.report <results_folder>/<experiment_name>`` rebuilds it alone.
+``python -m m4ser_lobes.experiment.report <results_folder>/<experiment_name>`` rebuilds it alone.
 
 Before any fold runs, every fold's configuration is validated as train.py does it
-(``m4ser_lobes.config``), and each existing fold folder's recorded settings
+(``m4ser_lobes.experiment.config``), and each existing fold folder's recorded settings
 (``fingerprint.json``) are compared with this command's: a fold made with other settings is
 neither skipped nor resumed (the report would show the old run's numbers); the command is
 refused with the differences, unless ``--overwrite=True`` (train.py then moves the old fold run
@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from m4ser_lobes import config
+from m4ser_lobes.experiment import config
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -81,7 +81,7 @@ def resolve_hparams(hparams_file, train_args, fold):
 
     ``!ref`` and overrides are resolved by HyperPyYAML; objects (``!new:``...) read as ``None``.
     Run options such as ``--device`` are separated exactly as train.py does it. Raises
-    :class:`m4ser_lobes.config.ConfigError` (one line) on a value train.py would refuse.
+    :class:`m4ser_lobes.experiment.config.ConfigError` (one line) on a value train.py would refuse.
     """
     import speechbrain as sb
 
@@ -164,7 +164,7 @@ def run_folds(hparams_file, folds, train_args, launcher=None, train_script=TRAIN
 
 def main(argv=None, train_script=TRAIN):
     """Run the folds, then write the report; returns the report dict."""
-    from m4ser_lobes.report import REPORT_FOLDER, build_report, summary_line
+    from m4ser_lobes.experiment.report import REPORT_FOLDER, build_report, summary_line
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     hparams_file, folds, launcher, train_args = parse_args(sys.argv[1:] if argv is None else argv)

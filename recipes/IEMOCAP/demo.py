@@ -3,7 +3,7 @@
 
     python recipes/IEMOCAP/demo.py [--out demo_output] [--epochs 10] [--fold 1]
 
-Steps: generate the corpus (``m4ser_lobes.mini_corpus``) -> save tiny random HuBERT and BERT
+Steps: generate the corpus (``m4ser_lobes.corpora.mini_iemocap``) -> save tiny random HuBERT and BERT
 models locally (no download) -> ``train.py hparams/m4ser.yaml`` with the overrides below
 (prepare, train, validate, test) -> print WA/UA. It is the paper configuration's own code; only
 YAML values differ: encoder sources, sizes, epochs and learning rate. Rerunning resumes.
@@ -21,8 +21,8 @@ REPO = HERE.parents[1]
 
 def demo_overrides(out, fold=1, epochs=10, seed=7):
     """The YAML overrides that turn ``hparams/m4ser.yaml`` into the demo (returns a dict)."""
-    from m4ser_lobes.mini_corpus import corpus_words, generate_iemocap
-    from m4ser_lobes.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+    from m4ser_lobes.corpora.mini_iemocap import corpus_words, generate_iemocap
+    from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
 
     out = Path(out).resolve()
     corpus_dir = out / "corpus"

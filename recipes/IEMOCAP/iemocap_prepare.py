@@ -33,9 +33,9 @@ out from the training sessions, stratified by emotion and seeded (``valid_ratio`
 10 %). Selecting the model on the test session, as several published systems do, is available
 only as ``validation="test_fold"`` and logs a warning.
 
-ASR hypotheses come from a cache written by ``m4ser_lobes.asr`` (or by any ASR, same JSON
+ASR hypotheses come from a cache written by ``m4ser_lobes.text.asr`` (or by any ASR, same JSON
 format; docs/CONTRACTS.md). The ASR reads manifests, so the first run goes in two steps:
-prepare without ``hypotheses``, run ``python -m m4ser_lobes.asr --manifest
+prepare without ``hypotheses``, run ``python -m m4ser_lobes.text.asr --manifest
 <save_folder>/fold1/*.json --cache hyps.json``, prepare again with ``hypotheses=hyps.json``
 (a changed option or cache content makes the prep run again). ``train.py`` prepares into
 ``<results_folder>/prepared/<key>``, the key hashing every option that shapes the manifests
@@ -50,7 +50,7 @@ hashed, so delete ``save_folder`` after changing files inside ``data_folder``.
 
 Example
 -------
->>> from m4ser_lobes.mini_corpus import generate_iemocap
+>>> from m4ser_lobes.corpora.mini_iemocap import generate_iemocap
 >>> tmp = getfixture("tmp_path")
 >>> corpus = generate_iemocap(tmp / "data", utterances_per_dialog=4)
 >>> summary = prepare_iemocap(corpus.root, tmp / "prep", hypotheses=corpus.hypotheses,
@@ -72,8 +72,8 @@ from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
-from m4ser_lobes.config import Rule, integer, one_of, real
-from m4ser_lobes.fileio import atomic_write_json
+from m4ser_lobes.experiment.config import Rule, integer, one_of, real
+from m4ser_lobes.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ DEFAULT_VALID_RATIO = 0.1
 DEFAULT_EXPECTED_UTTERANCES = UTTERANCES_PER_SESSION
 
 #: The IEMOCAP rules of ``hparams/m4ser.yaml`` (the corpus-agnostic ones are
-#: ``m4ser_lobes.config.SCHEMA``), checked by train.py and cross_validate.py before any work.
+#: ``m4ser_lobes.experiment.config.SCHEMA``), checked by train.py and cross_validate.py before any work.
 HPARAM_RULES = {
     "fold": integer(FOLDS[0], FOLDS[-1]),
     "validation": one_of(*VALIDATION_MODES),
@@ -430,7 +430,7 @@ def load_hypotheses(path, utt_ids, missing_hypothesis="error"):
     if missing_hypothesis not in MISSING_HYPOTHESIS_POLICIES:
         raise ValueError(f"missing_hypothesis must be one of {MISSING_HYPOTHESIS_POLICIES}, "
                          f"got {missing_hypothesis!r}")
-    from m4ser_lobes.asr import load_cache  # the one validator of the cache format
+    from m4ser_lobes.text.asr import load_cache  # the one validator of the cache format
 
     path = Path(path)
     try:
@@ -442,7 +442,7 @@ def load_hypotheses(path, utt_ids, missing_hypothesis="error"):
     if missing and missing_hypothesis == "error":
         raise IemocapPrepError(
             f"{path}: no hypothesis for {len(missing)} of {len(utt_ids)} utterances "
-            f"({_first(missing)}). Complete the cache (`python -m m4ser_lobes.asr --manifest "
+            f"({_first(missing)}). Complete the cache (`python -m m4ser_lobes.text.asr --manifest "
             f"<fold1 manifests> --cache {path}` transcribes only the missing ids), or train on "
             "human transcripts (train.py: --hypotheses_file=null --text_source=transcript), or "
             "keep them with hypothesis null (iemocap_prepare.py: --missing-hypothesis null; "
@@ -691,7 +691,7 @@ def _sha1(path):
     path = Path(path)
     if not path.is_file():
         raise IemocapPrepError(f"{path}: hypothesis cache not found. Create it with "
-                               "`python -m m4ser_lobes.asr`, or prepare without it (train.py: "
+                               "`python -m m4ser_lobes.text.asr`, or prepare without it (train.py: "
                                "--hypotheses_file=null --text_source=transcript; "
                                "iemocap_prepare.py: leave out --hypotheses).")
     return hashlib.sha1(path.read_bytes()).hexdigest()

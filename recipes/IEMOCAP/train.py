@@ -9,7 +9,7 @@ ablation is a command-line override (README.md); ``recipes/IEMOCAP/cross_validat
 five folds. Multi-GPU: ``torchrun --standalone --nproc_per_node=N recipes/IEMOCAP/train.py ...``.
 
 Before anything is built or prepared, every value of the YAML (with the overrides) is checked
-(``m4ser_lobes.config``: ``--use_gan=no`` or ``--modalities=speech`` with GAN on are refused in
+(``m4ser_lobes.experiment.config``: ``--use_gan=no`` or ``--modalities=speech`` with GAN on are refused in
 one line), and the run's settings are compared with those recorded in ``output_folder``: a rerun
 with other settings and the same ``experiment_name`` is refused (it would re-test the old
 checkpoint), unless ``--overwrite=True`` moves the old run aside. Same settings resume.
@@ -30,10 +30,12 @@ from pathlib import Path
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 
-from m4ser_lobes import batching, config
+from m4ser_lobes.data import batching
+
+from m4ser_lobes.experiment import config
 from m4ser_lobes.brain import M4SERBrain
-from m4ser_lobes.dataio import dataio_prep
-from m4ser_lobes.fileio import atomic_write_json
+from m4ser_lobes.data.dataio import dataio_prep
+from m4ser_lobes.utils.fileio import atomic_write_json
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from iemocap_prepare import HPARAM_RULES, prepare_iemocap  # noqa: E402
@@ -47,7 +49,7 @@ RULES = {**config.SCHEMA, **HPARAM_RULES}
 def check_configuration(hparams_file, overrides, run_opts=None):
     """Read and validate the YAML values (nothing built); returns ``(values, settings)``.
 
-    Raises :class:`m4ser_lobes.config.ConfigError` (one line) on a bad value or combination.
+    Raises :class:`m4ser_lobes.experiment.config.ConfigError` (one line) on a bad value or combination.
     """
     values = config.load_values(hparams_file, overrides)
     values = config.validate(config.effective_values(values, run_opts), RULES)
@@ -91,7 +93,7 @@ def manifests_of(hparams):
 
 def write_label_statistics(hparams, tokenizer):
     """Share of KEEP/DELETE/CHANGE tokens, truncated AEC targets and WER, next to the manifests."""
-    from m4ser_lobes.alignment import manifest_label_statistics
+    from m4ser_lobes.text.alignment import manifest_label_statistics
 
     out = os.path.join(hparams["prepare_folder"], f"fold{hparams['fold']}", "label_statistics.json")
     if hparams["text_source"] == "hypothesis" and not os.path.exists(out):

@@ -76,9 +76,9 @@ before anything is written (:data:`FULL_RELEASE`); pass ``expected_counts=None``
 for part of the corpus. The paper's Fig. 6 class counts sum to 13,095, the CSVs to 13,708: every
 row whose media is usable is kept here and the summary lists the rest.
 
-ASR hypotheses come from a cache in the format of ``m4ser_lobes.asr`` keyed by these utterance
+ASR hypotheses come from a cache in the format of ``m4ser_lobes.text.asr`` keyed by these utterance
 ids (docs/CONTRACTS.md). As for IEMOCAP the first run goes in two steps: prepare without
-``hypotheses``, run ``python -m m4ser_lobes.asr --manifest <save_folder>/*.json --cache
+``hypotheses``, run ``python -m m4ser_lobes.text.asr --manifest <save_folder>/*.json --cache
 hyps.json --model openai/whisper-large-v2``, prepare again with ``hypotheses=hyps.json``.
 
 Outputs: ``<save_folder>/{train,valid,test}.json`` (SpeechBrain JSON manifests keyed by utterance
@@ -90,7 +90,7 @@ skipped; the corpus is not hashed, so delete ``save_folder`` after changing ``da
 
 Example
 -------
->>> from m4ser_lobes.meld_mini_corpus import generate_meld
+>>> from m4ser_lobes.corpora.mini_meld import generate_meld
 >>> tmp = getfixture("tmp_path")
 >>> corpus = generate_meld(tmp / "data", per_split=7)
 >>> summary = prepare_meld(corpus.root, tmp / "prep", hypotheses=corpus.hypotheses,
@@ -118,7 +118,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from m4ser_lobes.fileio import atomic_write_json
+from m4ser_lobes.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -471,7 +471,7 @@ def decode_audio(path, sample_rate=SAMPLE_RATE):
 
     Example
     -------
-    >>> from m4ser_lobes.meld_mini_corpus import write_clip
+    >>> from m4ser_lobes.corpora.mini_meld import write_clip
     >>> path = getfixture("tmp_path") / "a.mp4"
     >>> write_clip(path, np.zeros(48000, dtype=np.float32) + 0.1)
     >>> audio = decode_audio(path)
@@ -813,7 +813,7 @@ def _entry(row, wav, duration, flags):
 
 def _load_hypotheses(path):
     """utt_id -> hypothesis from a cache, errors turned into :class:`MeldPrepError`."""
-    from m4ser_lobes.asr import load_hypotheses
+    from m4ser_lobes.text.asr import load_hypotheses
 
     try:
         return load_hypotheses(path)
@@ -827,7 +827,7 @@ def _fill_hypotheses(entries, hyps, path, missing_hypothesis):
     if missing and missing_hypothesis == "error":
         raise MeldPrepError(
             f"{path}: no hypothesis for {len(missing)} kept utterances ({_first(missing)}). "
-            f"Complete the cache (`python -m m4ser_lobes.asr --manifest <save_folder>/*.json "
+            f"Complete the cache (`python -m m4ser_lobes.text.asr --manifest <save_folder>/*.json "
             f"--cache {path}` transcribes only the missing ids), or pass "
             "missing_hypothesis='null' to keep them with hypothesis null."
         )
@@ -889,7 +889,7 @@ def _sha1(path):
     path = Path(path)
     if not path.is_file():
         raise MeldPrepError(f"{path}: hypothesis cache not found. Create it with "
-                            "`python -m m4ser_lobes.asr` or pass hypotheses=None.")
+                            "`python -m m4ser_lobes.text.asr` or pass hypotheses=None.")
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
@@ -911,14 +911,14 @@ def _raise_problems(problems, fix):
 
 def main(argv=None):
     """Command line: ``python recipes/MELD/meld_prepare.py DATA SAVE [--hypotheses H]``."""
-    from m4ser_lobes.classify import HelpFormatter
+    from m4ser_lobes.inference.classify import HelpFormatter
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=HelpFormatter)
     parser.add_argument("data_folder", type=Path, help="the unpacked MELD.Raw folder")
     parser.add_argument("save_folder", type=Path, help="where the manifests go")
     parser.add_argument("--hypotheses", type=Path, default=None,
-                        help="ASR hypothesis cache (m4ser_lobes.asr format; default: none, "
+                        help="ASR hypothesis cache (m4ser_lobes.text.asr format; default: none, "
                              "hypotheses are null)")
     parser.add_argument("--audio-cache", type=Path, default=None,
                         help="folder of decoded 16 kHz wavs (default: SAVE_FOLDER/audio16k)")

@@ -24,8 +24,8 @@ if str(RECIPE) not in sys.path:
     sys.path.insert(0, str(RECIPE))
 import cross_validate  # noqa: E402
 
-from m4ser_lobes import config  # noqa: E402
-from m4ser_lobes.config import ConfigError  # noqa: E402
+from m4ser_lobes.experiment import config  # noqa: E402
+from m4ser_lobes.experiment.config import ConfigError  # noqa: E402
 
 FAKE_TRAIN = """
 import json, sys
@@ -181,7 +181,7 @@ def test_two_real_folds_then_resume(tmp_path, caplog):
     """Two 1-epoch folds of the tiny demo model on a 40-utterance corpus, then a rerun."""
     from demo import demo_overrides
 
-    from m4ser_lobes.mini_corpus import generate_iemocap
+    from m4ser_lobes.corpora.mini_iemocap import generate_iemocap
 
     generate_iemocap(tmp_path / "corpus", seed=0, utterances_per_dialog=2)  # demo reuses it
     overrides = demo_overrides(tmp_path, epochs=1)

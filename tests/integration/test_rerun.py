@@ -19,7 +19,7 @@ from tiny_recipe import (
     tiny_argv,
 )
 
-from m4ser_lobes.config import ConfigError
+from m4ser_lobes.experiment.config import ConfigError
 
 
 @pytest.mark.parametrize("switches, message", [

@@ -1,6 +1,6 @@
 """Helpers for the integration tests that run ``recipes/IEMOCAP/train.py`` end to end.
 
-A tiny generated IEMOCAP look-alike (``m4ser_lobes.mini_corpus``, 2 kept utterances per dialog:
+A tiny generated IEMOCAP look-alike (``m4ser_lobes.corpora.mini_iemocap``, 2 kept utterances per dialog:
 28 training utterances in fold 1), tiny random HuBERT and BERT saved locally (no download) and
 the YAML overrides that shrink ``hparams/m4ser.yaml`` to them. Everything else is the paper
 configuration's own code path: data prep, ``M4SERBrain``, checkpointing, test.
@@ -45,8 +45,8 @@ def import_train():
 
 def make_tiny_assets(folder, utterances_per_dialog=2):
     """Generate the corpus and save the tiny encoders under ``folder`` (idempotent); returns a dict."""
-    from m4ser_lobes.mini_corpus import corpus_words, generate_iemocap
-    from m4ser_lobes.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+    from m4ser_lobes.corpora.mini_iemocap import corpus_words, generate_iemocap
+    from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
 
     folder = Path(folder)
     corpus = folder / "corpus"

@@ -55,9 +55,9 @@ def _import_recipe(name):
 @pytest.fixture(scope="session")
 def tiny_m4ser(tmp_path_factory):
     """Train (1 epoch, fold 1) and export a tiny M4SER; see :class:`TinyM4SER`."""
-    from m4ser_lobes import export
-    from m4ser_lobes.mini_corpus import corpus_words, generate_iemocap
-    from m4ser_lobes.testing import (
+    from m4ser_lobes.inference import export
+    from m4ser_lobes.corpora.mini_iemocap import corpus_words, generate_iemocap
+    from m4ser_lobes.utils.testing import (
         save_tiny_speech_encoder,
         save_tiny_text_encoder,
         save_tiny_whisper,
@@ -122,6 +122,6 @@ def tiny_m4ser(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_classifier(tiny_m4ser):
     """The exported tiny model loaded once with ``M4SERClassifier`` (CPU)."""
-    from m4ser_lobes.inference import M4SERClassifier
+    from m4ser_lobes.inference.classifier import M4SERClassifier
 
     return M4SERClassifier.from_hparams(source=str(tiny_m4ser.export), run_opts={"device": "cpu"})

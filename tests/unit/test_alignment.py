@@ -1,4 +1,4 @@
-"""Tests of m4ser_lobes.alignment: normalisation, AED labels, AEC targets, correction, statistics."""
+"""Tests of m4ser_lobes.text.alignment: normalisation, AED labels, AEC targets, correction, statistics."""
 
 import json
 
@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from m4ser_lobes.alignment import (
+from m4ser_lobes.text.alignment import (
     CHANGE,
     DELETE,
     IGNORE_INDEX,
@@ -26,7 +26,7 @@ from m4ser_lobes.alignment import (
     save_label_statistics,
     word_error_rate,
 )
-from m4ser_lobes.testing import save_wordpiece_tokenizer
+from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
 
 K, D, C, X = KEEP, DELETE, CHANGE, IGNORE_INDEX
 WHOLE_WORDS = ["hello", "world", "there", "cat", "sat", "mat", "dog", "ran", "really"]

@@ -1,4 +1,4 @@
-"""Length-bucketed training batches and sorted evaluation (``m4ser_lobes/batching.py``).
+"""Length-bucketed training batches and sorted evaluation (``m4ser_lobes/data/batching.py``).
 
 Durations: the IEMOCAP full release is not available to the tests, so "IEMOCAP-like" durations
 are an ASSUMPTION: 5531 log-normal draws with mean 4.55 s and standard deviation 3.2 s (the
@@ -21,7 +21,7 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.sampler import DistributedSamplerWrapper, ReproducibleRandomSampler
 
-from m4ser_lobes import batching
+from m4ser_lobes.data import batching
 
 IEMOCAP_UTTERANCES = 5531
 IEMOCAP_MEAN_SECONDS, IEMOCAP_SD_SECONDS = 4.55, 3.2  # assumption, see the module docstring
@@ -295,7 +295,7 @@ DDP_SCRIPT = textwrap.dedent(
     import torch
     sys.path.insert(0, {tests!r})
     from test_batching import iemocap_like_durations, manifest_dataset, RecordingBrain
-    from m4ser_lobes import batching
+    from m4ser_lobes.data import batching
 
     run_opts = {{"device": "cpu", "noprogressbar": True, "distributed_backend": "gloo"}}
     sb.utils.distributed.ddp_init_group(run_opts)

@@ -8,9 +8,9 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from m4ser_lobes.brain import M4SERBrain, unwrap
-from m4ser_lobes.dataio import dataio_prep
-from m4ser_lobes.mini_corpus import corpus_words
-from m4ser_lobes.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+from m4ser_lobes.data.dataio import dataio_prep
+from m4ser_lobes.corpora.mini_iemocap import corpus_words
+from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
 
 REPO = Path(__file__).resolve().parents[2]
 

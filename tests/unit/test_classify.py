@@ -14,14 +14,26 @@ import pytest
 import soundfile as sf
 import torch
 
-from m4ser_lobes import asr, classify, export, mini_corpus
+from m4ser_lobes.text import asr
+
+#: console script -> (module, its parser builder); the scripts of setup.py's entry points.
+
+from m4ser_lobes.inference import classify
+
+#: console script -> (module, its parser builder); the scripts of setup.py's entry points.
+
+from m4ser_lobes.inference import export
+
+#: console script -> (module, its parser builder); the scripts of setup.py's entry points.
+
+from m4ser_lobes.corpora import mini_iemocap as mini_corpus
 
 #: console script -> (module, its parser builder); the scripts of setup.py's entry points.
 COMMANDS = {
-    "m4ser-asr": ("m4ser_lobes.asr", asr.build_parser),
-    "m4ser-mini-corpus": ("m4ser_lobes.mini_corpus", mini_corpus.build_parser),
-    "m4ser-export": ("m4ser_lobes.export", export.build_parser),
-    "m4ser-classify": ("m4ser_lobes.classify", classify.build_parser),
+    "m4ser-asr": ("m4ser_lobes.text.asr", asr.build_parser),
+    "m4ser-mini-corpus": ("m4ser_lobes.corpora.mini_iemocap", mini_corpus.build_parser),
+    "m4ser-export": ("m4ser_lobes.inference.export", export.build_parser),
+    "m4ser-classify": ("m4ser_lobes.inference.classify", classify.build_parser),
 }
 
 
@@ -72,12 +84,12 @@ def test_help_names_the_command_as_it_was_run(script, monkeypatch):
 def test_help_of_the_module_and_of_the_console_script():
     """Real processes: ``python -m`` names the module, the installed script its own name."""
     run = subprocess.run(
-        [sys.executable, "-m", "m4ser_lobes.classify", "--help"],
+        [sys.executable, "-m", "m4ser_lobes.inference.classify", "--help"],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert run.stdout.startswith("usage: python -m m4ser_lobes.classify ")
+    assert run.stdout.startswith("usage: python -m m4ser_lobes.inference.classify ")
     assert "--asr-model" in run.stdout and "--asr-backend" in run.stdout
     script = Path(sys.executable).parent / "m4ser-classify"
     if not script.exists():
@@ -139,7 +151,7 @@ def test_a_hub_asr_model_offline_says_what_to_do(tiny_m4ser, tmp_path, monkeypat
     """The issue's case: no network, no transcript, an ASR id that is not cached."""
     from huggingface_hub import constants
 
-    from m4ser_lobes.inference import ASRUnavailableError, M4SERClassifier
+    from m4ser_lobes.inference.classifier import ASRUnavailableError, M4SERClassifier
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -161,7 +173,7 @@ def test_a_hub_asr_model_offline_says_what_to_do(tiny_m4ser, tmp_path, monkeypat
 
 def test_an_empty_transcript_means_the_same_from_python_and_from_the_csv(tiny_m4ser, tmp_path):
     """Both read ``""`` as a given, empty transcript: same probabilities, and no ASR."""
-    from m4ser_lobes.inference import M4SERClassifier
+    from m4ser_lobes.inference.classifier import M4SERClassifier
 
     texts = _clips(tiny_m4ser, tmp_path / "clips", count=2)
     (empty_id, _), (full_id, full_text) = texts.items()

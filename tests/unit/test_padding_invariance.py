@@ -10,9 +10,9 @@ model's ``M4SERClassifier.classify_batch``.
 import pytest
 import torch
 
-from m4ser_lobes.audio import load_audio
+from m4ser_lobes.data.audio import load_audio
 from m4ser_lobes.encoders import SpeechEncoder
-from m4ser_lobes.testing import save_tiny_speech_encoder
+from m4ser_lobes.utils.testing import save_tiny_speech_encoder
 
 RATE = 16000
 SECONDS = (0.3, 1.0, 2.5)

@@ -1,4 +1,4 @@
-"""Tests for ``m4ser_lobes.report`` on hand-written fold folders with known numbers.
+"""Tests for ``m4ser_lobes.experiment.report`` on hand-written fold folders with known numbers.
 
 Fold 1 (classes in order neu, ang):  true neu neu neu ang | predicted neu neu ang ang
     -> WA 75, recall neu 2/3, ang 1/1 -> UA 83.3333
@@ -16,7 +16,7 @@ import re
 import numpy as np
 import pytest
 
-from m4ser_lobes import report as rp
+from m4ser_lobes.experiment import report as rp
 
 FOLD1 = {
     "classes": ["neu", "ang"],
@@ -47,7 +47,7 @@ def history(offset, with_gan=True, epochs=3):
 
 def write_fold(folder, spec, hist=None):
     """A finished fold folder as train.py leaves it (test_metrics.json, predictions.csv, history)."""
-    from m4ser_lobes.metrics import emotion_metrics
+    from m4ser_lobes.experiment.metrics import emotion_metrics
 
     folder.mkdir(parents=True, exist_ok=True)
     index = {c: i for i, c in enumerate(spec["classes"])}
@@ -225,8 +225,8 @@ def test_command_line_rebuilds_the_report(experiment, capsys):
 
 # ------------------------------------------------------------------------------ configuration
 def configuration(**switches):
-    """A ``configuration.json`` as train.py writes it (m4ser_lobes.config.describe)."""
-    from m4ser_lobes.config import describe
+    """A ``configuration.json`` as train.py writes it (m4ser_lobes.experiment.config.describe)."""
+    from m4ser_lobes.experiment.config import describe
 
     values = {"modalities": "both", "use_msr": True, "use_mir": True, "use_aed": True,
               "use_aec": True, "use_gan": True, "use_lcl": True, "text_source": "hypothesis",

@@ -36,7 +36,7 @@ Shape legend: K CHANGE tokens of a batch, L decoder length (target length + 1).
 
 Example
 -------
->>> from m4ser_lobes.testing import save_wordpiece_tokenizer
+>>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
 >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"), ["hello", "world", "there"])
 >>> a = align_transcripts("Hello word!", "Hello there, world.", tok)
 >>> tok.convert_ids_to_tokens(a.input_ids)
@@ -61,7 +61,7 @@ from pathlib import Path
 
 import torch
 
-from m4ser_lobes.fileio import atomic_write_json
+from m4ser_lobes.utils.fileio import atomic_write_json
 
 KEEP, DELETE, CHANGE = 0, 1, 2
 IGNORE_INDEX = -100
@@ -239,7 +239,7 @@ def encode_hypothesis(hypothesis, tokenizer, max_length=None):
 
     Example
     -------
-    >>> from m4ser_lobes.testing import save_wordpiece_tokenizer
+    >>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
     >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"))
     >>> tok.convert_ids_to_tokens(encode_hypothesis("I KNOW, okay?!", tok))
     ['[CLS]', 'i', 'know', 'okay', '[SEP]']
@@ -360,7 +360,7 @@ def align_transcripts(hypothesis, reference, tokenizer, max_length=None):
 
     Example
     -------
-    >>> from m4ser_lobes.testing import save_wordpiece_tokenizer
+    >>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
     >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"))
     >>> a = align_transcripts("you know it", "you it is", tok)  # 'know' inserted, 'is' dropped
     >>> tok.convert_ids_to_tokens(a.input_ids), a.labels
@@ -464,7 +464,7 @@ def full_correction_target(reference, tokenizer):
 
     Example
     -------
-    >>> from m4ser_lobes.testing import save_wordpiece_tokenizer
+    >>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
     >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"))
     >>> tok.convert_ids_to_tokens(full_correction_target("Okay. [LAUGHTER] Yes!", tok))
     ['okay', 'yes']
@@ -614,7 +614,7 @@ def correct(hypothesis_ids, predicted_labels, decoded_spans, tokenizer):
 
     Example
     -------
-    >>> from m4ser_lobes.testing import save_wordpiece_tokenizer
+    >>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
     >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"))
     >>> a = align_transcripts("i no dont know", "i don't know", tok)
     >>> correct(a.input_ids, a.labels, a.targets, tok)
@@ -725,7 +725,7 @@ def label_statistics(pairs, tokenizer, max_len=16, max_length=None):
 
     Example
     -------
-    >>> from m4ser_lobes.testing import save_wordpiece_tokenizer
+    >>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
     >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"))
     >>> s = label_statistics([("i know", "i know"), ("you", "yes you do")], tok)
     >>> s["keep"], s["delete"], s["change"], s["num_targets"], s["wer"]
@@ -841,7 +841,7 @@ def manifest_label_statistics(
     if not entries:
         raise ValueError(
             f"no entry of {[str(p) for p in manifest_paths]} has a 'hypothesis'; prepare the "
-            "manifests with a hypothesis cache (python -m m4ser_lobes.asr ...)"
+            "manifests with a hypothesis cache (python -m m4ser_lobes.text.asr ...)"
         )
     stats = label_statistics(entries.values(), tokenizer, max_len=max_len, max_length=max_length)
     if output_path is None:

@@ -3,7 +3,7 @@
     m4ser-export --checkpoint results/m4ser/fold1/seed1986 --out exported/m4ser-iemocap-fold1 \\
         [--asr-model openai/whisper-medium.en] [--asr-backend faster-whisper] [--overwrite]
 
-(or ``python -m m4ser_lobes.export ...``).
+(or ``python -m m4ser_lobes.inference.export ...``).
 
 ``--checkpoint`` is a training output folder (its best-UA checkpoint is taken, the one the
 recipe tested), its ``save/`` folder, or one ``save/CKPT+...`` folder. The training YAML
@@ -27,7 +27,7 @@ model never includes a local path: a local folder is named by its last component
 (:func:`public_name`), so the folder can be published as is.
 
 The modality discriminator and the optimisers are not exported. The folder is written under a
-temporary name, loaded back with :class:`m4ser_lobes.inference.M4SERClassifier` and checked
+temporary name, loaded back with :class:`m4ser_lobes.inference.classifier.M4SERClassifier` and checked
 against the trained model (identical weights, identical logits), then renamed into place; an
 existing ``--out`` is replaced only with ``--overwrite``.
 
@@ -55,8 +55,8 @@ from pathlib import Path
 
 import torch
 
-from m4ser_lobes.fileio import atomic_write_json, atomic_write_text
-from m4ser_lobes.inference import BACKBONE_PREFIXES, CORRECTOR_FILE
+from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
+from m4ser_lobes.inference.classifier import BACKBONE_PREFIXES, CORRECTOR_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ CORRECTOR_PREFIXES = ("aed_head.", "aec_decoder.")
 # The inference YAML; ``$name`` fields are filled by :func:`render_inference_yaml`.
 INFERENCE_TEMPLATE = """\
 # ############################################################################
-# M4SER speech emotion recognition: inference only (written by `python -m m4ser_lobes.export`).
-#   from m4ser_lobes.inference import M4SERClassifier
+# M4SER speech emotion recognition: inference only (written by `python -m m4ser_lobes.inference.export`).
+#   from m4ser_lobes.inference.classifier import M4SERClassifier
 #   classifier = M4SERClassifier.from_hparams(source="<this folder or its Hub repo id>")
 #   probs, score, index, labels = classifier.classify_file("speech.wav")
 # The modality discriminator is not exported; AED and AEC are built from corrector.ckpt only
@@ -147,7 +147,7 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
         model: !ref <pretrained_path>/model.ckpt
         label_encoder: !ref <pretrained_path>/label_encoder.txt
     custom_hooks:
-        model: !name:m4ser_lobes.inference.load_inference_weights
+        model: !name:m4ser_lobes.inference.classifier.load_inference_weights
 """
 
 SPEECH_ENCODER_NODE = """!new:m4ser_lobes.encoders.SpeechEncoder
@@ -577,7 +577,7 @@ pip install m4ser-speechbrain
 ```
 
 ```python
-from m4ser_lobes.inference import M4SERClassifier
+from m4ser_lobes.inference.classifier import M4SERClassifier
 
 classifier = M4SERClassifier.from_hparams(source="$source")
 probs, score, index, labels = classifier.classify_file("speech.wav")  # the ASR model runs
@@ -792,7 +792,7 @@ def verify_export(folder, model, atol=1e-5):
     the discriminator are absent, that ``corrector.ckpt`` holds the trained AED/AEC weights, and
     that a random batch gives the same logits.
     """
-    from m4ser_lobes.inference import M4SERClassifier
+    from m4ser_lobes.inference.classifier import M4SERClassifier
 
     classifier = M4SERClassifier.from_hparams(source=str(folder), run_opts={"device": "cpu"})
     loaded = classifier.model
@@ -928,11 +928,11 @@ def export_model(
 
 def build_parser():
     """The ``m4ser-export`` argument parser."""
-    from m4ser_lobes.asr import BACKENDS
-    from m4ser_lobes.classify import HelpFormatter, cli_prog
+    from m4ser_lobes.text.asr import BACKENDS
+    from m4ser_lobes.inference.classify import HelpFormatter, cli_prog
 
     parser = argparse.ArgumentParser(
-        prog=cli_prog("m4ser-export", "m4ser_lobes.export"),
+        prog=cli_prog("m4ser-export", "m4ser_lobes.inference.export"),
         formatter_class=HelpFormatter,
         description="Export a trained M4SER checkpoint as a self-contained inference folder "
         "(loadable with M4SERClassifier.from_hparams, ready for the Hugging Face Hub).",

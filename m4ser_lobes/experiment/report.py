@@ -1,7 +1,7 @@
 """The cross-validation report: per-fold, mean and pooled WA/UA, Fig. 12 and Fig. 8.
 
-    python -m m4ser_lobes.report results/m4ser            # every fold<k>/seed<s>/ found there
-    python -m m4ser_lobes.report results/m4ser --folds 1 2 --seed 1986
+    python -m m4ser_lobes.experiment.report results/m4ser            # every fold<k>/seed<s>/ found there
+    python -m m4ser_lobes.experiment.report results/m4ser --folds 1 2 --seed 1986
 
 reads the finished fold folders of one experiment (``<results_folder>/<experiment_name>/``,
 ``fold<k>/seed<seed>/`` each holding ``test_metrics.json``, ``predictions.csv`` and
@@ -37,15 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
-from m4ser_lobes.fileio import atomic_write_json, atomic_write_text
-from m4ser_lobes.metrics import emotion_metrics, plot_confusion_matrix, save_figure
+from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
+from m4ser_lobes.experiment.metrics import emotion_metrics, plot_confusion_matrix, save_figure
 
 logger = logging.getLogger(__name__)
 
 METRIC_FILE = "test_metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
 HISTORY_FILE = "history.json"
-CONFIGURATION_FILE = "configuration.json"  # written by train.py (m4ser_lobes.config.describe)
+CONFIGURATION_FILE = "configuration.json"  # written by train.py (m4ser_lobes.experiment.config.describe)
 REPORT_FOLDER = "cv_report"
 SUMMARY_KEYS = ("WA", "UA", "W-F1")
 #: Fig. 8 panels in order: (title, training-statistic keys drawn in that panel, reference line).
@@ -615,7 +615,7 @@ def summary_line(report):
 
 
 def main(argv=None):
-    """``python -m m4ser_lobes.report <experiment_dir> [--folds ...] [--seed S] [--out DIR]``."""
+    """``python -m m4ser_lobes.experiment.report <experiment_dir> [--folds ...] [--seed S] [--out DIR]``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment_dir", type=Path, help="<results_folder>/<experiment_name>")
     parser.add_argument("--folds", type=int, nargs="+", help="folds to include (default: all found)")

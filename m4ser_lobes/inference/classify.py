@@ -45,9 +45,9 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from m4ser_lobes.asr import BACKENDS
-from m4ser_lobes.audio import AudioError
-from m4ser_lobes.fileio import atomic_write_json, atomic_write_text
+from m4ser_lobes.text.asr import BACKENDS
+from m4ser_lobes.data.audio import AudioError
+from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +80,11 @@ def cli_prog(console_script, module):
     >>> import sys
     >>> monkeypatch = getfixture("monkeypatch")
     >>> monkeypatch.setattr(sys, "argv", ["/venv/bin/m4ser-classify", "--help"])
-    >>> cli_prog("m4ser-classify", "m4ser_lobes.classify")
+    >>> cli_prog("m4ser-classify", "m4ser_lobes.inference.classify")
     'm4ser-classify'
-    >>> monkeypatch.setattr(sys, "argv", ["/repo/m4ser_lobes/classify.py", "--help"])
-    >>> cli_prog("m4ser-classify", "m4ser_lobes.classify")
-    'python -m m4ser_lobes.classify'
+    >>> monkeypatch.setattr(sys, "argv", ["/repo/m4ser_lobes/inference/classify.py", "--help"])
+    >>> cli_prog("m4ser-classify", "m4ser_lobes.inference.classify")
+    'python -m m4ser_lobes.inference.classify'
     """
     name = Path(sys.argv[0] if sys.argv and sys.argv[0] else "").name
     if name in (console_script, f"{console_script}.exe", f"{console_script}-script.py"):
@@ -209,7 +209,7 @@ def classify_items(classifier, items, correct=False, progress=True):
     """Classify every item; unreadable ones become ``skipped`` records with their reason.
 
     An ASR model that cannot be loaded is no reason to skip a file: its
-    :class:`~m4ser_lobes.inference.ASRUnavailableError` stops the run.
+    :class:`~m4ser_lobes.inference.classifier.ASRUnavailableError` stops the run.
 
     Returns
     -------
@@ -218,7 +218,7 @@ def classify_items(classifier, items, correct=False, progress=True):
     """
     from tqdm import tqdm
 
-    from m4ser_lobes.inference import ASRUnavailableError
+    from m4ser_lobes.inference.classifier import ASRUnavailableError
 
     classes = classifier.classes
     records = []
@@ -281,7 +281,7 @@ def write_records(records, path, classes, fmt=None, model=None):
 def build_parser():
     """The ``m4ser-classify`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog=cli_prog("m4ser-classify", "m4ser_lobes.classify"),
+        prog=cli_prog("m4ser-classify", "m4ser_lobes.inference.classify"),
         formatter_class=HelpFormatter,
         description="Classify the emotion of audio files with an exported M4SER model.",
     )
@@ -354,7 +354,7 @@ def main(argv=None):
     if not items:
         parser.error("no audio files found in the inputs")
 
-    from m4ser_lobes.inference import ASRUnavailableError, M4SERClassifier
+    from m4ser_lobes.inference.classifier import ASRUnavailableError, M4SERClassifier
 
     overrides = {}
     if args.window_seconds is not None:

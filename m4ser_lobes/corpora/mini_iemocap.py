@@ -1,9 +1,9 @@
 """A tiny synthetic corpus in the exact on-disk format of IEMOCAP, for tests and the demo.
 
 ``m4ser-mini-corpus iemocap OUT_DIR [--seed N] [--utterances-per-dialog N]`` (or
-``python -m m4ser_lobes.mini_corpus ...``) writes ``OUT_DIR/IEMOCAP_full_release/`` (the tree of
+``python -m m4ser_lobes.corpora.mini_iemocap ...``) writes ``OUT_DIR/IEMOCAP_full_release/`` (the tree of
 the real release, see ``recipes/IEMOCAP/iemocap_prepare.py``) and ``OUT_DIR/hypotheses.json``, a
-fake ASR hypothesis cache in the format of ``m4ser_lobes.asr`` (docs/CONTRACTS.md). It takes well
+fake ASR hypothesis cache in the format of ``m4ser_lobes.text.asr`` (docs/CONTRACTS.md). It takes well
 under a second and prints a one-line summary.
 
 What the data prep must cope with, all present:
@@ -53,7 +53,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from m4ser_lobes.fileio import atomic_write_json
+from m4ser_lobes.utils.fileio import atomic_write_json
 
 SAMPLE_RATE = 16000
 RELEASE_NAME = "IEMOCAP_full_release"
@@ -208,7 +208,7 @@ def generate_iemocap(out_dir, seed=0, utterances_per_dialog=10, filtered_per_dia
     need_laughter = True
     (root / "Documentation").mkdir(parents=True, exist_ok=True)
     (root / "Documentation" / "README.txt").write_text(
-        f"Synthetic IEMOCAP look-alike written by m4ser_lobes.mini_corpus (seed {seed}).\n"
+        f"Synthetic IEMOCAP look-alike written by m4ser_lobes.corpora.mini_iemocap (seed {seed}).\n"
     )
     for session, dialogs in DIALOGS.items():
         dialog_dir = root / f"Session{session}" / "dialog"
@@ -441,7 +441,7 @@ def _hypothesis_cache(utterances):
         per_split[str(session)] = round(
             jiwer.wer([u.reference for u in split], [u.hypothesis for u in split]), 4)
     return {
-        "model": "synthetic (m4ser_lobes.mini_corpus)",
+        "model": "synthetic (m4ser_lobes.corpora.mini_iemocap)",
         "wer": round(jiwer.wer([u.reference for u in kept], [u.hypothesis for u in kept]), 4),
         "wer_per_split": per_split,
         "num_utterances": len(kept),
@@ -451,10 +451,10 @@ def _hypothesis_cache(utterances):
 
 def build_parser():
     """The ``m4ser-mini-corpus`` argument parser."""
-    from m4ser_lobes.classify import HelpFormatter, cli_prog
+    from m4ser_lobes.inference.classify import HelpFormatter, cli_prog
 
     parser = argparse.ArgumentParser(
-        prog=cli_prog("m4ser-mini-corpus", "m4ser_lobes.mini_corpus"),
+        prog=cli_prog("m4ser-mini-corpus", "m4ser_lobes.corpora.mini_iemocap"),
         formatter_class=HelpFormatter,
         description="Write a tiny synthetic corpus in the exact on-disk format of a real one.",
     )

@@ -1,8 +1,8 @@
 """A tiny synthetic corpus in the exact on-disk layout of ``MELD.Raw``, for tests and demos.
 
-``python -m m4ser_lobes.meld_mini_corpus OUT_DIR [--seed N] [--per-split N]`` writes
+``python -m m4ser_lobes.corpora.mini_meld OUT_DIR [--seed N] [--per-split N]`` writes
 ``OUT_DIR/MELD.Raw/`` (the tree of the real release, see ``recipes/MELD/meld_prepare.py``) and
-``OUT_DIR/hypotheses.json``, a fake ASR hypothesis cache in the format of ``m4ser_lobes.asr``
+``OUT_DIR/hypotheses.json``, a fake ASR hypothesis cache in the format of ``m4ser_lobes.text.asr``
 keyed by the prep's utterance ids (``train_dia0_utt0``). It takes a few seconds.
 
 What the data prep must cope with, all present (:class:`MeldMiniCorpus` lists each case, so
@@ -23,7 +23,7 @@ tests can assert exactly what the prep must report):
   names (the prefixed copy is garbage: using it would fail), a mis-cut clip, and two clips
   without a row (one of them prefixed).
 
-The audio and the words are class-dependent as in :mod:`m4ser_lobes.mini_corpus` (whose
+The audio and the words are class-dependent as in :mod:`m4ser_lobes.corpora.mini_iemocap` (whose
 synthesiser, sentence and ASR-error functions are reused): the **audio carries arousal**
 (joy, surprise, anger, fear: high; neutral, sadness, disgust: low), the **words carry valence**
 (anger, sadness, disgust, fear: negative words) and a **cue word** separates the classes left
@@ -51,8 +51,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from m4ser_lobes.fileio import atomic_write_json
-from m4ser_lobes.mini_corpus import (
+from m4ser_lobes.utils.fileio import atomic_write_json
+from m4ser_lobes.corpora.mini_iemocap import (
     SAMPLE_RATE,
     _corrupt,
     _hypothesis_cache,
@@ -202,7 +202,7 @@ def generate_meld(root, seed=0, per_split=21):
     release = out_dir / RELEASE_NAME
     release.mkdir(parents=True, exist_ok=True)
     (release / "README.txt").write_text(
-        f"Synthetic MELD.Raw look-alike written by m4ser_lobes.meld_mini_corpus (seed {seed}).\n")
+        f"Synthetic MELD.Raw look-alike written by m4ser_lobes.corpora.mini_meld (seed {seed}).\n")
     rng = np.random.default_rng(seed)
     utterances, skipped, flags, ignored = {}, {}, {}, {}
     for split_index, split in enumerate(("train", "dev", "test")):
@@ -224,7 +224,7 @@ def generate_meld(root, seed=0, per_split=21):
     for utt_id, u in utterances.items():
         utterances[utt_id] = u._replace(hypothesis=" ".join(_corrupt(hyp_rng, u.reference.split())))
     cache = _hypothesis_cache(utterances)
-    cache["model"] = "synthetic (m4ser_lobes.meld_mini_corpus)"
+    cache["model"] = "synthetic (m4ser_lobes.corpora.mini_meld)"
     hypotheses = out_dir / "hypotheses.json"
     atomic_write_json(hypotheses, cache)
 
@@ -364,11 +364,11 @@ def add_arguments(parser):
 
 
 def build_parser():
-    """The ``python -m m4ser_lobes.meld_mini_corpus`` argument parser."""
-    from m4ser_lobes.classify import HelpFormatter
+    """The ``python -m m4ser_lobes.corpora.mini_meld`` argument parser."""
+    from m4ser_lobes.inference.classify import HelpFormatter
 
     return add_arguments(argparse.ArgumentParser(
-        prog="python -m m4ser_lobes.meld_mini_corpus", formatter_class=HelpFormatter,
+        prog="python -m m4ser_lobes.corpora.mini_meld", formatter_class=HelpFormatter,
         description="Write OUT_DIR/MELD.Raw/ (a tiny synthetic MELD look-alike) and "
                     "OUT_DIR/hypotheses.json."))
 
@@ -383,7 +383,7 @@ def summary(corpus):
 
 
 def main(argv=None):
-    """Command line: ``python -m m4ser_lobes.meld_mini_corpus OUT_DIR``; returns the exit status."""
+    """Command line: ``python -m m4ser_lobes.corpora.mini_meld OUT_DIR``; returns the exit status."""
     args = build_parser().parse_args(argv)
     print(summary(generate_meld(args.out_dir, seed=args.seed, per_split=args.per_split)))
     return 0

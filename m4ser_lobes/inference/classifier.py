@@ -1,6 +1,6 @@
 """Emotion recognition with a trained, exported M4SER model: ``M4SERClassifier`` (a ``Pretrained``).
 
-Loading (a folder written by ``python -m m4ser_lobes.export``, or its Hugging Face Hub repo)::
+Loading (a folder written by ``python -m m4ser_lobes.inference.export``, or its Hugging Face Hub repo)::
 
     from m4ser_lobes.inference import M4SERClassifier
 
@@ -30,7 +30,7 @@ instance, :class:`ASRUnavailableError` says what to do: give the transcript, or 
 the same way.
 
 Text goes through the training pipeline's normaliser and tokenizer
-(:func:`m4ser_lobes.alignment.encode_hypothesis`, capped at ``max_tokens``).
+(:func:`m4ser_lobes.text.alignment.encode_hypothesis`, capped at ``max_tokens``).
 
 Long audio (:func:`split_windows`): a file longer than ``window_seconds`` (the training crop,
 ``max_audio_seconds``) is cut into windows of exactly that length, never shorter: ``ceil(length /
@@ -64,10 +64,10 @@ import torch
 from speechbrain.inference.interfaces import Pretrained, pretrained_from_hparams
 from speechbrain.utils.fetching import FetchConfig
 
-from m4ser_lobes.alignment import correct as correct_text
-from m4ser_lobes.alignment import encode_hypothesis
-from m4ser_lobes.asr import BACKENDS, DEFAULT_BACKEND
-from m4ser_lobes.audio import AudioError, load_audio
+from m4ser_lobes.text.alignment import correct as correct_text
+from m4ser_lobes.text.alignment import encode_hypothesis
+from m4ser_lobes.text.asr import BACKENDS, DEFAULT_BACKEND
+from m4ser_lobes.data.audio import AudioError, load_audio
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def load_inference_weights(model, path):
             f"{path} does not match the model that hyperparams.yaml builds: missing "
             f"{missing[:5]}{' ...' if len(missing) > 5 else ''}, unexpected "
             f"{result.unexpected_keys[:5]}{' ...' if len(result.unexpected_keys) > 5 else ''}. "
-            "Export the checkpoint again with `python -m m4ser_lobes.export`."
+            "Export the checkpoint again with `python -m m4ser_lobes.inference.export`."
         )
 
 
@@ -303,7 +303,7 @@ class M4SERClassifier(Pretrained):
         encoder.expect_len(getattr(self.hparams, "num_emotions", len(encoder)))
         self.source = None  # set by from_hparams (for a lazy download of corrector.ckpt)
         self.fetch_config = FetchConfig()
-        self.asr = None  # an m4ser_lobes.asr transcriber, built at first use (load_asr)
+        self.asr = None  # an m4ser_lobes.text.asr transcriber, built at first use (load_asr)
         self.corrector = None  # ModuleDict(aed_head, aec_decoder), built at first use
         self._min_samples = None
 
@@ -432,7 +432,7 @@ class M4SERClassifier(Pretrained):
             installed); the message names it and the ways around it.
         """
         if self.asr is None:
-            from m4ser_lobes.asr import make_transcriber
+            from m4ser_lobes.text.asr import make_transcriber
 
             model, backend = self.hparams.asr_model, self.asr_backend
             logger.info("Loading the ASR model %s (%s)", model, backend)
@@ -627,7 +627,7 @@ class M4SERClassifier(Pretrained):
     def classify_file(self, path, transcript=None, return_transcript=False, correct=False):
         """Classify one audio file of any sample rate and channel count.
 
-        The file is read with :func:`m4ser_lobes.audio.load_audio` (resampled to 16 kHz, channels
+        The file is read with :func:`m4ser_lobes.data.audio.load_audio` (resampled to 16 kHz, channels
         averaged); long files follow the window policy of the module docstring.
 
         Arguments
@@ -650,7 +650,7 @@ class M4SERClassifier(Pretrained):
 
         Raises
         ------
-        m4ser_lobes.audio.AudioError
+        m4ser_lobes.data.audio.AudioError
             The file is missing, not audio, empty, not finite or too short; the message names it.
         """
         rate = self.hparams.sample_rate

@@ -12,7 +12,7 @@ module transcribes every utterance of the manifests once and writes a JSON cache
 The cache is written atomically every few batches, so an interrupted run resumes where it stopped
 (cached ids are skipped). Hypotheses from another ASR (or a paper's release) can be supplied in the
 same format; only ``hypotheses`` is required, and running this command on such a cache only fills
-in the WER. WER is computed with jiwer on normalised text (:func:`m4ser_lobes.alignment.
+in the WER. WER is computed with jiwer on normalised text (:func:`m4ser_lobes.text.alignment.
 normalize_text`), overall and per ``session`` of the manifests (IEMOCAP session / MELD split).
 
 Two backends write the same cache (:data:`BACKENDS`, :func:`make_transcriber`):
@@ -22,7 +22,7 @@ MELD's 13.7k clips through large-v2). The latter is optional: ``pip install
 m4ser-speechbrain[faster-whisper]``; it takes a CTranslate2 model folder, a faster-whisper size
 (``large-v2``) or an ``openai/whisper-*`` id, which is mapped to that size.
 
-Command line (``m4ser-asr``, or ``python -m m4ser_lobes.asr``)::
+Command line (``m4ser-asr``, or ``python -m m4ser_lobes.text.asr``)::
 
     m4ser-asr --manifest train.json valid.json test.json \\
         --cache hyps.json --model openai/whisper-medium.en [--backend faster-whisper]
@@ -30,7 +30,7 @@ Command line (``m4ser-asr``, or ``python -m m4ser_lobes.asr``)::
 Example
 -------
 >>> import numpy as np, soundfile as sf
->>> from m4ser_lobes.testing import save_tiny_whisper
+>>> from m4ser_lobes.utils.testing import save_tiny_whisper
 >>> tmp = getfixture("tmp_path")
 >>> whisper = save_tiny_whisper(tmp / "whisper", ["hello", "world"])
 >>> sf.write(tmp / "a.wav", np.zeros(8000, dtype="float32"), 16000)
@@ -57,9 +57,9 @@ from pathlib import Path
 
 import numpy as np
 
-from m4ser_lobes.alignment import word_error_rate
-from m4ser_lobes.audio import SAMPLE_RATE, AudioError, load_audio
-from m4ser_lobes.fileio import atomic_write_json, load_yaml_values
+from m4ser_lobes.text.alignment import word_error_rate
+from m4ser_lobes.data.audio import SAMPLE_RATE, AudioError, load_audio
+from m4ser_lobes.utils.fileio import atomic_write_json, load_yaml_values
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class WhisperTranscriber(ChunkedTranscriber):
 
     Example
     -------
-    >>> from m4ser_lobes.testing import save_tiny_whisper
+    >>> from m4ser_lobes.utils.testing import save_tiny_whisper
     >>> asr = WhisperTranscriber(str(save_tiny_whisper(getfixture("tmp_path"))), chunk_seconds=1)
     >>> texts = asr([np.zeros(4000, "float32"), np.zeros(40000, "float32")])
     >>> len(texts), asr.num_generate_calls, asr.num_pieces  # 1 + 3 pieces in one batch
@@ -445,7 +445,7 @@ def asr_throughput(backend, model, wavs, device="cpu", repeats=1, **options):
 
     Example
     -------
-    >>> from m4ser_lobes.testing import save_tiny_whisper
+    >>> from m4ser_lobes.utils.testing import save_tiny_whisper
     >>> whisper = str(save_tiny_whisper(getfixture("tmp_path")))
     >>> asr_throughput("transformers", whisper, [np.zeros(8000, "float32")] * 2) > 0
     True
@@ -513,7 +513,7 @@ def _cache_error(path, problem):
     return ValueError(
         f"hypothesis cache {path}: {problem}. Expected a JSON object "
         '{"model": ..., "hypotheses": {"<utterance id>": "<text>", ...}} (only "hypotheses" is '
-        "required); fix the file, or delete it and run `python -m m4ser_lobes.asr --manifest ... "
+        "required); fix the file, or delete it and run `python -m m4ser_lobes.text.asr --manifest ... "
         f"--cache {path} --model <whisper id>` to recompute it."
     )
 
@@ -533,7 +533,7 @@ def load_cache(cache_path):
     path = Path(cache_path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"hypothesis cache {path} does not exist; create it with `python -m m4ser_lobes.asr "
+            f"hypothesis cache {path} does not exist; create it with `python -m m4ser_lobes.text.asr "
             f"--manifest <manifests> --cache {path} --model openai/whisper-medium.en`, or supply "
             'your own hypotheses as {"hypotheses": {"<utterance id>": "<text>"}}'
         )
@@ -815,10 +815,10 @@ def _model_from_yaml(path, key):
 
 def build_parser():
     """The ``m4ser-asr`` argument parser."""
-    from m4ser_lobes.classify import HelpFormatter, cli_prog
+    from m4ser_lobes.inference.classify import HelpFormatter, cli_prog
 
     parser = argparse.ArgumentParser(
-        prog=cli_prog("m4ser-asr", "m4ser_lobes.asr"),
+        prog=cli_prog("m4ser-asr", "m4ser_lobes.text.asr"),
         formatter_class=HelpFormatter,
         description="Transcribe manifests with Whisper once; write/resume a JSON hypothesis cache "
         "and report WER overall and per session/split.",

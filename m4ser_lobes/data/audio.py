@@ -93,7 +93,7 @@ def load_audio(path, sample_rate=SAMPLE_RATE, max_seconds=None, random_crop=Fals
     >>> load_audio(getfixture("tmp_path") / "nope.wav")
     Traceback (most recent call last):
     ...
-    m4ser_lobes.audio.AudioError: .../nope.wav: file not found
+    m4ser_lobes.data.audio.AudioError: .../nope.wav: file not found
     """
     import soundfile as sf
     import torchaudio

@@ -26,7 +26,7 @@ import math
 import re
 from pathlib import Path
 
-from m4ser_lobes.dataio import TEXT_SOURCES
+from m4ser_lobes.data.dataio import TEXT_SOURCES
 from m4ser_lobes.fusion import MODALITIES
 from m4ser_lobes.mir import HST_TEXT_SOURCES
 
@@ -260,7 +260,7 @@ def load_values(hparams_file, overrides=None):
     """
     from hyperpyyaml import resolve_references
 
-    from m4ser_lobes.fileio import load_hyperpyyaml_values
+    from m4ser_lobes.utils.fileio import load_hyperpyyaml_values
 
     with open(hparams_file, encoding="utf-8") as fin:
         try:
@@ -284,7 +284,7 @@ def check_values(values, rules):
     >>> check_values({"use_gan": "no"}, SCHEMA)
     Traceback (most recent call last):
     ...
-    m4ser_lobes.config.ConfigError: use_gan='no' is not allowed: use_gan must be True or False (--use_gan=True or --use_gan=False)
+    m4ser_lobes.experiment.config.ConfigError: use_gan='no' is not allowed: use_gan must be True or False (--use_gan=True or --use_gan=False)
     """
     for key, rule in rules.items():
         if key in values and not rule.accepts(values[key]):
@@ -308,7 +308,7 @@ def check_combinations(values):
     >>> check_combinations({"modalities": "speech", "use_mir": True, "use_gan": True})
     Traceback (most recent call last):
     ...
-    m4ser_lobes.config.ConfigError: use_gan=True needs the modality-invariant representation H_inv, which exists only with modalities=both and use_mir=True (got modalities=speech, use_mir=True): add --use_gan=False
+    m4ser_lobes.experiment.config.ConfigError: use_gan=True needs the modality-invariant representation H_inv, which exists only with modalities=both and use_mir=True (got modalities=speech, use_mir=True): add --use_gan=False
     """
     get = values.get
     modalities = get("modalities", "both")
@@ -334,14 +334,14 @@ def check_combinations(values):
             get("hypotheses_file") is None:
         raise ConfigError(
             "text_source=hypothesis needs ASR hypotheses but hypotheses_file=null: pass "
-            "--hypotheses_file=<cache written by python -m m4ser_lobes.asr>, or train on human "
+            "--hypotheses_file=<cache written by python -m m4ser_lobes.text.asr>, or train on human "
             "transcripts with --text_source=transcript"
         )
     hypotheses = get("hypotheses_file")
     if hypotheses is not None and not get("skip_prep") and not Path(hypotheses).is_file():
         raise ConfigError(
             f"hypotheses_file={hypotheses} does not exist: create it with python -m "
-            "m4ser_lobes.asr, fix the path, or pass --hypotheses_file=null --text_source=transcript"
+            "m4ser_lobes.text.asr, fix the path, or pass --hypotheses_file=null --text_source=transcript"
         )
 
 
@@ -521,7 +521,7 @@ def rerun_error(conflict):
 
 def record_fingerprint(output_folder, settings):
     """Write ``<output_folder>/fingerprint.json`` (atomic): the settings and their digest."""
-    from m4ser_lobes.fileio import atomic_write_json
+    from m4ser_lobes.utils.fileio import atomic_write_json
 
     atomic_write_json(Path(output_folder) / FINGERPRINT_FILE,
                       {"digest": digest(settings), "settings": settings})

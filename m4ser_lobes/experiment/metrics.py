@@ -9,7 +9,7 @@ import io
 
 import numpy as np
 
-from m4ser_lobes.fileio import atomic_write_json, atomic_write_text
+from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
 
 
 def emotion_metrics(y_true, y_pred, num_classes):

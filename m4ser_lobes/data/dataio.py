@@ -8,7 +8,7 @@ Per utterance they provide ``sig`` (16 kHz mono; the ``train`` split randomly cr
 ``max_audio_seconds``, valid/test whole), ``emo_encoded``, ``input_ids`` (the normalised
 text the encoder reads, with [CLS]/[SEP]), ``aed_labels`` (K/D/C per input id, -100 ignored) and
 ``aec_targets`` (CHANGE position -> reference WordPiece ids; a Python dict, batched later by
-:func:`m4ser_lobes.alignment.batch_correction_targets`).
+:func:`m4ser_lobes.text.alignment.batch_correction_targets`).
 """
 
 import logging
@@ -16,8 +16,8 @@ import logging
 import speechbrain as sb
 import torch
 
-from m4ser_lobes import alignment
-from m4ser_lobes.audio import load_audio
+from m4ser_lobes.text import alignment
+from m4ser_lobes.data.audio import load_audio
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def text_of(entry_text, reference, text_source, utt_id):
     if entry_text is None:
         raise ValueError(
             f"utterance {utt_id} has no ASR hypothesis: prepare the manifests with a hypotheses "
-            "cache (`python -m m4ser_lobes.asr ...`) or train on human transcripts with "
+            "cache (`python -m m4ser_lobes.text.asr ...`) or train on human transcripts with "
             "--text_source=transcript"
         )
     return entry_text

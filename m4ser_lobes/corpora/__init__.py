@@ -1,0 +1,1 @@
+"""Generated look-alikes of IEMOCAP and MELD in their exact on-disk formats (tests and demos)."""

@@ -1,0 +1,1 @@
+"""Audio reading, SpeechBrain data pipelines over the shared manifest schema, and batching."""

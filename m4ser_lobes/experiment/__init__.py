@@ -1,0 +1,1 @@
+"""Running experiments: configuration rules and run fingerprints, metrics, cross-validation reports."""
