@@ -1,6 +1,6 @@
 # One command sets everything up and runs the whole suite: `make test`.
-# torch 2.14.1 + torchaudio 2.11.0 are the builds that import together on these machines
-# (see DEVELOPERS.md); pip takes them from local disk when they are there.
+# torch 2.14.1 + torchaudio 2.11.0 are builds known to import together (TORCH_PINS; override it
+# for other builds).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

@@ -16,6 +16,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["m4ser_lobes", "m4ser_lobes.*"]),
+    # The inference YAML and model card template that m4ser-export fills (not Python modules).
+    package_data={"m4ser_lobes.inference": ["inference.yaml", "model_card.md"]},
     install_requires=[
         # torch is pinned by the Makefile for this machine; any torch>=2.4 works.
         "torch>=2.4",

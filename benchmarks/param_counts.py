@@ -56,7 +56,7 @@ def main(argv=None):
         (f"d={args.d_model}, {args.cme_layers} CME layer(s)", args.d_model, args.cme_layers, args.nhead),
         (f"d={args.d_model}, 2 CME layers", args.d_model, 2, args.nhead),
     ]
-    if args.d_model == 768:  # Table V's encoder is HuBERT-large (design §3.3)
+    if args.d_model == 768:  # Table V's encoder is HuBERT-large (docs/design.md §3.3)
         configurations.append(("d=1024 (HuBERT-large width, 16 heads), 1 layer", 1024, 1, 16))
     rows = {}
     for label, d, layers, nhead in configurations:

@@ -1,4 +1,4 @@
-"""Selective ASR-error-correction decoder (AEC, Eqs. 4–7; design §4).
+"""Selective ASR-error-correction decoder (AEC, Eqs. 4–7; docs/design.md §4).
 
 For each of the K CHANGE tokens of a batch (utterance b, token j) the decoder generates the
 correction ``z_1 … z_c`` of that token, conditioned on
@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from m4ser_lobes.text.targets import DEFAULT_AEC_MAX_LEN
 
 
 def gather_hosts(text_states, text_pad_mask, batch_index, positions):
@@ -118,7 +120,7 @@ class SelectiveAECDecoder(nn.Module):
     and every rank of a DDP job produces gradients for the same parameters.
 
     Parameter count at D = E = 768, V = 30,522, one layer, FFN 2048: 32.5 M (Eq. 4 FC 1.18 M +
-    layer 7.88 M + output 23.47 M), cf. Table V's "+AED & AEC" +31.3 M (design notes §1.8).
+    layer 7.88 M + output 23.47 M), cf. Table V's "+AED & AEC" +31.3 M (docs/design.md §11).
 
     Arguments
     ---------
@@ -266,7 +268,7 @@ class SelectiveAECDecoder(nn.Module):
         embed_fn,
         bos_id,
         eos_id,
-        max_len=16,
+        max_len=DEFAULT_AEC_MAX_LEN,
         pad_id=0,
         return_logits=False,
     ):

@@ -4,7 +4,7 @@ Modules (``modules:`` in the YAML):
   ``model``          the composed :class:`m4ser_lobes.model.M4SER`;
   ``discriminator``  the modality discriminator D (only when ``use_gan``).
 
-Each training batch runs the encoders and fusion ONCE, then two named phases (design §5,
+Each training batch runs the encoders and fusion ONCE, then two named phases (docs/design.md §5,
 Alg. 1 lines 21–25):
 
 1. ``discriminator`` phase — D on *detached* H_S^spe, H_T^spe, H_inv; minimise −(L_D + L_G)
@@ -30,10 +30,16 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from m4ser_lobes import losses
-from m4ser_lobes.text.alignment import batch_correction_targets
+from m4ser_lobes.text.tags import IGNORE_INDEX
+from m4ser_lobes.text.targets import DEFAULT_AEC_MAX_LEN, batch_correction_targets
 from m4ser_lobes.utils.fileio import atomic_write_json
-from m4ser_lobes.masks import lengths_to_pad_mask, relative_to_absolute
-from m4ser_lobes.experiment.metrics import emotion_metrics, plot_confusion_matrix, write_predictions_csv
+from m4ser_lobes.masks import lengths_to_pad_mask, mean_over_valid_positions, relative_to_absolute
+from m4ser_lobes.experiment.metrics import (
+    emotion_metrics,
+    per_class,
+    plot_confusion_matrix,
+    write_predictions_csv,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +58,17 @@ class M4SERBrain(sb.Brain):
     Required hparams: ``alpha beta gamma lam tau use_aed use_aec use_gan use_lcl``, one optimiser
     class per name in :data:`OPTIMIZER_NAMES` (``opt_class_encoders`` ...), ``label_encoder``
     (set by the recipe), ``train_logger``, ``epoch_counter``; optional ``aec_max_len`` (16) and
-    ``output_folder`` for the test-set files; ``max_tokens`` when ``use_aec`` without ``use_aed``.
+    ``output_folder`` for the test-set files; ``max_tokens`` when ``use_aec`` without ``use_aed``;
+    optional ``selection_metric`` (``UA``; ``WA`` or ``W-F1``: the validation metric whose best
+    checkpoint is kept and tested) and ``emotion_class_weights`` (a ``[C]`` tensor of L_ER class
+    weights in label-encoder order, set by the recipe for ``class_weights: balanced``; None:
+    the paper's plain cross-entropy).
+
+    Logged per training epoch besides the loss terms: ``LCL_no_positive``, the share of
+    training anchors of L_LCL without a same-class partner in their batch (skipped by the loss).
 
     AEC target cap (:attr:`aec_target_cap`): selective correction (``use_aed``) decodes short
-    spans, capped at ``aec_max_len`` target tokens (design §4); the "w/o AED" ablation
+    spans, capped at ``aec_max_len`` target tokens (docs/design.md §4); the "w/o AED" ablation
     (``use_aec`` without ``use_aed``, Table IV C(1)) decodes the whole reference from [CLS], capped
     at the text length limit ``max_tokens``, so the decoder learns whole utterances and when to
     stop. Longer targets are cut (no [EOS] taught) and their share of the decoder sequences is
@@ -80,6 +93,10 @@ class M4SERBrain(sb.Brain):
         if self.hparams.use_aec and model.aec_decoder is None:
             raise ValueError("use_aec=True but the model has no aec_decoder")
         self.aec_target_cap = self._aec_target_cap()
+        self.selection_metric = getattr(self.hparams, "selection_metric", "UA")
+        weights = getattr(self.hparams, "emotion_class_weights", None)
+        self.emotion_class_weights = None if weights is None else torch.as_tensor(
+            weights, dtype=torch.float32)
 
     def _aec_target_cap(self):
         """Cap on AEC target tokens: ``aec_max_len`` (selective) or ``max_tokens`` (w/o AED)."""
@@ -91,7 +108,7 @@ class M4SERBrain(sb.Brain):
                     "text length limit: set max_tokens in the hparams YAML (e.g. --max_tokens=128)"
                 )
             return int(cap)
-        return int(getattr(self.hparams, "aec_max_len", 16))
+        return int(getattr(self.hparams, "aec_max_len", DEFAULT_AEC_MAX_LEN))
 
     # ------------------------------------------------------------------ forward / objectives
     def compute_forward(self, batch, stage):
@@ -125,7 +142,7 @@ class M4SERBrain(sb.Brain):
             raw.requires_grad_(True)
 
     def adversarial_terms(self, outputs, trainable):
-        """L_D, L_G (design §5) and the mean D outputs per input; detached inputs when ``trainable``.
+        """L_D, L_G (docs/design.md §5) and the mean D outputs per input; detached inputs when ``trainable``.
 
         D sees the three [B,T_s,D] inputs as one [3B,T_s,D] batch: one call, one DDP forward.
         """
@@ -137,7 +154,7 @@ class M4SERBrain(sb.Brain):
         pad_mask = outputs.speech_pad_mask
         loss_d, loss_g = losses.gan_losses(speech, text, invariant, pad_mask)
         means = {
-            f"D({name})": losses.masked_frame_mean(torch.sigmoid(z.detach()), pad_mask)
+            f"D({name})": mean_over_valid_positions(torch.sigmoid(z.detach()), pad_mask)
             for name, z in (("H_S^spe", speech), ("H_T^spe", text), ("H_inv", invariant))
         }
         return loss_d, loss_g, means
@@ -146,11 +163,14 @@ class M4SERBrain(sb.Brain):
         """The model-phase loss: L_ER + α(β L_AED + L_AEC) + γ L_G + λ L_LCL (Alg. 1 line 25)."""
         outputs, correction = predictions
         emotions = batch.emo_encoded.data.squeeze(1).to(self.device)
-        terms = {"er": losses.emotion_loss(outputs.logits.float(), emotions)}
+        weights = self.emotion_class_weights
+        if weights is not None and weights.device != emotions.device:
+            weights = self.emotion_class_weights = weights.to(emotions.device)
+        terms = {"er": losses.emotion_loss(outputs.logits.float(), emotions, class_weights=weights)}
         if stage == sb.Stage.TRAIN:
             if self.hparams.use_aed:
                 labels = batch.aed_labels.data.to(self.device)
-                labels = labels.masked_fill(outputs.text_pad_mask, -100)
+                labels = labels.masked_fill(outputs.text_pad_mask, IGNORE_INDEX)
                 terms["aed"] = losses.aed_loss(outputs.aed_logits.float(), labels)
             if self.hparams.use_aec:
                 terms["aec"] = losses.aec_loss(outputs.aec_logits.float(), correction.decoder_labels)
@@ -162,6 +182,9 @@ class M4SERBrain(sb.Brain):
                 terms["lcl"] = losses.label_contrastive_loss(
                     outputs.pooled.float(), emotions, temperature=self.hparams.tau
                 )
+                # share of anchors that L_LCL skips (no same-class partner in the batch)
+                self._log_value("LCL_no_positive", losses.anchors_without_positive(emotions),
+                                count=len(emotions))
             if self.use_gan:
                 loss_d, loss_g, means = self.adversarial_terms(outputs, trainable=False)
                 terms["g"] = loss_g
@@ -199,7 +222,7 @@ class M4SERBrain(sb.Brain):
 
     # ------------------------------------------------------------------ the two-phase update
     def fit_batch(self, batch):
-        """One forward, then the ``discriminator`` and ``model`` phases (design §5)."""
+        """One forward, then the ``discriminator`` and ``model`` phases (docs/design.md §5)."""
         should_step = self.step % self.grad_accumulation_factor == 0
         self.on_fit_batch_start(batch, should_step)
         with self.no_sync(not should_step):
@@ -291,6 +314,9 @@ class M4SERBrain(sb.Brain):
         num_classes = len(self.hparams.label_encoder)
         metrics = emotion_metrics(self.predictions["true"], self.predictions["pred"], num_classes)
         stats.update({k: metrics[k] for k in ("WA", "UA", "W-F1")})
+        if self.selection_metric not in stats:
+            raise ValueError(f"selection_metric={self.selection_metric!r} is not a validation "
+                             f"metric: choose one of {', '.join(stats)}")
         if stage == sb.Stage.VALID:
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch},
@@ -298,7 +324,7 @@ class M4SERBrain(sb.Brain):
                 valid_stats=stats,
             )
             self._append_history(epoch, stats)
-            self.checkpointer.save_and_keep_only(meta=stats, max_keys=["UA"])
+            self.checkpointer.save_and_keep_only(meta=stats, max_keys=[self.selection_metric])
         else:
             self.hparams.train_logger.log_stats(
                 stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
@@ -334,9 +360,11 @@ class M4SERBrain(sb.Brain):
             names,
         )
         atomic_write_json(
-            os.path.join(out, "test_metrics.json"), dict(metrics, classes=names)
+            os.path.join(out, "test_metrics.json"),
+            dict(metrics, classes=names, per_class=per_class(metrics, names),
+                 selection_metric=self.selection_metric),
         )
         plot_confusion_matrix(
             metrics["confusion"], names, os.path.join(out, "confusion_matrix.png"),
-            title=f"WA {metrics['WA']:.1f}  UA {metrics['UA']:.1f}",
+            title=f"WA {metrics['WA']:.1f}  UA {metrics['UA']:.1f}  W-F1 {metrics['W-F1']:.1f}",
         )

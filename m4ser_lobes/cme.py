@@ -1,7 +1,7 @@
 """Cross-modal encoder (CME) block, paper Fig. 3 and Eqs. 8–10.
 
 A BERT-style post-LN transformer layer whose attention is *cross*-attention: queries from one
-sequence, keys and values from another (design §2)::
+sequence, keys and values from another (docs/design.md §2)::
 
     x = LN(q + Drop(MHA(q, kv, kv, key_padding_mask)))
     y = LN(x + Drop(FFN_{D -> 4D -> D}(x)))

@@ -18,7 +18,7 @@ class ModalityDiscriminator(nn.Module):
     """Per-frame MLP ``Linear(D, hidden) → ReLU → Linear(hidden, 1)`` returning logits.
 
     ``hidden = 256`` matches Table V's "+GAN & LCL" budget of +0.2 M parameters
-    (197,121 at D = 768; design §2). Padded frames get logits too; the losses mask them out.
+    (197,121 at D = 768; docs/design.md §2). Padded frames get logits too; the losses mask them out.
 
     Arguments
     ---------

@@ -8,7 +8,7 @@
     H_inv   = MIR(H_S, H_T, H_S^spe, H_T^spe) [B,T_s,D]  Eqs. 11–15 modality-invariant (MIR)
     H_ap    = masked mean of [H_S^spe ; H_T^spe ; H_inv] on time   Eqs. 16–17
 
-Every structural row of Table IV is a constructor switch (design §3.2):
+Every structural row of Table IV is a constructor switch (docs/design.md §3.2):
 
 ==============================  =============================================  ====================
 Table IV row                    switches                                       pooled
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from m4ser_lobes.cme import CrossModalEncoder
-from m4ser_lobes.heads import masked_mean
+from m4ser_lobes.masks import mean_over_time
 from m4ser_lobes.mir import MIRGenerator
 
 MODALITIES = ("both", "speech", "text")
@@ -140,10 +140,10 @@ class MultimodalFusion(nn.Module):
             text_pool_mask = text_pad_mask
         if self.modalities == "speech":
             return FusionOutput(
-                masked_mean(speech_states, speech_pad_mask), speech_pad_mask=speech_pad_mask
+                mean_over_time(speech_states, speech_pad_mask), speech_pad_mask=speech_pad_mask
             )
         if self.modalities == "text":
-            return FusionOutput(masked_mean(text_states, text_pool_mask))
+            return FusionOutput(mean_over_time(text_states, text_pool_mask))
         if speech_states.shape[-1] != text_states.shape[-1]:
             raise ValueError(
                 f"speech width {speech_states.shape[-1]} != text width {text_states.shape[-1]}: "
@@ -151,7 +151,10 @@ class MultimodalFusion(nn.Module):
             )
         if not self.interacts:  # "Speech & Text + Concat" baseline
             pooled = torch.cat(
-                [masked_mean(speech_states, speech_pad_mask), masked_mean(text_states, text_pool_mask)],
+                [
+                    mean_over_time(speech_states, speech_pad_mask),
+                    mean_over_time(text_states, text_pool_mask),
+                ],
                 dim=-1,
             )
             return FusionOutput(pooled, speech_pad_mask=speech_pad_mask)
@@ -174,7 +177,7 @@ class MultimodalFusion(nn.Module):
             parts.append(invariant)
         # Eq. 16-17: all parts share the speech mask, so the masked mean over the 3·T_s fused
         # frames is the mean of the parts' masked means.
-        pooled = torch.stack([masked_mean(p, speech_pad_mask) for p in parts]).mean(dim=0)
+        pooled = torch.stack([mean_over_time(p, speech_pad_mask) for p in parts]).mean(dim=0)
         return FusionOutput(
             pooled=pooled,
             speech_specific=speech_specific,

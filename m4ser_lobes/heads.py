@@ -1,7 +1,9 @@
-"""Output heads and masked pooling: the ER head (Eqs. 17–18) and the AED tagger (Eq. 2).
+"""Output heads: the ER head (Eq. 18) and the AED tagger (Eq. 2).
 
-Shape legend: B batch, T frames or tokens, T_t text tokens, D width, C emotion classes.
-Masks: ``pad_mask`` is True = padding.
+The pooling that feeds the ER head (Eq. 17) is :func:`m4ser_lobes.masks.mean_over_time`; the AED
+tag set is :class:`m4ser_lobes.text.tags.AEDTag`.
+
+Shape legend: B batch, T_t text tokens, D width, C emotion classes.
 """
 
 from __future__ import annotations
@@ -9,50 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: AED tags of Eq. 2 (KEEP = 0, DELETE = 1, CHANGE = 2; design §2).
-NUM_AED_TAGS = 3
-
-
-def masked_mean(x, pad_mask=None):
-    """Mean over the valid positions of each row (Eq. 17's pooling with padding).
-
-    Padded positions are zeroed before summing, so their content never matters; a row that
-    is entirely padding pools to zeros (not NaN).
-
-    Arguments
-    ---------
-    x : torch.Tensor
-        ``[B,T,D]`` sequence.
-    pad_mask : torch.Tensor, optional
-        ``[B,T]`` bool, True = padding. None = every position valid.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[B,D]`` pooled vectors.
-
-    Example
-    -------
-    >>> x = torch.tensor([[[1.0], [3.0], [1e4]], [[5.0], [7.0], [9.0]], [[2.0], [2.0], [2.0]]])
-    >>> pad_mask = torch.tensor([[False, False, True], [False, False, False], [True, True, True]])
-    >>> masked_mean(x, pad_mask)  # last row is all padding
-    tensor([[2.],
-            [7.],
-            [0.]])
-    """
-    if x.dim() != 3:
-        raise ValueError(f"masked_mean expects x [B,T,D], got {tuple(x.shape)}")
-    if pad_mask is None:
-        return x.mean(dim=1)
-    if pad_mask.shape != x.shape[:2] or pad_mask.dtype != torch.bool:
-        raise ValueError(
-            f"pad_mask must be a bool tensor {tuple(x.shape[:2])} (True = padding), got "
-            f"{pad_mask.dtype} {tuple(pad_mask.shape)}"
-        )
-    valid = (~pad_mask).unsqueeze(-1)  # [B,T,1]
-    summed = x.masked_fill(~valid, 0.0).sum(dim=1)  # [B,D]
-    count = valid.sum(dim=1).clamp(min=1).to(x.dtype)  # [B,1]
-    return summed / count
+from m4ser_lobes.text.tags import NUM_AED_TAGS
 
 
 class EmotionHead(nn.Module):
@@ -134,7 +93,8 @@ class AEDHead(nn.Module):
         Returns
         -------
         torch.Tensor
-            ``[B,T_t,3]`` logits; padded tokens get logits that the loss ignores (label -100).
+            ``[B,T_t,3]`` logits; padded tokens get logits that the loss ignores (label
+            :data:`~m4ser_lobes.text.tags.IGNORE_INDEX`).
         """
         if text_states.dim() != 3 or text_states.shape[-1] != self.d_model:
             raise ValueError(

@@ -3,12 +3,13 @@
 Losses live here, outside every ``forward``: lobes return logits and features, the Brain
 combines them. Every loss is computed in float32 (safe under fp16/bf16 autocast) and is a
 *mean*, not the sum the paper writes (token-mean for Eqs. 3 and 7, frame-mean for Eq. 20,
-anchor-mean for Eq. 21; design §3.3), so the weights α β γ λ do not depend on batch size or
+anchor-mean for Eq. 21; docs/design.md §3.3), so the weights α β γ λ do not depend on batch size or
 sequence length.
 
 Shape legend: B batch, T_s speech frames, T_t text tokens, D width, C classes, V vocabulary,
 K CHANGE tokens of the batch, L decoder length. Masks: ``*_pad_mask`` is True = padding.
-Label padding is ``IGNORE_INDEX`` (-100).
+Label padding is :data:`~m4ser_lobes.text.tags.IGNORE_INDEX` (-100); masked means come from
+:mod:`m4ser_lobes.masks`.
 
 Paper symbol → code name
 
@@ -30,7 +31,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from m4ser_lobes.masks import check_pad_mask, mean_or_zero
+from m4ser_lobes.text.tags import IGNORE_INDEX, NUM_AED_TAGS
 
 #: Keys of the ``terms`` dictionary that :func:`joint_loss` understands.
 LOSS_TERMS = ("er", "aed", "aec", "g", "lcl")
@@ -95,7 +97,7 @@ def aed_loss(logits, labels, class_weights=None):
     """Error-detection loss L_AED (Eq. 3): token-mean CE over KEEP/DELETE/CHANGE tags.
 
     Eq. 3 is a sum over tokens; this is the mean over the valid hypothesis tokens of the
-    whole batch (design §3.3). [SEP] and padding carry ``IGNORE_INDEX`` and are skipped.
+    whole batch (docs/design.md §3.3). [SEP] and padding carry ``IGNORE_INDEX`` and are skipped.
 
     Arguments
     ---------
@@ -118,19 +120,21 @@ def aed_loss(logits, labels, class_weights=None):
     >>> round(aed_loss(logits, labels).item(), 4)  # ln 3, the padding is ignored
     1.0986
     """
-    if logits.dim() != 3 or logits.shape[-1] != 3 or labels.shape != logits.shape[:2]:
+    if logits.dim() != 3 or logits.shape[-1] != NUM_AED_TAGS or labels.shape != logits.shape[:2]:
         raise ValueError(
-            f"aed_loss expects logits [B,T_t,3] and labels [B,T_t]; got logits "
+            f"aed_loss expects logits [B,T_t,{NUM_AED_TAGS}] and labels [B,T_t]; got logits "
             f"{tuple(logits.shape)} and labels {tuple(labels.shape)}"
         )
-    return _token_cross_entropy(logits.reshape(-1, 3), labels.reshape(-1), class_weights)
+    return _token_cross_entropy(
+        logits.reshape(-1, NUM_AED_TAGS), labels.reshape(-1), class_weights
+    )
 
 
 def aec_loss(logits, labels):
     """Error-correction loss L_AEC (Eq. 7): token-mean CE over the K decoded targets.
 
     Eq. 7 is a sum; this is the mean over the non-padding target tokens (``z_1 … z_c [EOS]``)
-    of all K sequences of the batch (design §3.3).
+    of all K sequences of the batch (docs/design.md §3.3).
 
     Arguments
     ---------
@@ -161,10 +165,10 @@ def aec_loss(logits, labels):
 
 
 # --------------------------------------------------------------------------------------------
-# Adversarial losses (Eq. 20, design §5)
+# Adversarial losses (Eq. 20, docs/design.md §5)
 # --------------------------------------------------------------------------------------------
 class GANLosses(NamedTuple):
-    """The two adversarial quantities of design §5 (unpacks as ``L_D, L_G``)."""
+    """The two adversarial quantities of docs/design.md §5 (unpacks as ``L_D, L_G``)."""
 
     d_loss: torch.Tensor  # L_D ≤ 0: E[log D(H_S^spe)] + E[log(1 − D(H_T^spe))]
     g_loss: torch.Tensor  # L_G ≥ 2 ln 2: E[−log D(H_inv) − log(1 − D(H_inv))]
@@ -184,52 +188,6 @@ def _valid_frames(logits, pad_mask, name):
             f"{tuple(pad_mask.shape)}; got {tuple(logits.shape)}"
         )
     return logits[~pad_mask].float()  # [N]
-
-
-def _mean(values):
-    """Mean of ``values [N]``; an exact 0 (still in the graph) when N == 0."""
-    return values.sum() / max(values.numel(), 1)
-
-
-def _check_pad_mask(pad_mask):
-    if pad_mask.dim() != 2 or pad_mask.dtype != torch.bool:
-        raise ValueError(
-            "pad_mask must be a bool tensor [B,T_s] with True = padding; got "
-            f"{pad_mask.dtype} {tuple(pad_mask.shape)}"
-        )
-
-
-def masked_frame_mean(values, pad_mask):
-    """Mean of ``values [B,T_s]`` over the valid frames of the whole batch (the E[·] of Eq. 20).
-
-    Padded entries are never read (they are dropped before any arithmetic), so garbage or even
-    NaN there changes nothing. With no valid frame at all the result is an exact 0.
-
-    Arguments
-    ---------
-    values : torch.Tensor
-        ``[B,T_s]`` per-frame values.
-    pad_mask : torch.Tensor
-        ``[B,T_s]`` bool, True = padding.
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar.
-
-    Example
-    -------
-    >>> values = torch.tensor([[1.0, 3.0, 1e4], [5.0, 1e4, 1e4]])
-    >>> pad_mask = torch.tensor([[False, False, True], [False, True, True]])
-    >>> masked_frame_mean(values, pad_mask)
-    tensor(3.)
-    """
-    _check_pad_mask(pad_mask)
-    if values.shape != pad_mask.shape:
-        raise ValueError(
-            f"values {tuple(values.shape)} must match pad_mask {tuple(pad_mask.shape)}"
-        )
-    return _mean(values[~pad_mask])  # valid frames of the whole batch
 
 
 def discriminator_loss(speech_logits, text_logits, pad_mask):
@@ -252,10 +210,10 @@ def discriminator_loss(speech_logits, text_logits, pad_mask):
     torch.Tensor
         Scalar L_D (the discriminator *maximises* it).
     """
-    _check_pad_mask(pad_mask)
+    check_pad_mask(pad_mask)
     z_s = _valid_frames(speech_logits, pad_mask, "speech_logits")  # [N]
     z_t = _valid_frames(text_logits, pad_mask, "text_logits")  # [N]
-    return _mean(F.logsigmoid(z_s)) + _mean(F.logsigmoid(-z_t))
+    return mean_or_zero(F.logsigmoid(z_s)) + mean_or_zero(F.logsigmoid(-z_t))
 
 
 def generator_loss(invariant_logits, pad_mask):
@@ -281,17 +239,18 @@ def generator_loss(invariant_logits, pad_mask):
     >>> round(generator_loss(torch.zeros(2, 5), torch.zeros(2, 5, dtype=torch.bool)).item(), 4)
     1.3863
     """
-    _check_pad_mask(pad_mask)
+    check_pad_mask(pad_mask)
     z_i = _valid_frames(invariant_logits, pad_mask, "invariant_logits")  # [N]
-    return _mean(-F.logsigmoid(z_i) - F.logsigmoid(-z_i))
+    return mean_or_zero(-F.logsigmoid(z_i) - F.logsigmoid(-z_i))
 
 
 def gan_losses(speech_logits, text_logits, invariant_logits, pad_mask):
-    """Both adversarial losses of Eq. 20 as read in design §5: ``(L_D, L_G)``.
+    """Both adversarial losses of Eq. 20 as read in docs/design.md §5: ``(L_D, L_G)``.
 
-    E[·] is the mean over the valid speech frames of the whole batch (Σ_b Σ_t ℓ / Σ valid), a
-    per-frame value, so L_G → 2 ln 2 at equilibrium (Fig. 8). Rows that are all padding add
-    no frame and are thus excluded. The discriminator step (Alg. 1 line 22) minimises
+    E[·] is the mean over the valid speech frames of the whole batch (Σ_b Σ_t ℓ / Σ valid, as
+    :func:`m4ser_lobes.masks.mean_over_valid_positions` computes it), a per-frame value, so
+    L_G → 2 ln 2 at equilibrium (Fig. 8). Rows that are all padding add no frame and are thus
+    excluded. The discriminator step (Alg. 1 line 22) minimises
     ``−(L_D + L_G)`` on detached inputs; the model step (line 25) adds ``γ · L_G``.
 
     Arguments
@@ -318,7 +277,7 @@ def gan_losses(speech_logits, text_logits, invariant_logits, pad_mask):
     >>> round(L_D.item(), 4), round(L_G.item(), 4)  # 2 ln 0.5, 2 ln 2
     (-1.3863, 1.3863)
     """
-    _check_pad_mask(pad_mask)
+    check_pad_mask(pad_mask)
     return GANLosses(
         discriminator_loss(speech_logits, text_logits, pad_mask),
         generator_loss(invariant_logits, pad_mask),
@@ -326,14 +285,14 @@ def gan_losses(speech_logits, text_logits, invariant_logits, pad_mask):
 
 
 # --------------------------------------------------------------------------------------------
-# Label-based contrastive loss (Eq. 21, design §6)
+# Label-based contrastive loss (Eq. 21, docs/design.md §6)
 # --------------------------------------------------------------------------------------------
 def label_contrastive_loss(features, labels, temperature=0.07):
     """Label-based contrastive loss L_LCL (Eq. 21): single-view supervised contrastive loss.
 
     With z_i = normalize(features_i), s_ij = z_i·z_j / τ, P(i) = {p ≠ i : y_p = y_i} and
     A(i) = {a ≠ i} (Khosla et al.; the paper's "all samples" would put the self-pair in the
-    denominator, design §3.3)::
+    denominator, docs/design.md §3.3)::
 
         ℓ_i = −(1/|P(i)|) Σ_{p∈P(i)} log( exp(s_ip) / Σ_{a∈A(i)} exp(s_ia) )
 
@@ -390,6 +349,25 @@ def label_contrastive_loss(features, labels, temperature=0.07):
     return per_anchor[has_pos].mean()
 
 
+def anchors_without_positive(labels):
+    """Number of anchors of :func:`label_contrastive_loss` with no positive (P(i) empty), as a
+    0-dim long tensor on the labels' device (no host sync).
+
+    Those anchors are skipped by L_LCL: a class seen once in a batch gets no contrastive signal
+    (frequent on imbalanced corpora such as MELD; the recipe logs their share as
+    ``LCL_no_positive``).
+
+    Example
+    -------
+    >>> anchors_without_positive(torch.tensor([0, 0, 1, 2])).item()
+    2
+    """
+    if labels.dim() != 1:
+        raise ValueError(f"anchors_without_positive expects labels [B]; got {tuple(labels.shape)}")
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)  # [B,B], diagonal included
+    return (same.sum(dim=1) == 1).sum()
+
+
 # --------------------------------------------------------------------------------------------
 # Joint objective (Eq. 22 / Alg. 1 line 25)
 # --------------------------------------------------------------------------------------------
@@ -431,14 +409,14 @@ def joint_loss(terms, alpha=0.1, beta=3.0, gamma=0.01, lam=0.1):
     """Objective of the model update, Alg. 1 line 25 (Eq. 22 with L_G in place of L_GAN).
 
     ``L = L_ER + α (β L_AED + L_AEC) + γ L_G + λ L_LCL``. Each term is the *mean* form defined
-    in this module (token-, frame- and anchor-means instead of the paper's sums, design §3.3).
+    in this module (token-, frame- and anchor-means instead of the paper's sums, docs/design.md §3.3).
     A missing (or None) term counts as 0, so ablations drop a term by not computing it.
 
     Arguments
     ---------
     terms : dict
         Scalars keyed by ``"er"``, ``"aed"``, ``"aec"``, ``"g"``, ``"lcl"`` (any subset).
-        Other keys raise ``KeyError`` (L_D is not part of this update, design §5).
+        Other keys raise ``KeyError`` (L_D is not part of this update, docs/design.md §5).
     alpha, beta, gamma, lam : float
         α, β, γ, λ (Table I: 0.1, 3, 0.01, 0.1).
 

@@ -2,13 +2,13 @@
 
 Everything here lives on the speech time axis (T_s), so one speech pad mask serves it all::
 
-    H_ST      = Linear_{2D->D}(LN([H_S ; Align(H_T)]))                       Eq. 11, design §3.1
+    H_ST      = Linear_{2D->D}(LN([H_S ; Align(H_T)]))                       Eq. 11, docs/design.md §3.1
     H_i^share = MHA(q=H_ST, kv=H_i^spe, speech keys masked)                   Eq. 14, i in {S, T}
     H_i^b     = H_i^share * sigmoid(Conv1x1_{2D->D}([H_i^spe ; H_ST]))        Eq. 15
     H_inv     = LN(H_ST + sum_i PReLU(Conv1x1_{D->D}(H_i^b)))                 Eq. 12
 
-``Align(H_T) = softmax(H_S H_T^T / sqrt(D), text keys masked) H_T`` is parameter-free (design
-§3.1); the YAML alternative ``hst_text_source: text_specific`` uses H_T^spe (Eq. 10) instead.
+``Align(H_T) = softmax(H_S H_T^T / sqrt(D), text keys masked) H_T`` is parameter-free
+(docs/design.md §3.1); the YAML alternative ``hst_text_source: text_specific`` uses H_T^spe (Eq. 10) instead.
 1x1 convolutions over time are written as ``nn.Linear`` on the feature axis (the same operator).
 
 Shape legend: B batch, T_s speech frames, T_t tokens, D width. Masks: True = padding.
@@ -111,7 +111,7 @@ class MIRGenerator(nn.Module):
     dropout : float
         Attention dropout.
     hst_text_source : str
-        ``"align"`` (default, design §3.1) or ``"text_specific"`` (use H_T^spe as Align(H_T)).
+        ``"align"`` (default, docs/design.md §3.1) or ``"text_specific"`` (use H_T^spe as Align(H_T)).
 
     Example
     -------

@@ -2,9 +2,9 @@
 
 The model receives already-built lobes (composition, not configuration): HyperPyYAML builds each
 one with ``!new:`` and hands them to :class:`M4SER`. The modality discriminator is *not* part of
-it: it has its own optimiser and its own DDP wrapper in the Brain (design §5).
+it: it has its own optimiser and its own DDP wrapper in the Brain (docs/design.md §5).
 
-Data flow (design §1)::
+Data flow (docs/design.md §1)::
 
     wav ─► speech_encoder ─► H_S ┐
                                   ├─► fusion ─► H_ap ─► emotion_head ─► logits      (inference)
@@ -22,6 +22,8 @@ import torch
 from torch import nn
 
 from m4ser_lobes.aec import gather_hosts
+from m4ser_lobes.text.tags import AEDTag
+from m4ser_lobes.text.targets import DEFAULT_AEC_MAX_LEN
 
 
 class M4SEROutput(NamedTuple):
@@ -132,7 +134,7 @@ class M4SER(nn.Module):
             [B, T_t] token ids of the (normalised) ASR hypothesis with [CLS]/[SEP].
         text_pad_mask : torch.Tensor
             [B, T_t] True = padding.
-        correction : m4ser_lobes.text.alignment.CorrectionBatch, optional
+        correction : m4ser_lobes.text.targets.CorrectionBatch, optional
             The K CHANGE hosts and their teacher-forced decoder inputs; AEC runs when given.
 
         Returns
@@ -172,13 +174,13 @@ class M4SER(nn.Module):
         )
 
     @torch.no_grad()
-    def correct_transcripts(self, input_ids, text_pad_mask, max_len=16):
-        """Detect and correct ASR errors (design §4): predicted labels and decoded spans.
+    def correct_transcripts(self, input_ids, text_pad_mask, max_len=DEFAULT_AEC_MAX_LEN):
+        """Detect and correct ASR errors (docs/design.md §4): predicted labels and decoded spans.
 
         Special tokens are never corrected: [SEP], padding and any other special id are
         forced to KEEP (padding to DELETE, which emits nothing either), and so is [CLS] — except
         that [CLS] at position 0 may be CHANGE, the host of words the ASR dropped before the first
-        one (design §4), which inserts its span without touching [CLS] itself.
+        one (docs/design.md §4), which inserts its span without touching [CLS] itself.
 
         Arguments
         ---------
@@ -196,8 +198,6 @@ class M4SER(nn.Module):
         spans : list of dict
             Per utterance, CHANGE position -> decoded token ids.
         """
-        from m4ser_lobes.text.alignment import CHANGE, DELETE, KEEP
-
         if self.aed_head is None or self.aec_decoder is None:
             raise RuntimeError("correction needs a model trained with both AED and AEC")
         text_states = self.text_encoder(input_ids, text_pad_mask)
@@ -207,9 +207,10 @@ class M4SER(nn.Module):
         for token in {bos, eos, pad, *self.text_encoder.tokenizer.all_special_ids} - {None}:
             special |= input_ids == token
         cls_host = torch.zeros_like(special)
-        cls_host[:, 0] = (input_ids[:, 0] == bos) & (labels[:, 0] == CHANGE)
-        labels = labels.masked_fill(special & ~cls_host, KEEP).masked_fill(text_pad_mask, DELETE)
-        batch_index, positions = torch.nonzero(labels == CHANGE, as_tuple=True)
+        cls_host[:, 0] = (input_ids[:, 0] == bos) & (labels[:, 0] == AEDTag.CHANGE)
+        labels = labels.masked_fill(special & ~cls_host, AEDTag.KEEP)
+        labels = labels.masked_fill(text_pad_mask, AEDTag.DELETE)  # padding emits nothing
+        batch_index, positions = torch.nonzero(labels == AEDTag.CHANGE, as_tuple=True)
         hosts, memory, memory_pad_mask = gather_hosts(
             text_states, text_pad_mask, batch_index, positions
         )

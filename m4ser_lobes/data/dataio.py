@@ -8,7 +8,7 @@ Per utterance they provide ``sig`` (16 kHz mono; the ``train`` split randomly cr
 ``max_audio_seconds``, valid/test whole), ``emo_encoded``, ``input_ids`` (the normalised
 text the encoder reads, with [CLS]/[SEP]), ``aed_labels`` (K/D/C per input id, -100 ignored) and
 ``aec_targets`` (CHANGE position -> reference WordPiece ids; a Python dict, batched later by
-:func:`m4ser_lobes.text.alignment.batch_correction_targets`).
+:func:`m4ser_lobes.text.targets.batch_correction_targets`).
 """
 
 import logging
@@ -16,8 +16,11 @@ import logging
 import speechbrain as sb
 import torch
 
-from m4ser_lobes.text import alignment
 from m4ser_lobes.data.audio import load_audio
+from m4ser_lobes.text.alignment import align_transcripts
+from m4ser_lobes.text.tags import IGNORE_INDEX
+from m4ser_lobes.text.targets import full_correction_target
+from m4ser_lobes.text.tokens import encode_hypothesis
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def make_text_pipeline(
     max_tokens=None,
     with_corrections=True,
 ):
-    """Build the text pipeline (design §4).
+    """Build the text pipeline (docs/design.md §4).
 
     Arguments
     ---------
@@ -77,15 +80,15 @@ def make_text_pipeline(
     def text_pipeline(utt_id, hypothesis, transcript):
         text = text_of(hypothesis, transcript, text_source, utt_id)
         if not with_corrections:
-            ids = alignment.encode_hypothesis(text, tokenizer, max_length=max_tokens)
+            ids = encode_hypothesis(text, tokenizer, max_length=max_tokens)
             yield torch.tensor(ids, dtype=torch.long)
-            yield torch.full((len(ids),), alignment.IGNORE_INDEX, dtype=torch.long)
+            yield torch.full((len(ids),), IGNORE_INDEX, dtype=torch.long)
             yield {}
             return
-        aligned = alignment.align_transcripts(text, transcript, tokenizer, max_length=max_tokens)
+        aligned = align_transcripts(text, transcript, tokenizer, max_length=max_tokens)
         targets = aligned.targets
         if correction_mode == "full":
-            targets = {0: alignment.full_correction_target(transcript, tokenizer)}
+            targets = {0: full_correction_target(transcript, tokenizer)}
         yield torch.tensor(aligned.input_ids, dtype=torch.long)
         yield torch.tensor(aligned.labels, dtype=torch.long)
         yield targets

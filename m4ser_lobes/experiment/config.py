@@ -31,6 +31,12 @@ from m4ser_lobes.fusion import MODALITIES
 from m4ser_lobes.mir import HST_TEXT_SOURCES
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+#: Values of ``class_weights``: null is the paper's plain L_ER; ``balanced`` weighs each class by
+#: its inverse training frequency (``m4ser_lobes.experiment.recipe.balanced_class_weights``).
+CLASS_WEIGHT_MODES = ("balanced",)
+#: Values of ``selection_metric``: the validation metric whose best checkpoint is tested
+#: (WA is MELD's ACC).
+SELECTION_METRICS = ("UA", "WA", "W-F1")
 #: SpeechBrain run options that, given on the command line, replace the YAML value of the same
 #: name (``--precision=bf16`` is a run option, not an override).
 RUN_OPTION_KEYS = ("precision", "grad_accumulation_factor", "max_grad_norm",
@@ -207,6 +213,7 @@ SCHEMA = {
     "gamma": real(0),
     "lam": real(0),
     "tau": real(0, low_open=True),
+    "class_weights": one_of(*CLASS_WEIGHT_MODES).or_null(),
     # training
     "number_of_epochs": integer(1),
     "batch_size": integer(1),
@@ -223,6 +230,7 @@ SCHEMA = {
     "bucketing": flag(),
     "max_batch_seconds": real(0, low_open=True).or_null(),
     "num_buckets": integer(1),
+    "selection_metric": one_of(*SELECTION_METRICS),
 }
 
 #: Keys of ``hparams/m4ser.yaml`` built from the values above (objects, paths, loader options):
@@ -572,6 +580,8 @@ def describe(values, settings=None):
     summary = f"{modalities} modalities, {', '.join(names) or 'no auxiliary part'}"
     if described["text_source"]:
         summary += f"; text: {described['text_source']}"
+    if get("class_weights"):
+        summary += f"; L_ER class weights: {get('class_weights')}"
     described["summary"] = f"{summary}; encoders: {encoders}"
     if settings is not None:
         described["settings_digest"] = digest(settings)

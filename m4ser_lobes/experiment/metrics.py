@@ -1,7 +1,8 @@
 """Emotion metrics with scikit-learn, and the files people look at (CSV, JSON, PNG).
 
 WA = overall accuracy, UA = mean per-class recall (balanced accuracy) — the standard definitions
-(several public codebases swap the names, design §8). MELD reports ACC (= WA) and support-weighted F1.
+(several public codebases swap the names, docs/design.md §8). MELD reports ACC (= WA) and
+support-weighted F1 (W-F1), with per-class F1 and recall.
 """
 
 import csv
@@ -13,7 +14,7 @@ from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
 
 
 def emotion_metrics(y_true, y_pred, num_classes):
-    """WA, UA, weighted F1, per-class recall and the confusion matrix.
+    """WA (= ACC), UA, weighted F1, per-class recall, F1 and support, and the confusion matrix.
 
     Arguments
     ---------
@@ -25,14 +26,18 @@ def emotion_metrics(y_true, y_pred, num_classes):
     Returns
     -------
     dict
-        ``WA``, ``UA``, ``W-F1`` (percent), ``recall`` (list, percent), ``confusion`` (C x C counts,
-        rows = true class).
+        ``WA``, ``ACC`` (the same number under MELD's name), ``UA``, ``W-F1`` (percent; F1 per
+        class weighted by its support, scikit-learn's ``average="weighted"``), ``recall`` and
+        ``f1`` (per class, percent; recall None for a class absent from ``y_true``),
+        ``support`` (per class), ``confusion`` (C x C counts, rows = true class).
 
     Example
     -------
     >>> m = emotion_metrics([0, 0, 0, 1], [0, 0, 0, 0], num_classes=2)
-    >>> m["WA"], m["UA"], m["confusion"]
-    (75.0, 50.0, [[3, 0], [1, 0]])
+    >>> m["WA"], m["ACC"], m["UA"], m["confusion"]
+    (75.0, 75.0, 50.0, [[3, 0], [1, 0]])
+    >>> m["f1"], m["recall"], m["support"], m["W-F1"]
+    ([85.7143, 0.0], [100.0, 0.0], [3, 1], 64.2857)
     """
     from sklearn.metrics import confusion_matrix, f1_score
 
@@ -41,8 +46,11 @@ def emotion_metrics(y_true, y_pred, num_classes):
     support = cm.sum(axis=1)
     present = support > 0
     recall = np.where(present, np.diag(cm) / np.maximum(support, 1), np.nan)
+    per_class_f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    accuracy = round(100.0 * float(np.trace(cm)) / max(int(cm.sum()), 1), 4)
     return {
-        "WA": round(100.0 * float(np.trace(cm)) / max(int(cm.sum()), 1), 4),
+        "WA": accuracy,
+        "ACC": accuracy,
         "UA": round(100.0 * float(np.nanmean(recall[present])) if present.any() else 0.0, 4),
         "W-F1": round(
             100.0
@@ -50,8 +58,23 @@ def emotion_metrics(y_true, y_pred, num_classes):
             4,
         ),
         "recall": [None if np.isnan(r) else round(100.0 * float(r), 4) for r in recall],
+        "f1": [round(100.0 * float(f), 4) for f in per_class_f1],
+        "support": [int(n) for n in support],
         "confusion": cm.tolist(),
     }
+
+
+def per_class(metrics, class_names):
+    """``{class: {"recall", "f1", "support"}}`` from :func:`emotion_metrics` (for people to read).
+
+    Example
+    -------
+    >>> per_class(emotion_metrics([0, 1], [0, 0], 2), ["neutral", "joy"])["neutral"]
+    {'recall': 100.0, 'f1': 66.6667, 'support': 1}
+    """
+    return {name: {"recall": metrics["recall"][i], "f1": metrics["f1"][i],
+                   "support": metrics["support"][i]}
+            for i, name in enumerate(class_names)}
 
 
 def write_predictions_csv(path, ids, y_true, y_pred, probabilities, class_names):

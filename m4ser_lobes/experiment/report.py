@@ -17,7 +17,7 @@ reads the finished fold folders of one experiment (``<results_folder>/<experimen
 ``loss_curves.png``         Fig. 8: one panel per loss term (mean over folds, thin per-fold lines),
                             L_G with its equilibrium 2 ln 2, D(·) with 0.5, and validation UA.
 
-Three summaries, because they differ (design §8): *per fold* (from each ``test_metrics.json``),
+Three summaries, because they differ (docs/design.md §8): *per fold* (from each ``test_metrics.json``),
 *mean over folds* (mean and population standard deviation of the per-fold numbers) and *pooled*
 (WA/UA recomputed once over the concatenated predictions of all folds; on IEMOCAP all 5531
 utterances). Class names, not label-encoder indices, identify classes, so folds whose label

@@ -7,13 +7,16 @@ Loading (a folder written by ``python -m m4ser_lobes.inference.export``, or its 
     classifier = M4SERClassifier.from_hparams(source="exported/m4ser-iemocap-fold1")
     probs, score, index, labels = classifier.classify_file("speech.wav")
     probs, score, index, labels = classifier.classify_file("speech.wav", transcript="I'm fine.")
-    *_, (info,) = classifier.classify_file("speech.wav", correct=True)
+    info = classifier.transcribe_file("speech.wav", correct=True)
     info.text, info.source, info.corrected      # transcript used, "given"/"asr", AED+AEC correction
 
-The return values follow SpeechBrain's ``EncoderClassifier``: ``(probabilities [B,C], score [B],
-index [B], labels)`` — with *probabilities* (softmax), not log-probabilities. Asking for the
-transcript (``return_transcript(s)=True``) or its correction (``correct=True``) appends a fifth
-element, one :class:`TranscriptInfo` per utterance.
+The return values of :meth:`M4SERClassifier.classify_batch` and
+:meth:`M4SERClassifier.classify_file` follow SpeechBrain's ``EncoderClassifier``:
+``(probabilities [B,C], score [B], index [B], labels)`` — with *probabilities* (softmax), not
+log-probabilities — whatever the input. The text the model read, and its AED + AEC correction,
+come from :meth:`M4SERClassifier.transcribe_file` / :meth:`M4SERClassifier.transcribe_batch`,
+one :class:`TranscriptInfo` per utterance; the ASR runs once for a file that is both classified
+and transcribed.
 
 What runs (paper §III-I): the speech and text encoders, the fusion and the emotion head. The
 modality discriminator is never exported; AED and AEC are built from ``corrector.ckpt`` only the
@@ -30,19 +33,14 @@ instance, :class:`ASRUnavailableError` says what to do: give the transcript, or 
 the same way.
 
 Text goes through the training pipeline's normaliser and tokenizer
-(:func:`m4ser_lobes.text.alignment.encode_hypothesis`, capped at ``max_tokens``).
+(:func:`m4ser_lobes.text.tokens.encode_hypothesis`, capped at ``max_tokens``).
 
-Long audio (:func:`split_windows`): a file longer than ``window_seconds`` (the training crop,
-``max_audio_seconds``) is cut into windows of exactly that length, never shorter: ``ceil(length /
-window_seconds)`` windows, at most ``max_windows``, whose starts are evenly spaced so that the
-first begins at the start of the file and the last ends at its end (they overlap a little when
-they cover the file, and sample it evenly when ``max_windows`` caps them). They are classified
-``batch_size`` at a time and their probabilities averaged. Memory is therefore bounded by
-``batch_size`` windows whatever the file length (the decoded file itself is held in RAM, about
-230 MB per hour at 16 kHz). Without a given transcript each window is transcribed separately
-and the window texts are joined (words in the overlaps may repeat); a given transcript is
-paired with every window. A file no longer than ``window_seconds`` is classified
-whole, as the training Brain's test stage crops it. Padding never changes a prediction:
+Long audio (:mod:`m4ser_lobes.inference.windows`): a file longer than ``window_seconds`` (the
+training crop) is classified as at most ``max_windows`` windows of exactly that length, evenly
+spaced from its start to its end, ``batch_size`` at a time, their probabilities averaged; without
+a given transcript each window is transcribed separately and the texts are joined. A file no
+longer than ``window_seconds`` is classified whole, as the training Brain's test stage crops it.
+Padding never changes a prediction:
 :meth:`classify_batch` gives each utterance of a padded batch the probabilities it gets alone
 (tested to 1e-5, for group-norm speech encoders such as HuBERT/wav2vec2 base too, see
 :class:`m4ser_lobes.encoders.SpeechEncoder`), so the Brain's padded test batches, a batch of one
@@ -54,7 +52,6 @@ Shape legend: B batch, L samples, N windows, T_t tokens, C classes. Masks: True 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,16 +62,22 @@ from speechbrain.inference.interfaces import Pretrained, pretrained_from_hparams
 from speechbrain.utils.fetching import FetchConfig
 
 from m4ser_lobes.text.alignment import correct as correct_text
-from m4ser_lobes.text.alignment import encode_hypothesis
-from m4ser_lobes.text.asr import BACKENDS, DEFAULT_BACKEND
+from m4ser_lobes.text.tokens import encode_hypothesis
+from m4ser_lobes.text.transcribers import BACKENDS, DEFAULT_BACKEND
 from m4ser_lobes.data.audio import AudioError, load_audio
+
+# The export folder's files and the long-audio policy (re-exported: exports written before the
+# split name ``m4ser_lobes.inference.classifier.load_inference_weights`` in their YAML).
+from m4ser_lobes.inference.folder import (  # noqa: F401
+    BACKBONE_PREFIXES,
+    CORRECTOR_FILE,
+    load_inference_weights,
+    resolve_source,
+)
+from m4ser_lobes.inference.windows import split_windows
 
 logger = logging.getLogger(__name__)
 
-#: Parameters of these sub-modules are stored by ``save_pretrained`` in their own folders
-#: (``speech_encoder/``, ``text_encoder/``), not in ``model.ckpt``.
-BACKBONE_PREFIXES = ("speech_encoder.model.", "text_encoder.model.")
-CORRECTOR_FILE = "corrector.ckpt"
 
 __all__ = [
     "ASRUnavailableError",
@@ -127,129 +130,24 @@ def asr_unavailable(model, backend, err):
     )
 
 
-def load_inference_weights(model, path):
-    """Pretrainer hook: load ``model.ckpt`` into the inference :class:`~m4ser_lobes.model.M4SER`.
-
-    Stricter than SpeechBrain's default non-strict transfer: every parameter must be found,
-    except the pretrained backbones' (:data:`BACKBONE_PREFIXES`), which the encoders already
-    loaded from their ``save_pretrained`` folders; an unexpected key is an error too.
-
-    Arguments
-    ---------
-    model : torch.nn.Module
-        The model built by ``hyperparams.yaml``.
-    path : str or Path
-        ``model.ckpt`` (a state dict).
-    """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith(BACKBONE_PREFIXES)]
-    if missing or result.unexpected_keys:
-        raise RuntimeError(
-            f"{path} does not match the model that hyperparams.yaml builds: missing "
-            f"{missing[:5]}{' ...' if len(missing) > 5 else ''}, unexpected "
-            f"{result.unexpected_keys[:5]}{' ...' if len(result.unexpected_keys) > 5 else ''}. "
-            "Export the checkpoint again with `python -m m4ser_lobes.inference.export`."
-        )
-
-
-def resolve_source(source, fetch_config=None):
-    """A local folder holding the whole export: ``source`` itself, or a Hub snapshot of it.
-
-    The encoders are loaded with ``from_pretrained`` from sub-folders of the export, which
-    SpeechBrain's file-by-file ``fetch`` cannot provide, so a Hub repo id is downloaded (or
-    found in the cache, offline with ``HF_HUB_OFFLINE=1``) with
-    ``huggingface_hub.snapshot_download``; ``corrector.ckpt`` is left out until a correction is
-    asked for.
-
-    Arguments
-    ---------
-    source : str or Path
-        Local folder, or Hub repo id (``org/name``).
-    fetch_config : speechbrain.utils.fetching.FetchConfig, optional
-        ``revision``, ``token``, ``huggingface_cache_dir`` and ``allow_network`` are honoured.
-
-    Returns
-    -------
-    Path
+def _refuse_transcript_flags(method, replacement, flags):
+    """``classify_*`` return SpeechBrain's 4-tuple only: point old transcript flags elsewhere.
 
     Example
     -------
-    >>> resolve_source(getfixture("tmp_path")) == getfixture("tmp_path").resolve()
-    True
-    >>> resolve_source("exports/typo/m4ser")
+    >>> _refuse_transcript_flags("classify_file", "transcribe_file(path)", {"correct": True})
     Traceback (most recent call last):
     ...
-    FileNotFoundError: exports/typo/m4ser: no such export folder (a Hugging Face repo id looks like org/name)
+    TypeError: classify_file() got correct=True: it returns (probabilities, score, index, labels)
+    only; for the transcript and its correction call classifier.transcribe_file(path) ...
     """
-    if Path(source).is_dir():
-        return Path(source).resolve()
-    text = os.fspath(source)
-    if text.startswith((".", "/", "~")) or text.count("/") != 1 or os.sep in text.replace("/", ""):
-        raise FileNotFoundError(
-            f"{text}: no such export folder (a Hugging Face repo id looks like org/name)"
+    if flags:
+        given = ", ".join(f"{k}={v!r}" for k, v in flags.items())
+        raise TypeError(
+            f"{method}() got {given}: it returns (probabilities, score, index, labels) only; "
+            f"for the transcript and its correction call classifier.{replacement} "
+            "(correct=True corrects it), which returns a TranscriptInfo"
         )
-    from huggingface_hub import snapshot_download
-
-    config = fetch_config or FetchConfig()
-    return Path(
-        snapshot_download(
-            repo_id=str(source),
-            revision=config.revision,
-            cache_dir=config.huggingface_cache_dir,
-            token=config.token,
-            local_files_only=not config.allow_network,
-            ignore_patterns=[CORRECTOR_FILE],
-        )
-    )
-
-
-def split_windows(wav, window, max_windows):
-    """Cut a long waveform into windows of exactly ``window`` samples (the long-audio policy).
-
-    ``N = min(ceil(L / window), max_windows)`` windows of ``window`` samples whose starts are
-    evenly spaced from 0 to ``L - window``: the first begins at the first sample and the last
-    ends at the last one (a single window, ``max_windows=1``, is the first ``window`` samples,
-    the Brain's crop). When ``N`` windows suffice they cover the whole file (overlapping by
-    ``N * window - L`` samples in all); otherwise they sample it evenly. No window is shorter
-    than the training crop, whatever ``L``.
-
-    Arguments
-    ---------
-    wav : torch.Tensor
-        [L] waveform.
-    window : int
-        Window length in samples.
-    max_windows : int
-        Cap on N.
-
-    Returns
-    -------
-    torch.Tensor
-        [N, window] windows (a file no longer than ``window``: [1, L], itself).
-
-    Example
-    -------
-    >>> split_windows(torch.arange(10.0), window=4, max_windows=8)  # 3 windows of 4 cover 10
-    tensor([[0., 1., 2., 3.],
-            [3., 4., 5., 6.],
-            [6., 7., 8., 9.]])
-    >>> split_windows(torch.arange(43.0), window=40, max_windows=8)[:, [0, -1]]  # 4.3 s, 4 s
-    tensor([[ 0., 39.],
-            [ 3., 42.]])
-    >>> split_windows(torch.arange(100.0), window=4, max_windows=3)[:, 0]  # 3 evenly spaced
-    tensor([ 0., 48., 96.])
-    >>> split_windows(torch.ones(3), window=4, max_windows=3).shape
-    torch.Size([1, 3])
-    """
-    if window < 1 or max_windows < 1:
-        raise ValueError(f"window and max_windows must be >= 1, got {window} and {max_windows}")
-    length = wav.shape[0]
-    if length <= window:
-        return wav.unsqueeze(0)
-    count = min(math.ceil(length / window), max_windows)
-    starts = torch.linspace(0, length - window, count).round().long().tolist()
-    return torch.stack([wav[s : s + window] for s in starts])
 
 
 @contextmanager
@@ -266,7 +164,8 @@ class M4SERClassifier(Pretrained):
     """Speech emotion recognition from speech and its transcript with a trained M4SER.
 
     Build it with :meth:`from_hparams` on an export folder or Hub repo (module docstring).
-    ``hyperparams.yaml`` provides the ``model`` module, ``label_encoder``, ``sample_rate``,
+    ``hyperparams.yaml`` (the packaged ``m4ser_lobes/inference/inference.yaml`` as the export
+    filled it) provides the ``model`` module, ``label_encoder``, ``sample_rate``,
     ``max_tokens``, ``window_seconds``, ``max_windows``, ``batch_size``, ``asr_model``,
     optionally ``asr_backend`` (``transformers``, the default, or ``faster-whisper``) and, for
     corrections, ``has_corrector``, ``corrector_path``, ``aed_head`` and ``aec_decoder``
@@ -305,7 +204,7 @@ class M4SERClassifier(Pretrained):
         self.fetch_config = FetchConfig()
         self.asr = None  # an m4ser_lobes.text.asr transcriber, built at first use (load_asr)
         self.corrector = None  # ModuleDict(aed_head, aec_decoder), built at first use
-        self._min_samples = None
+        self._last_asr = None  # (file key, window texts) of the last file transcribed
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -357,14 +256,9 @@ class M4SERClassifier(Pretrained):
 
     @property
     def min_samples(self):
-        """Shortest input (in samples) for which the speech encoder yields a frame."""
-        if self._min_samples is None:
-            self._min_samples = 1
-            if self.model.uses_speech:
-                lengths = torch.arange(1, self.hparams.sample_rate + 1)
-                frames = self.model.speech_encoder.frame_lengths(lengths)
-                self._min_samples = int(lengths[frames >= 1][0])
-        return self._min_samples
+        """Shortest input (in samples) for which the speech encoder yields a frame (its CNN's
+        receptive field); 1 for a text-only model."""
+        return self.model.speech_encoder.min_samples if self.model.uses_speech else 1
 
     # ------------------------------------------------------------------ text
     def encode_texts(self, texts):
@@ -416,6 +310,7 @@ class M4SERClassifier(Pretrained):
         if backend is not None:
             self.hparams.asr_backend = backend
         self.asr = None  # loaded again, from the new settings, at first use
+        self._last_asr = None
 
     def load_asr(self):
         """Load the ASR model (once) and return it; a failure says what to do instead.
@@ -432,7 +327,7 @@ class M4SERClassifier(Pretrained):
             installed); the message names it and the ways around it.
         """
         if self.asr is None:
-            from m4ser_lobes.text.asr import make_transcriber
+            from m4ser_lobes.text.transcribers import make_transcriber
 
             model, backend = self.hparams.asr_model, self.asr_backend
             logger.info("Loading the ASR model %s (%s)", model, backend)
@@ -498,7 +393,7 @@ class M4SERClassifier(Pretrained):
 
     @torch.no_grad()
     def correct_transcripts(self, texts):
-        """ASR error detection and correction (design §4) of transcripts.
+        """ASR error detection and correction (`docs/design.md §4`) of transcripts.
 
         Arguments
         ---------
@@ -578,17 +473,16 @@ class M4SERClassifier(Pretrained):
             logits = self.model(wavs, wav_lens, input_ids, pad_mask).logits
         return torch.softmax(logits.float(), dim=-1)
 
-    def _result(self, probabilities, infos, with_text):
+    def _result(self, probabilities):
+        """SpeechBrain's ``(probabilities, score, index, labels)`` of [B, C] probabilities."""
         score, index = torch.max(probabilities, dim=-1)
         labels = self.hparams.label_encoder.decode_torch(index)
-        if with_text:
-            return probabilities, score, index, labels, infos
         return probabilities, score, index, labels
 
-    def classify_batch(
-        self, wavs, wav_lens=None, transcripts=None, return_transcripts=False, correct=False
-    ):
+    def classify_batch(self, wavs, wav_lens=None, transcripts=None, **removed):
         """Classify a padded batch of 16 kHz mono waveforms.
+
+        The text each prediction read (and its correction) comes from :meth:`transcribe_batch`.
 
         Arguments
         ---------
@@ -599,10 +493,6 @@ class M4SERClassifier(Pretrained):
         transcripts : list of (str or None), optional
             One per waveform; a missing one (None) is produced by the ASR model; ``""`` is a
             given, empty transcript (the ASR does not run).
-        return_transcripts : bool
-            Append the list of :class:`TranscriptInfo`.
-        correct : bool
-            Also correct the transcripts with AED + AEC (implies ``return_transcripts``).
 
         Returns
         -------
@@ -614,45 +504,39 @@ class M4SERClassifier(Pretrained):
             [B] index of the best class.
         labels : list of str
             Names of the best classes.
-        transcripts : list of TranscriptInfo
-            Only with ``return_transcripts`` or ``correct``.
         """
+        _refuse_transcript_flags("classify_batch", "transcribe_batch(wavs, wav_lens)", removed)
         wavs, wav_lens = self._check_batch(wavs, wav_lens)
-        texts, sources = self._texts(wavs, wav_lens, transcripts)
-        probabilities = self.emotion_probabilities(wavs, wav_lens, texts)
-        corrected = self.correct_transcripts(texts) if correct else [None] * len(texts)
-        infos = [TranscriptInfo(t, s, c) for t, s, c in zip(texts, sources, corrected)]
-        return self._result(probabilities, infos, return_transcripts or correct)
+        texts, _ = self._texts(wavs, wav_lens, transcripts)
+        return self._result(self.emotion_probabilities(wavs, wav_lens, texts))
 
-    def classify_file(self, path, transcript=None, return_transcript=False, correct=False):
-        """Classify one audio file of any sample rate and channel count.
+    def transcribe_batch(self, wavs, wav_lens=None, transcripts=None, correct=False):
+        """The text the model reads for each utterance of a batch, and its correction.
 
-        The file is read with :func:`m4ser_lobes.data.audio.load_audio` (resampled to 16 kHz, channels
-        averaged); long files follow the window policy of the module docstring.
+        Passing the texts back, ``classify_batch(wavs, wav_lens, [i.text for i in infos])``,
+        gives the predictions of ``classify_batch(wavs, wav_lens, transcripts)`` without running
+        the ASR again.
 
         Arguments
         ---------
-        path : str or Path
-            Audio file (wav, flac, ogg ...).
-        transcript : str, optional
-            What was said; the ASR model transcribes the file when it is None. ``""`` is a given,
-            empty transcript (the ASR does not run), as an empty cell of m4ser-classify's
-            ``--transcripts`` CSV is.
-        return_transcript : bool
-            Append ``[TranscriptInfo]``.
+        wavs, wav_lens, transcripts
+            As :meth:`classify_batch` (the ASR runs for the missing transcripts only).
         correct : bool
-            Also correct the transcript with AED + AEC (implies ``return_transcript``).
+            Also correct the texts with AED + AEC (``corrector.ckpt``, loaded at first use).
 
         Returns
         -------
-        tuple
-            As :meth:`classify_batch`, with B = 1.
-
-        Raises
-        ------
-        m4ser_lobes.data.audio.AudioError
-            The file is missing, not audio, empty, not finite or too short; the message names it.
+        list of TranscriptInfo
+            One per utterance: ``text``, ``source`` (``given``/``asr``/``unused``) and
+            ``corrected`` (None unless ``correct``).
         """
+        wavs, wav_lens = self._check_batch(wavs, wav_lens)
+        texts, sources = self._texts(wavs, wav_lens, transcripts)
+        corrected = self.correct_transcripts(texts) if correct else [None] * len(texts)
+        return [TranscriptInfo(t, s, c) for t, s, c in zip(texts, sources, corrected)]
+
+    def _file_windows(self, path):
+        """[N, window] windows of an audio file (the long-audio policy), on the device."""
         rate = self.hparams.sample_rate
         wav = load_audio(path, sample_rate=rate)
         if wav.shape[0] < self.min_samples:
@@ -671,12 +555,62 @@ class M4SERClassifier(Pretrained):
                 windows.shape[0],
                 windows.shape[1] / rate,
             )
-        ones = torch.ones(windows.shape[0], device=self.device)
+        return windows
+
+    def _window_texts(self, path, windows, transcript):
+        """(one text per window, source): the given transcript, or the ASR of each window.
+
+        The ASR texts of the last file are remembered (keyed by path, size, modification time,
+        window settings and ASR model), so ``classify_file`` and ``transcribe_file`` on the same
+        unchanged file run the ASR once.
+        """
+        count = windows.shape[0]
         if transcript is not None or not self.model.uses_text:
-            texts = [transcript] * windows.shape[0]
-            source = "given" if self.model.uses_text else "unused"
-        else:
-            texts, source = self.transcribe(list(windows)), "asr"
+            return [transcript] * count, "given" if self.model.uses_text else "unused"
+        stat = os.stat(path)
+        key = (
+            os.path.abspath(path),
+            stat.st_size,
+            stat.st_mtime_ns,
+            tuple(windows.shape),
+            float(self.hparams.window_seconds),
+            str(self.hparams.asr_model),
+            self.asr_backend,
+        )
+        if self._last_asr is None or self._last_asr[0] != key:
+            self._last_asr = (key, self.transcribe(list(windows)))
+        return list(self._last_asr[1]), "asr"
+
+    def classify_file(self, path, transcript=None, **removed):
+        """Classify one audio file of any sample rate and channel count.
+
+        The file is read with :func:`m4ser_lobes.data.audio.load_audio` (resampled to 16 kHz,
+        channels averaged); long files follow the window policy of the module docstring.
+
+        Arguments
+        ---------
+        path : str or Path
+            Audio file (wav, flac, ogg ...).
+        transcript : str, optional
+            What was said; the ASR model transcribes the file when it is None. ``""`` is a given,
+            empty transcript (the ASR does not run), as an empty cell of m4ser-classify's
+            ``--transcripts`` CSV is.
+
+        Returns
+        -------
+        tuple
+            ``(probabilities, score, index, labels)`` as :meth:`classify_batch`, with B = 1. The
+            text read (and its correction) comes from :meth:`transcribe_file`.
+
+        Raises
+        ------
+        m4ser_lobes.data.audio.AudioError
+            The file is missing, not audio, empty, not finite or too short; the message names it.
+        """
+        _refuse_transcript_flags("classify_file", "transcribe_file(path)", removed)
+        windows = self._file_windows(path)
+        texts, _ = self._window_texts(path, windows, transcript)
+        ones = torch.ones(windows.shape[0], device=self.device)
         step = max(1, int(self.hparams.batch_size))
         probabilities = torch.cat(
             [
@@ -686,13 +620,40 @@ class M4SERClassifier(Pretrained):
                 for i in range(0, windows.shape[0], step)
             ]
         ).mean(dim=0, keepdim=True)
+        return self._result(probabilities)
+
+    def transcribe_file(self, path, transcript=None, correct=False):
+        """The text the model reads for an audio file (what :meth:`classify_file` pairs with it).
+
+        Arguments
+        ---------
+        path : str or Path
+            Audio file, read as :meth:`classify_file` reads it.
+        transcript : str, optional
+            A given transcript (returned as is, source ``given``); None: the ASR model
+            transcribes each window of the file (runs once for a file just classified).
+        correct : bool
+            Also correct the text with AED + AEC (``corrector.ckpt``, loaded at first use).
+
+        Returns
+        -------
+        TranscriptInfo
+            ``text`` (for a long file without a transcript, the window texts joined by spaces),
+            ``source`` (``given``/``asr``/``unused``) and ``corrected`` (None unless ``correct``).
+
+        Raises
+        ------
+        m4ser_lobes.data.audio.AudioError
+            As :meth:`classify_file`.
+        """
+        windows = self._file_windows(path)
+        texts, source = self._window_texts(path, windows, transcript)
         used = texts[0] if source != "asr" else " ".join(t for t in texts if t)
         corrected = None
         if correct:
             parts = texts[:1] if source != "asr" else [t for t in texts if t]
             corrected = " ".join(c for c in self.correct_transcripts(parts) if c)
-        info = TranscriptInfo(used, source, corrected)
-        return self._result(probabilities, [info], return_transcript or correct)
+        return TranscriptInfo(used, source, corrected)
 
     def forward(self, wavs, wav_lens=None, transcripts=None):
         """Class probabilities [B, C] of a batch (see :meth:`classify_batch`)."""

@@ -30,7 +30,9 @@ instead of stopping the run. Exit status: 0 when at least one file was classifie
 none was, 2 on a usage error or a model (emotion or ASR) that cannot be loaded.
 
 Each file is classified on its own (``M4SERClassifier.classify_file``: any sample rate and
-channel count, long files as averaged windows), so a file's result does not depend on the others.
+channel count, long files as averaged windows), so a file's result does not depend on the others;
+its ``transcript`` and ``corrected`` come from ``M4SERClassifier.transcribe_file`` (the ASR runs
+once per file).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from m4ser_lobes.text.asr import BACKENDS
+from m4ser_lobes.text.transcribers import BACKENDS
 from m4ser_lobes.data.audio import AudioError
 from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
 
@@ -225,9 +227,9 @@ def classify_items(classifier, items, correct=False, progress=True):
     for item in tqdm(items, desc="m4ser-classify", unit="file", disable=not progress):
         record = {"id": item.id, "path": item.path}
         try:
-            probs, score, _, labels, (info,) = classifier.classify_file(
-                item.path, transcript=item.transcript, return_transcript=True, correct=correct
-            )
+            probs, score, _, labels = classifier.classify_file(item.path, item.transcript)
+            # the text classify_file read (its ASR is not run again) and its correction
+            info = classifier.transcribe_file(item.path, item.transcript, correct=correct)
         except ASRUnavailableError:
             raise
         except (AudioError, RuntimeError, ValueError, OSError) as err:

@@ -430,7 +430,7 @@ def load_hypotheses(path, utt_ids, missing_hypothesis="error"):
     if missing_hypothesis not in MISSING_HYPOTHESIS_POLICIES:
         raise ValueError(f"missing_hypothesis must be one of {MISSING_HYPOTHESIS_POLICIES}, "
                          f"got {missing_hypothesis!r}")
-    from m4ser_lobes.text.asr import load_cache  # the one validator of the cache format
+    from m4ser_lobes.text.hypotheses import load_cache  # the one validator of the cache format
 
     path = Path(path)
     try:

@@ -813,7 +813,7 @@ def _entry(row, wav, duration, flags):
 
 def _load_hypotheses(path):
     """utt_id -> hypothesis from a cache, errors turned into :class:`MeldPrepError`."""
-    from m4ser_lobes.text.asr import load_hypotheses
+    from m4ser_lobes.text.hypotheses import load_hypotheses
 
     try:
         return load_hypotheses(path)

@@ -3,7 +3,7 @@
 Checks the parameters across ranks rather than only the exit code: both ranks wrap the model
 and the discriminator in ``DistributedDataParallel``, train on disjoint halves of the training
 set, and end ``fit`` with identical parameters (model and discriminator) that differ from the
-initial ones. Known flake (notes §8): a rank may abort at interpreter shutdown after it finished
+initial ones. Known flake (docs/design.md §10.3): a rank may abort at interpreter shutdown after it finished
 (SIGABRT, torchrun rc=1), so success is judged on the per-rank files written after
 ``train.main`` returned (``ddp_worker.py``); a non-zero rc alone only warns.
 """

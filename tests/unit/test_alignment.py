@@ -1,4 +1,7 @@
-"""Tests of m4ser_lobes.text.alignment: normalisation, AED labels, AEC targets, correction, statistics."""
+"""Tests of m4ser_lobes.text: normalisation, AED labels, AEC targets, correction, statistics.
+
+Modules: normalize, tokens, alignment, targets, statistics (and the tag set of tags).
+"""
 
 import json
 
@@ -8,27 +11,20 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from m4ser_lobes.text.alignment import (
-    CHANGE,
-    DELETE,
-    IGNORE_INDEX,
-    KEEP,
-    Alignment,
-    align_transcripts,
-    batch_correction_targets,
-    correct,
-    encode_hypothesis,
-    full_correction_target,
+from m4ser_lobes.text.alignment import Alignment, align_transcripts, correct, reconstruct
+from m4ser_lobes.text.normalize import normalize_text
+from m4ser_lobes.text.statistics import (
     label_statistics,
     manifest_label_statistics,
-    normalize_text,
-    reconstruct,
     save_label_statistics,
     word_error_rate,
 )
+from m4ser_lobes.text.tags import IGNORE_INDEX, AEDTag
+from m4ser_lobes.text.targets import batch_correction_targets, full_correction_target
+from m4ser_lobes.text.tokens import encode_hypothesis
 from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
 
-K, D, C, X = KEEP, DELETE, CHANGE, IGNORE_INDEX
+K, D, C, X = AEDTag.KEEP, AEDTag.DELETE, AEDTag.CHANGE, IGNORE_INDEX
 WHOLE_WORDS = ["hello", "world", "there", "cat", "sat", "mat", "dog", "ran", "really"]
 # Not in the vocabulary: split into several WordPiece sub-tokens.
 SPLIT_WORDS = ["zebra", "quokka", "banana", "xylophone", "emotion"]
@@ -332,9 +328,9 @@ def test_reconstruct_invariant_and_label_structure(tok, pair):
     assert reconstruct(a) == ref_ids
     assert a.input_ids == encode_hypothesis(hyp, tok) == tok(normalize_text(hyp)).input_ids
     assert len(a.labels) == len(a.input_ids)
-    assert a.labels[-1] == IGNORE_INDEX and a.labels[0] in (KEEP, CHANGE)
-    assert set(a.labels[:-1]) <= {KEEP, DELETE, CHANGE}
-    assert sorted(a.targets) == [p for p, lab in enumerate(a.labels) if lab == CHANGE]
+    assert a.labels[-1] == IGNORE_INDEX and a.labels[0] in (K, C)
+    assert set(a.labels[:-1]) <= set(AEDTag)
+    assert sorted(a.targets) == [p for p, lab in enumerate(a.labels) if lab == C]
     # Gold labels turn the hypothesis into the reference's text.
     assert correct(a.input_ids, a.labels, a.targets, tok) == normalize_text(ref)
 
@@ -479,7 +475,7 @@ def test_correct_never_touches_special_tokens(tok):
     dog = ids(tok, "dog")
     spans = {p: dog for p in range(len(hyp))}
     # CHANGE everywhere: the words change, [SEP] and padding stay as they are (nothing emitted);
-    # the leading [CLS] hosts words before the first one (design §4).
+    # the leading [CLS] hosts words before the first one (docs/design.md §4).
     assert correct(hyp, [C] * len(hyp), spans, tok) == "dog dog dog"
     without_cls = {p: s for p, s in spans.items() if p != 0}
     assert correct(hyp, [C] * len(hyp), without_cls, tok) == "dog dog"

@@ -1,4 +1,5 @@
-"""Tests of m4ser_lobes.text.asr with a tiny random Whisper (gibberish text, real code paths)."""
+"""Tests of the ASR side of m4ser_lobes.text (transcribers, hypotheses, the asr command line)
+with a tiny random Whisper (gibberish text, real code paths)."""
 
 import json
 
@@ -8,18 +9,17 @@ import pytest
 import soundfile as sf
 import torch
 
-from m4ser_lobes.text.alignment import normalize_text
-from m4ser_lobes.text.asr import (
-    WhisperTranscriber,
+from m4ser_lobes.text.asr import main
+from m4ser_lobes.text.hypotheses import (
     corpus_wer,
     load_cache,
     load_hypotheses,
     load_manifests,
-    main,
-    split_long_audio,
     transcribe_manifest,
-    word_error_rate,
 )
+from m4ser_lobes.text.normalize import normalize_text
+from m4ser_lobes.text.statistics import word_error_rate
+from m4ser_lobes.text.transcribers import WhisperTranscriber, split_long_audio
 from m4ser_lobes.utils.testing import save_tiny_whisper
 
 CHUNK = 1.0  # seconds: small so that the "long" file is split without long audio
@@ -369,7 +369,7 @@ def test_cli_end_to_end(corpus, tmp_path, whisper_dir, capsys):
 
 # --------------------------------------------------------------------------------- backends
 def test_throughput_is_utterances_per_second_of_timed_calls(transcriber):
-    from m4ser_lobes.text.asr import asr_throughput
+    from m4ser_lobes.text.transcribers import asr_throughput
 
     wavs = [tone(0.5, 16000), tone(0.3, 16000), tone(0.4, 16000)]
     before = transcriber.num_pieces
@@ -397,7 +397,7 @@ def test_unknown_backend_and_misplaced_options_are_refused(corpus, tmp_path, whi
 def test_missing_faster_whisper_says_how_to_install_it(monkeypatch):
     import sys
 
-    from m4ser_lobes.text.asr import make_transcriber
+    from m4ser_lobes.text.transcribers import make_transcriber
 
     monkeypatch.setitem(sys.modules, "faster_whisper", None)  # as if it were not installed
     with pytest.raises(ImportError, match=r"pip install m4ser-speechbrain\[faster-whisper\]"):
@@ -405,7 +405,7 @@ def test_missing_faster_whisper_says_how_to_install_it(monkeypatch):
 
 
 def test_openai_ids_map_to_faster_whisper_sizes():
-    from m4ser_lobes.text.asr import faster_whisper_model_name
+    from m4ser_lobes.text.transcribers import faster_whisper_model_name
 
     assert faster_whisper_model_name("openai/whisper-large-v2") == "large-v2"
     assert faster_whisper_model_name("openai/whisper-medium.en") == "medium.en"

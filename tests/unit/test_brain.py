@@ -1,4 +1,4 @@
-"""M4SERBrain's two-phase adversarial update (design §5) and its named optimisers."""
+"""M4SERBrain's two-phase adversarial update (docs/design.md §5) and its named optimisers."""
 
 from pathlib import Path
 
@@ -243,3 +243,61 @@ def test_discriminator_phase_checks_its_loss_is_finite(
     with pytest.raises(ValueError, match="not finite"):
         brain._discriminator_phase(outputs, should_step=False)
     assert brain.nonfinite_count == 2
+
+
+def test_lcl_anchors_without_positive_are_logged(tiny_models, mini_iemocap_manifests, tmp_path):
+    from m4ser_lobes.losses import anchors_without_positive
+
+    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_gan=False)
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN)
+    brain.step = 1
+    batch = next(iter(loader))
+    brain.fit_batch(batch)
+    labels = batch.emo_encoded.data.squeeze(1)
+    assert brain.term_counts["LCL_no_positive"] == len(labels)
+    assert float(brain.term_sums["LCL_no_positive"]) == anchors_without_positive(labels).item()
+
+    unlogged, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path / "b",
+                                  use_gan=False, use_lcl=False)
+    unlogged.on_fit_start()
+    unlogged.on_stage_start(sb.Stage.TRAIN)
+    unlogged.step = 1
+    unlogged.fit_batch(next(iter(loader)))
+    assert "LCL_no_positive" not in unlogged.term_sums
+
+
+def test_class_weights_enter_the_emotion_loss(tiny_models, mini_iemocap_manifests, tmp_path):
+    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_gan=False)
+    brain.modules.eval()
+    batch = next(iter(loader))
+    labels = batch.emo_encoded.data.squeeze(1)
+    weights = torch.ones(len(brain.hparams.label_encoder))
+    weights[labels[0]] = 5.0  # one class present in the batch weighs more
+    losses = []
+    with torch.no_grad():
+        predictions = brain.compute_forward(batch, sb.Stage.VALID)
+        for w in (None, torch.ones_like(weights), weights):
+            brain.on_stage_start(sb.Stage.VALID)
+            brain.emotion_class_weights = w
+            losses.append(brain.compute_objectives(predictions, batch, sb.Stage.VALID).item())
+    plain, ones, weighted = losses
+    assert ones == pytest.approx(plain, abs=1e-6)  # all-ones weights are the plain loss
+    if len(set(labels.tolist())) > 1:
+        assert weighted != pytest.approx(plain, abs=1e-6)
+
+
+def test_selection_metric_keeps_its_best_checkpoint(tiny_models, mini_iemocap_manifests, tmp_path):
+    brain, _ = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_gan=False,
+                          selection_metric="W-F1")
+    assert brain.selection_metric == "W-F1"
+    brain.on_fit_start()
+    true = [0, 0, 0, 1]
+    # epoch 1: best W-F1 (64.3, UA 50); epoch 2: best UA (66.7, W-F1 50); epoch 3: latest
+    for epoch, pred in enumerate(([0, 0, 0, 0], [0, 1, 1, 1], [1, 0, 0, 0]), start=1):
+        brain.on_stage_start(sb.Stage.VALID)
+        brain.predictions.update(true=true, pred=pred)
+        brain.on_stage_end(sb.Stage.VALID, 0.0, epoch)
+    kept = {(c.meta["W-F1"], c.meta["UA"]) for c in brain.checkpointer.list_checkpoints()}
+    assert kept == {(64.2857, 50.0), (50.0, 33.3333)}  # the best-UA epoch 2 was not kept
+    assert brain.checkpointer.find_checkpoint(max_key="W-F1").meta["W-F1"] == 64.2857

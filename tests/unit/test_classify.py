@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from m4ser_lobes.text import asr
+from m4ser_lobes.text import asr, transcribers
 
 #: console script -> (module, its parser builder); the scripts of setup.py's entry points.
 
@@ -112,13 +112,13 @@ def _clips(tiny, folder, count=3):
 def test_asr_model_is_loaded_once_per_run(tiny_m4ser, tmp_path, monkeypatch):
     texts = _clips(tiny_m4ser, tmp_path / "clips")
     built = []
-    real = asr.make_transcriber
+    real = transcribers.make_transcriber
 
     def counting(*args, **kwargs):
         built.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(asr, "make_transcriber", counting)
+    monkeypatch.setattr(transcribers, "make_transcriber", counting)
     out = tmp_path / "out.csv"
     argv = ["--model", str(tiny_m4ser.export), str(tmp_path / "clips"), "--output", str(out)]
     argv += ["--asr-model", str(tiny_m4ser.whisper), "--asr-backend", "transformers"]
@@ -192,9 +192,9 @@ def test_an_empty_transcript_means_the_same_from_python_and_from_the_csv(tiny_m4
         source=str(tiny_m4ser.export), run_opts={"device": "cpu"}
     )
     for utt_id, text in ((empty_id, ""), (full_id, full_text)):
-        probs, _, _, _, (info,) = classifier.classify_file(
-            tmp_path / "clips" / f"{utt_id}.wav", transcript=text, return_transcript=True
-        )
+        path = tmp_path / "clips" / f"{utt_id}.wav"
+        probs = classifier.classify_file(path, transcript=text)[0]
+        info = classifier.transcribe_file(path, transcript=text)
         assert info.source == "given" and info.text == text
         want = torch.tensor([records[utt_id]["probabilities"][c] for c in classifier.classes])
         assert torch.allclose(probs[0], want, atol=1e-6)

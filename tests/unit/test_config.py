@@ -231,3 +231,34 @@ def test_reading_values_builds_nothing_even_after_hyperpyyaml_ran(hypotheses):
     assert load_hyperpyyaml("c: !new:collections.Counter {a: 1}\n")["c"]["a"] == 1
     values, _ = command_line(hypotheses, "--speech_encoder_source=/nonexistent/hubert")
     assert values["speech_encoder"] is None and values["model"] is None
+
+
+# ------------------------------------------------------------------------------ class weights, selection
+@pytest.mark.parametrize("argument, allowed", [
+    ("--class_weights=inverse", "one of balanced, or null"),
+    ("--class_weights=True", "one of balanced, or null"),
+    ("--selection_metric=ACC", "one of UA, WA, W-F1"),
+    ("--selection_metric=null", "one of UA, WA, W-F1"),
+])
+def test_class_weights_and_selection_metric_are_checked(hypotheses, argument, allowed):
+    key = argument[2:].split("=")[0]
+    with pytest.raises(config.ConfigError, match=f"{key} must be {allowed}"):
+        check(hypotheses, argument)
+
+
+def test_class_weights_and_selection_metric_are_fingerprinted_and_described(hypotheses):
+    plain = check(hypotheses)
+    weighted = check(hypotheses, "--class_weights=balanced", "--selection_metric=W-F1")
+    assert (plain["class_weights"], plain["selection_metric"]) == (None, "UA")
+    differences = config.settings_differences(config.run_settings(plain, RULES),
+                                              config.run_settings(weighted, RULES))
+    assert differences == ["class_weights: None -> balanced", "selection_metric: UA -> W-F1"]
+    assert "class weights" not in config.describe(plain)["summary"]
+    assert "L_ER class weights: balanced" in config.describe(weighted)["summary"]
+
+
+def test_own_manifests_without_prep_are_accepted(hypotheses, tmp_path):
+    """The overrides of a study that brings its own manifests (cross-corpus, few-shot)."""
+    values = check(hypotheses, "--skip_prep=True", f"--train_annotation={tmp_path}/a.json",
+                   f"--valid_annotation={tmp_path}/b.json", f"--test_annotation={tmp_path}/c.json")
+    assert values["valid_annotation"] == f"{tmp_path}/b.json"

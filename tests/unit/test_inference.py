@@ -21,9 +21,14 @@ import torch
 
 from m4ser_lobes.inference import classify
 
-from m4ser_lobes.inference import export
+from m4ser_lobes.inference import card, config, export
 from m4ser_lobes.data.audio import AudioError, load_audio
-from m4ser_lobes.inference.classifier import BACKBONE_PREFIXES, M4SERClassifier, split_windows
+from m4ser_lobes.inference.classifier import (
+    BACKBONE_PREFIXES,
+    M4SERClassifier,
+    TranscriptInfo,
+    split_windows,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -193,11 +198,112 @@ def test_locate_run_names_what_is_missing(tiny_m4ser, tmp_path):
         export.locate_run(tmp_path / "missing")
 
 
-def test_paper_inference_yaml_is_the_rendered_template():
-    """hparams/inference.yaml is what the exporter writes for the paper configuration."""
-    assert (REPO / "hparams" / "inference.yaml").read_text() == export.render_inference_yaml(
-        export.PAPER_VALUES
+# ------------------------------------------------------------------------------ packaged files
+def _top_level(path):
+    """Top-level key -> value of a YAML file, tags kept (ruamel round-trip)."""
+    import ruamel.yaml
+
+    with open(path, encoding="utf-8") as fin:
+        return ruamel.yaml.YAML().load(fin)
+
+
+def test_the_export_writes_the_packaged_yaml_with_the_trained_values(tiny_m4ser):
+    """hyperparams.yaml = m4ser_lobes/inference/inference.yaml + overrides from the training run."""
+    from hyperpyyaml.core import resolve_references
+
+    hparams, model = export.load_trained_model(export.locate_run(tiny_m4ser.run))
+    overrides = config.export_overrides(
+        hparams, model, config.BUNDLED_ASR, None, 8, 8, corrector=True
     )
+    written = tiny_m4ser.export / "hyperparams.yaml"
+    assert written.read_text() == config.render_inference_yaml(overrides)
+    assert overrides["d_model"] == hparams["d_model"] != 768, "the tiny sizes, not the paper's"
+    # the architecture comes from the packaged file: every line that is not a value set by the
+    # export is copied unchanged
+    packaged_lines = config.INFERENCE_YAML.read_text().splitlines()
+    kept = [line for line in packaged_lines if line.split(":")[0] not in overrides]
+    assert all(line in written.read_text().splitlines() for line in kept)
+    assert "fusion: !new:m4ser_lobes.fusion.MultimodalFusion" in kept
+    # loading the written file = loading the packaged one with the overrides
+    where = {"pretrained_path": str(tiny_m4ser.export)}
+    with open(written, encoding="utf-8") as fin:
+        got = resolve_references(fin, where).getvalue()
+    with open(config.INFERENCE_YAML, encoding="utf-8") as fin:
+        want = resolve_references(
+            fin, {**config.hyperpyyaml_overrides(overrides), **where}
+        ).getvalue()
+    assert got == want
+
+
+def test_the_packaged_yaml_holds_the_papers_configuration():
+    """Its defaults are hparams/m4ser.yaml's values; hparams/ holds no second inference YAML."""
+    packaged = _top_level(config.INFERENCE_YAML)
+    training = _top_level(REPO / "hparams" / "m4ser.yaml")
+    for key in config.TRAINING_KEYS + ("aec_max_len", "aec_layers", "aec_ffn"):
+        assert packaged[key] == training[key], key
+    assert packaged["window_seconds"] == training["max_audio_seconds"]
+    assert set(config.EXPORTED_KEYS) <= set(packaged)
+    assert not (REPO / "hparams" / "inference.yaml").exists()
+    # without overrides the written file is the packaged one, byte for byte
+    assert config.render_inference_yaml({}) == config.INFERENCE_YAML.read_text()
+
+
+def test_setup_installs_the_packaged_files():
+    """setup.py's package_data names the YAML and the card template that the code reads."""
+    import ast
+
+    tree = ast.parse((REPO / "setup.py").read_text())
+    (package_data,) = [
+        ast.literal_eval(k.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        for k in node.keywords
+        if k.arg == "package_data"
+    ]
+    names = package_data["m4ser_lobes.inference"]
+    shipped = {Path(config.__file__).with_name(name) for name in names}
+    assert {config.INFERENCE_YAML, card.MODEL_CARD} <= shipped
+    assert all(path.is_file() for path in shipped)
+
+
+def test_a_text_only_export_without_corrector_loads_from_the_packaged_yaml(tiny_m4ser, tmp_path):
+    """Null encoders and corrector keys: the packaged YAML builds a text-only model."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    overrides = {**dict.fromkeys(config.CORRECTOR_KEYS), "has_corrector": False}
+    overrides.update(speech_encoder=None, modalities="text", use_msr=False, use_mir=False)
+    trained = _top_level(tiny_m4ser.export / "hyperparams.yaml")
+    overrides.update({k: trained[k] for k in ("d_model", "nhead", "cme_ffn", "num_emotions")})
+    path = tmp_path / "hyperparams.yaml"
+    config.write_inference_yaml(path, overrides)
+    text = path.read_text()
+    assert "speech_encoder: null\n" in text and "aec_decoder: null\n" in text
+    with open(path, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, {"pretrained_path": str(tiny_m4ser.export)})
+    assert hparams["model"].speech_encoder is None and hparams["model"].uses_text
+    assert hparams["has_corrector"] is False and hparams["aed_head"] is None
+    with pytest.raises(KeyError, match="inference.yaml has no top-level key speech_encodr"):
+        config.render_inference_yaml({"speech_encodr": None})
+
+
+def test_the_model_card_is_its_template_filled(tiny_m4ser):
+    """README.md: every line of model_card.md with its fields filled, no field left, no path."""
+    import re
+    import string
+
+    written = (tiny_m4ser.export / "README.md").read_text()
+    template = card.MODEL_CARD.read_text()
+    found = string.Template.pattern.finditer(template)
+    fields = {m.group("named") or m.group("braced") for m in found} - {None}
+    assert {"corpus", "fold", "results", "source", "correction_line"} <= fields
+    for line in template.splitlines():
+        if "$" not in line:
+            assert line in written.splitlines(), line
+    assert not re.search(r"\$[a-z_]+", written), "a field was left unfilled"
+    assert 'info = classifier.transcribe_file("speech.wav", correct=True)' in written
+    assert "*_, (info,)" not in written
+    for local in (str(tiny_m4ser.export.parent), str(REPO)):
+        assert local not in written
 
 
 def test_hub_repo_id_loads_from_the_cache(tiny_m4ser, tiny_classifier, tmp_path, utterance):
@@ -251,20 +357,50 @@ def test_other_sample_rates_are_resampled(tiny_classifier, utterance, tmp_path, 
     assert torch.allclose(probs, want, atol=1e-6)
 
 
-def test_without_transcript_the_asr_model_runs(tiny_m4ser, utterance):
+def test_without_transcript_the_asr_model_runs(tiny_m4ser, utterance, monkeypatch):
     classifier = M4SERClassifier.from_hparams(
         source=str(tiny_m4ser.export), run_opts={"device": "cpu"}
     )
     path, text = utterance
-    *_, (given,) = classifier.classify_file(path, transcript=text, return_transcript=True)
-    assert given.text == text and given.source == "given" and given.corrected is None
+    given = classifier.transcribe_file(path, transcript=text)
+    assert given == TranscriptInfo(text, "given", None)
     assert classifier.asr is None, "ASR must not be loaded when the transcript is given"
-    probs, _, _, _, (heard,) = classifier.classify_file(path, return_transcript=True)
-    assert heard.source == "asr" and isinstance(heard.text, str)
+    asr_calls = []
+    original = classifier.transcribe
+    monkeypatch.setattr(
+        classifier, "transcribe", lambda wavs: asr_calls.append(len(wavs)) or original(wavs)
+    )
+    probs = classifier.classify_file(path)[0]
+    heard = classifier.transcribe_file(path)
+    assert isinstance(heard, TranscriptInfo)
+    assert heard.source == "asr" and isinstance(heard.text, str) and heard.corrected is None
+    assert asr_calls == [1], "classify_file then transcribe_file: the ASR runs once"
     assert classifier.asr.model_id == str(tiny_m4ser.export / "asr")
     assert torch.equal(probs, classifier.classify_file(path, transcript=heard.text)[0])
-    batch = classifier.classify_batch(load_audio(path), return_transcripts=True)
-    assert batch[4][0].text == heard.text and torch.allclose(batch[0], probs, atol=1e-6)
+    wav = load_audio(path)
+    (batch_info,) = classifier.transcribe_batch(wav)
+    assert batch_info == heard
+    assert torch.allclose(classifier.classify_batch(wav)[0], probs, atol=1e-6)
+
+
+def test_classify_returns_speechbrains_four_values_whatever_is_asked(tiny_classifier, utterance):
+    """(probabilities, score, index, labels) only; the old transcript flags point elsewhere."""
+    path, text = utterance
+    result = tiny_classifier.classify_file(path, transcript=text)
+    assert len(result) == 4 and result[3] == [tiny_classifier.classes[int(result[2][0])]]
+    batch = tiny_classifier.classify_batch(load_audio(path), transcripts=[text])
+    assert len(batch) == 4 and torch.allclose(batch[0], result[0], atol=1e-6)
+    with pytest.raises(TypeError, match=r"transcribe_file\(path\)"):
+        tiny_classifier.classify_file(path, transcript=text, correct=True)
+    with pytest.raises(TypeError, match=r"transcribe_batch\(wavs, wav_lens\)"):
+        tiny_classifier.classify_batch(load_audio(path), return_transcripts=True)
+    infos = tiny_classifier.transcribe_batch(
+        torch.stack([load_audio(path)] * 2), transcripts=[text, ""], correct=True
+    )
+    assert [(i.text, i.source) for i in infos] == [(text, "given"), ("", "given")]
+    assert all(isinstance(i.corrected, str) for i in infos)
+    # the shortest input is the speech encoder's own receptive field
+    assert tiny_classifier.min_samples == tiny_classifier.model.speech_encoder.min_samples > 100
 
 
 def test_a_long_file_is_classified_as_averaged_windows(tiny_classifier, tmp_path, monkeypatch):
@@ -283,7 +419,8 @@ def test_a_long_file_is_classified_as_averaged_windows(tiny_classifier, tmp_path
         return calls[-1][2]
 
     monkeypatch.setattr(tiny_classifier, "emotion_probabilities", spy)
-    probs, _, _, _, (info,) = tiny_classifier.classify_file(path, return_transcript=True)
+    probs, _, _, _ = tiny_classifier.classify_file(path)
+    info = tiny_classifier.transcribe_file(path)
     hp = tiny_classifier.hparams
     window = int(hp.window_seconds * 16000)
     assert 60 > hp.max_windows * hp.window_seconds, "the cap must be exercised"
@@ -361,7 +498,7 @@ def test_an_asr_model_that_cannot_load_is_a_clear_error(tiny_m4ser, utterance, t
     with pytest.raises(ValueError, match="unknown ASR backend 'whisper.cpp'"):
         classifier.set_asr(backend="whisper.cpp")
     classifier.set_asr(tiny_m4ser.whisper)  # a working local folder: transcribed again
-    *_, (info,) = classifier.classify_file(path, return_transcript=True)
+    info = classifier.transcribe_file(path)
     assert info.source == "asr" and classifier.asr.model_id == str(tiny_m4ser.whisper)
 
 
@@ -373,7 +510,10 @@ def test_correction_is_loaded_lazily_and_matches_the_trained_model(tiny_m4ser, u
     )
     assert classifier.corrector is None
     path, text = utterance
-    probs, _, _, _, (info,) = classifier.classify_file(path, transcript=text, correct=True)
+    probs = classifier.classify_file(path, transcript=text)[0]
+    assert classifier.corrector is None, "classifying never builds the corrector"
+    info = classifier.transcribe_file(path, transcript=text, correct=True)
+    assert (info.text, info.source) == (text, "given")
     assert classifier.corrector is not None
     assert classifier.model.aed_head is None, "AED must not stay in the emotion path"
     assert torch.equal(probs, classifier.classify_file(path, transcript=text)[0])
@@ -475,6 +615,27 @@ def test_batch_command_skips_bad_inputs_and_records_why(tiny_m4ser, tmp_path):
         float(rows[utt_c]["score"]), abs=1e-6
     )
     assert by_id["missing"]["status"] == "skipped"
+
+
+def test_the_batch_command_runs_the_asr_once_per_file(tiny_m4ser, utterance, monkeypatch):
+    """classify_items: the prediction and the transcript of a file come from one ASR pass."""
+    classifier = M4SERClassifier.from_hparams(
+        source=str(tiny_m4ser.export), run_opts={"device": "cpu"}
+    )
+    asr_calls = []
+    original = classifier.transcribe
+    monkeypatch.setattr(
+        classifier, "transcribe", lambda wavs: asr_calls.append(len(wavs)) or original(wavs)
+    )
+    path, _ = utterance
+    (record,) = classify.classify_items(
+        classifier, [classify.Item("u", str(path))], correct=True, progress=False
+    )
+    assert asr_calls == [1]
+    assert record["transcript_source"] == "asr" and isinstance(record["corrected"], str)
+    probs = classifier.classify_file(path, transcript=record["transcript"])[0][0]
+    want = [record["probabilities"][c] for c in classifier.classes]
+    assert probs.tolist() == pytest.approx(want, abs=1e-6)
 
 
 def test_batch_command_fails_when_nothing_was_classified(tiny_m4ser, tmp_path):

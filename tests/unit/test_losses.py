@@ -15,15 +15,15 @@ from m4ser_lobes.losses import (
     generator_loss,
     joint_loss,
     label_contrastive_loss,
-    masked_frame_mean,
 )
+from m4ser_lobes.masks import mean_over_valid_positions
 
 LN2 = math.log(2.0)
 
 
 # ----------------------------------------------------------------------------- LCL (Eq. 21)
 def reference_supcon(features, labels, temperature):
-    """Per-anchor Python loop of design §6, in float64."""
+    """Per-anchor Python loop of docs/design.md §6, in float64."""
     z = F.normalize(features.double(), dim=-1)
     B = z.shape[0]
     losses = []
@@ -230,11 +230,10 @@ def test_gradients_flow_to_the_right_inputs():
     assert zi.grad.abs().sum() > 0
 
 
-def test_masked_frame_mean():
+def test_mean_over_valid_positions():
     values = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    assert masked_frame_mean(values, torch.tensor([[False, True], [False, False]])).item() == (
-        pytest.approx(8.0 / 3.0)
-    )
+    pad_mask = torch.tensor([[False, True], [False, False]])
+    assert mean_over_valid_positions(values, pad_mask).item() == pytest.approx(8.0 / 3.0)
 
 
 # ----------------------------------------------------------------------------- CE losses

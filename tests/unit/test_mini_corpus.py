@@ -12,7 +12,7 @@ import soundfile as sf
 from m4ser_lobes.corpora import mini_iemocap as mini_corpus
 from m4ser_lobes.corpora.mini_iemocap import CLASSES, DIALOGS, corpus_words, generate_iemocap
 
-# The regexes quoted in notes/paper-readings.md §3.1 (strict: exact tabs, 4 decimals).
+# The regexes quoted in docs/design.md §8.1 (strict: exact tabs, 4 decimals).
 HEADER = re.compile(r"^\[(\d+\.\d+) - (\d+\.\d+)\]\t(\S+)\t(\w{3})\t\[(\S+), (\S+), (\S+)\]$")
 TRANSCRIPTION = re.compile(r"^(\S+) \[(\d{3}\.\d{4})-(\d{3}\.\d{4})\]: (.*)$")
 CATEGORICAL = re.compile(r"^C-[EFM]\d:\t[A-Z][a-z ]+;\t\(.*\)$")
@@ -126,7 +126,8 @@ def test_hypothesis_cache(mini_iemocap):
 
 
 def test_references_and_hypotheses_are_normalised_as_the_text_side_does(mini_iemocap):
-    from m4ser_lobes.text.alignment import normalize_text, word_error_rate
+    from m4ser_lobes.text.normalize import normalize_text
+    from m4ser_lobes.text.statistics import word_error_rate
 
     good = kept(mini_iemocap).values()
     everything = mini_iemocap.utterances.values()

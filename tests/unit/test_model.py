@@ -5,7 +5,8 @@ import torch
 
 from m4ser_lobes import losses
 from m4ser_lobes.aec import SelectiveAECDecoder
-from m4ser_lobes.text.alignment import align_transcripts, batch_correction_targets
+from m4ser_lobes.text.alignment import align_transcripts
+from m4ser_lobes.text.targets import batch_correction_targets
 from m4ser_lobes.discriminator import ModalityDiscriminator
 from m4ser_lobes.encoders import SpeechEncoder, TextEncoder
 from m4ser_lobes.fusion import MultimodalFusion

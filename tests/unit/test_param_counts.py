@@ -28,7 +28,7 @@ def test_paper_size_deltas(param_counts):
 
 
 def test_the_paper_budget_matches_hubert_large_width(param_counts):
-    """Table V's +54.5 M is the same head at HuBERT-large's width 1024 (design §3.3)."""
+    """Table V's +54.5 M is the same head at HuBERT-large's width 1024 (docs/design.md §3.3)."""
     deltas = param_counts.head_deltas(d_model=1024, vocab=30522, nhead=16)
     assert abs(deltas["+MSR & MIR"] - 54.5e6) < 0.15e6
 

@@ -1,0 +1,170 @@
+"""The cross-corpus (Table VIII) and few-shot (Table IX) study commands end to end.
+
+Both generated corpora (the IEMOCAP look-alike, 2 kept utterances per dialog, and the MELD
+look-alike, 21 rows per split), tiny random encoders, 1 epoch: ``recipes/studies/cross_corpus.py``
+with the baseline row in both directions, then ``recipes/studies/few_shot.py`` with 1 shot per
+class and 2 draws (the MELD look-alike's validation part holds 2-3 utterances per class), which
+fine-tunes the cross-corpus runs. Reruns skip finished runs; changed settings are refused.
+"""
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+from tiny_recipe import in_process_run, make_tiny_assets  # noqa: E402
+
+from m4ser_lobes.experiment import studies  # noqa: E402
+from m4ser_lobes.experiment.config import ConfigError  # noqa: E402
+
+TINY = {"seed": 11, "d_model": 32, "nhead": 2, "cme_ffn": 64, "aec_ffn": 64,
+        "discriminator_hidden": 32, "number_of_epochs": 1, "batch_size": 4, "lr": 0.001,
+        "num_workers": 0, "max_audio_seconds": 1.0, "ckpt_interval_minutes": 0, "device": "cpu"}
+
+
+def import_study(name):
+    """``recipes/studies/<name>.py`` under a private module name."""
+    module_name = f"_m4ser_test_study_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            module_name, REPO / "recipes" / "studies" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[module_name] = module
+    return sys.modules[module_name]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Both corpora, the tiny encoders and the common command line; runs the cross-corpus study
+    once. Returns (argv builder, study folder, table, stdout of the first run)."""
+    from m4ser_lobes.corpora.mini_meld import generate_meld
+
+    root = tmp_path_factory.mktemp("studies")
+    assets = make_tiny_assets(root / "assets")
+    meld = generate_meld(root / "meld", seed=0, per_split=21)
+    folder = root / "study"
+
+    def argv(rows="baseline", **extra):
+        options = {
+            "iemocap_folder": assets["data_folder"],
+            "iemocap_hypotheses": assets["hypotheses_file"],
+            "meld_folder": meld.root, "meld_hypotheses": meld.hypotheses, "subset": True,
+            "study_folder": folder, "rows": rows, "meld_workers": 1,
+            "speech_encoder_source": assets["speech_encoder_source"],
+            "text_encoder_source": assets["text_encoder_source"],
+            "results_folder": root / "results", **TINY, **extra}
+        return (["hparams/m4ser.yaml"] + [f"--{k}={v}" for k, v in options.items()]
+                + ["--noprogressbar"])
+
+    with in_process_run():
+        table = import_study("cross_corpus").main(argv())
+    return argv, folder, table
+
+
+def our_values(table):
+    values = []
+    for row in table["rows"]:
+        for direction, columns in row["ours"].items():
+            for value in columns.values():
+                values += value["values"] if isinstance(value, dict) else [value]
+    return values
+
+
+@pytest.mark.slow
+def test_cross_corpus_table(study):
+    _, folder, table = study
+    assert [r["row"] for r in table["rows"]] == ["baseline"]
+    assert table["columns"] == [["ie2me", "ACC"], ["ie2me", "W-F1"], ["me2ie", "WA"],
+                                ["me2ie", "UA"]]
+    values = our_values(table)
+    assert len(values) == 4 and all(math.isfinite(v) and 0 <= v <= 100 for v in values)
+    assert table["rows"][0]["paper"]["ie2me"] == {"ACC": 53.0, "W-F1": 52.4}
+    saved = json.loads((folder / "cross_corpus.json").read_text())
+    assert saved["rows"] == table["rows"] and saved["notes"]
+    text = (folder / "cross_corpus.md").read_text()
+    assert "| Method | IE→ME ACC | IE→ME ACC (paper) |" in text
+    assert "| Baseline (HuBERT + BERT) |" in text and "| 53.0 |" in text
+    # Each direction: trained on the source, selected on the target's 30 %, tested on its 70 %,
+    # the tested checkpoint chosen with the target's metric.
+    for direction, (source, target, _) in studies.DIRECTIONS.items():
+        run = folder / "runs" / direction / "baseline" / "source"
+        metrics = json.loads((run / "test_metrics.json").read_text())
+        assert metrics["selection_metric"] == studies.SELECTION_METRICS[target]
+        assert sorted(metrics["classes"]) == sorted(studies.SHARED_CLASSES)
+        data = folder / "data" / direction
+        parts = {n: json.loads((data / f"{n}.json").read_text())
+                 for n in ("train", "valid", "test")}
+        assert not set(parts["valid"]) & set(parts["test"])
+        assert {e["corpus_emo"] for e in parts["train"].values()} <= set(
+            studies.LABEL_MAPS[source])
+        n_target = len(parts["valid"]) + len(parts["test"])
+        assert abs(len(parts["valid"]) / n_target - 0.3) < 0.1
+        predictions = (run / "predictions.csv").read_text().splitlines()
+        assert len(predictions) == 1 + len(parts["test"])
+
+
+@pytest.mark.slow
+def test_few_shot_table_then_reruns_skip_and_changes_are_refused(study, capsys):
+    argv, folder, _ = study
+    few_shot = import_study("few_shot")
+    capsys.readouterr()
+    with in_process_run():
+        table = few_shot.main(argv(shots=1, draws=2, finetune_epochs=1))
+    out = capsys.readouterr().out
+    assert out.count("(source): finished, skipped") == 2  # the cross-corpus runs are reused
+    assert [(r["row"], r["shots"]) for r in table["rows"]] == [("baseline", 1)]
+    for columns in table["rows"][0]["ours"].values():
+        for cell in columns.values():
+            assert cell["draws"] == 2 and len(cell["values"]) == 2
+            assert cell["std"] == pytest.approx(
+                math.sqrt(sum((v - cell["mean"]) ** 2 for v in cell["values"]) / 2), abs=1e-3)
+    values = our_values(table)
+    assert len(values) == 8 and all(math.isfinite(v) and 0 <= v <= 100 for v in values)
+    paper = {(r["method"], r["shots"]): r["paper"] for r in table["paper_only"]}
+    assert paper[("+ AED & AEC (M4SER)", 5)]["ie2me"]["ACC"] == 57.9
+    text = (folder / "few_shot.md").read_text()
+    assert "| Baseline (HuBERT + BERT) | 1 |" in text and "(n=2)" in text
+
+    for direction, (_, target, _) in studies.DIRECTIONS.items():
+        source = folder / "runs" / direction / "baseline" / "source"
+        valid = json.loads((folder / "data" / direction / "target_valid.json").read_text())
+        for draw in range(2):
+            run = folder / "runs" / direction / "baseline" / "k1" / f"draw{draw}"
+            shots = json.loads(
+                (folder / "data" / direction / "shots" / f"draw{draw}" / "k1" / "train.json")
+                .read_text())
+            assert set(shots) <= set(valid) and len(shots) == 4  # 1 per class, from validation
+            init = json.loads((run / "init.json").read_text())
+            assert Path(init["source_checkpoint"]).parent == (source / "save").resolve()
+            assert (run / "save" / "label_encoder.txt").read_text() == (
+                source / "save" / "label_encoder.txt").read_text()
+            assert not (run / "save" / "CKPT+init").exists()  # replaced by the tuned epoch
+            metrics = json.loads((run / "test_metrics.json").read_text())
+            assert metrics["selection_metric"] == studies.SELECTION_METRICS[target]
+
+    # Rerun: everything finished is skipped, nothing is rewritten.
+    done = sorted(folder.glob("runs/*/*/**/test_metrics.json"))
+    stamps = [p.stat().st_mtime_ns for p in done]
+    with in_process_run():
+        again = few_shot.main(argv(shots=1, draws=2, finetune_epochs=1))
+        import_study("cross_corpus").main(argv())
+    out = capsys.readouterr().out
+    assert out.count("finished, skipped") == 2 + 4 + 2
+    assert "training in" not in out
+    assert [p.stat().st_mtime_ns for p in done] == stamps
+    assert again["rows"] == table["rows"]
+
+    # Changed settings: train.py's refusal, before anything trains; a changed split: the study's.
+    with pytest.raises(ConfigError, match="other settings .*lr: 0.001 -> 0.002"):
+        with in_process_run():
+            import_study("cross_corpus").main(argv(lr=0.002))
+    with pytest.raises(studies.StudyError, match="split_seed: 1986 -> 5"):
+        import_study("cross_corpus").main(argv(split_seed=5))
+    assert [p.stat().st_mtime_ns for p in done] == stamps
