@@ -2,7 +2,7 @@
 """All of the paper's Table V (cost of each model row) measured in one process.
 
     python benchmarks/table5.py [--size tiny|base] [--quick] [--device cpu|cuda]
-                                [--precision fp32|bf16|fp16] [--adam default|foreach|fused]
+                                [--precision fp32|bf16|fp16] [--adam yaml|per-tensor|foreach|fused]
                                 [--batch 4] [--seconds 4] [--rounds N] [--json OUT]
     python benchmarks/table5.py --size base --profile msr_mir,gan_lcl,m4ser [--steps 3] [--json OUT]
 
@@ -130,9 +130,9 @@ def save_encoders(folder, size):
 
 
 def adam_class(lr, variant):
-    """The optimiser class of one parameter group: the YAML's Adam, or Adam with foreach/fused."""
-    if variant == "default":
-        return functools.partial(torch.optim.Adam, lr=lr)
+    """The optimiser class of one parameter group: Adam per tensor, or with foreach/fused kernels."""
+    if variant == "per-tensor":
+        return functools.partial(torch.optim.Adam, lr=lr, foreach=False, fused=False)
     return functools.partial(torch.optim.Adam, lr=lr, **{variant: True})
 
 
@@ -156,8 +156,9 @@ def make_brain(row, folders, args, results_folder, shared=None):
     with open(REPO / "hparams" / "m4ser.yaml", encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     hparams["label_encoder"] = list(range(hparams["num_emotions"]))
-    for name in ("encoders", "head", "discriminator"):
-        hparams[f"opt_class_{name}"] = adam_class(hparams[f"lr_{name}"], args.adam)
+    if args.adam != "yaml":
+        for name in ("encoders", "head", "discriminator"):
+            hparams[f"opt_class_{name}"] = adam_class(hparams[f"lr_{name}"], args.adam)
     model = hparams["modules"]["model"]
     if shared is not None:
         model.speech_encoder, model.text_encoder = shared
@@ -373,10 +374,10 @@ def loader_throughput(folder, quick, batch_size=16):
     from m4ser_lobes.corpora.mini_iemocap import corpus_words, generate_iemocap
     from m4ser_lobes.data import batching
     from m4ser_lobes.data.dataio import dataio_prep
-    from m4ser_lobes.utils.testing import save_tiny_text_encoder
+    from m4ser_lobes.utils.testing import import_script, save_tiny_text_encoder
 
-    sys.path.insert(0, str(REPO / "recipes" / "IEMOCAP"))
-    from iemocap_prepare import prepare_iemocap
+    prepare_iemocap = import_script(REPO / "recipes" / "IEMOCAP" / "iemocap_prepare.py",
+                                    name="iemocap_prepare").prepare_iemocap
 
     folder = Path(folder)
     corpus = generate_iemocap(folder / "corpus", seed=0, utterances_per_dialog=3 if quick else 10)
@@ -692,7 +693,7 @@ def optimizer_step_ms(brain, device, repeats=3):
         p.grad = torch.randn_like(p) * 1e-3
     figures = {}
     try:
-        for variant in ("default", "foreach", "fused"):
+        for variant in ("per-tensor", "foreach", "fused"):
             optimizers = [adam_class(1e-5, variant)(group) for group in groups.values() if group]
 
             def step():
@@ -737,8 +738,8 @@ def parse_args(argv=None):
                         help="2 timed rounds, 1 inference repeat, a smaller loader corpus")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    parser.add_argument("--adam", choices=("default", "foreach", "fused"), default="default",
-                        help="Adam implementation of all optimisers (default: the YAML's Adam)")
+    parser.add_argument("--adam", choices=("yaml", "per-tensor", "foreach", "fused"), default="yaml",
+                        help="Adam implementation of all optimisers (yaml: hparams/m4ser.yaml's, fused)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, help="timed rounds (default 5; 2 with --quick)")

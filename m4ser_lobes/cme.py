@@ -76,16 +76,12 @@ class CrossModalEncoder(nn.Module):
 
     Arguments
     ---------
-    d_model : int
-        Width D.
-    nhead : int
-        Attention heads.
+    d_model, nhead : int
+        Width D and attention heads of every layer (:class:`CrossModalEncoderLayer`).
     num_layers : int
         Layers per block (1 in the paper's text; 2 reproduces Table V's +54.5 M budget).
-    dim_feedforward : int, optional
-        FFN width, 4·D by default.
-    dropout : float
-        Internal dropout.
+    dim_feedforward, dropout
+        As in :class:`CrossModalEncoderLayer` (FFN width 4·D by default, dropout 0.1).
 
     Example
     -------

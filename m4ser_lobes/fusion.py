@@ -164,14 +164,8 @@ class MultimodalFusion(nn.Module):
         text_specific = self.cme_text_specific(speech_states, text_states, text_pad_mask)
         invariant = hybrid = None
         if self.use_mir:
-            invariant, hybrid = self.mir(
-                speech_states,
-                speech_pad_mask,
-                text_states,
-                text_pad_mask,
-                speech_specific,
-                text_specific,
-            )
+            invariant, hybrid = self.mir(speech_states, speech_pad_mask, text_states,
+                                         text_pad_mask, speech_specific, text_specific)
         parts = [speech_specific, text_specific] if self.use_msr else []
         if invariant is not None:
             parts.append(invariant)

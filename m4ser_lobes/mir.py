@@ -104,12 +104,9 @@ class MIRGenerator(nn.Module):
 
     Arguments
     ---------
-    d_model : int
-        Width D.
-    nhead : int
-        Attention heads.
-    dropout : float
-        Attention dropout.
+    d_model, nhead, dropout
+        Width D, attention heads and attention dropout of both :class:`HybridModalAttention`
+        blocks (D is also the width of H_ST and H_inv).
     hst_text_source : str
         ``"align"`` (default, docs/design.md §3.1) or ``"text_specific"`` (use H_T^spe as Align(H_T)).
 

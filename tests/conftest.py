@@ -4,22 +4,12 @@ Session-scoped fixtures build expensive things once; tests must treat what they 
 read-only (copy or regenerate into ``tmp_path`` to break files on purpose).
 """
 
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 IEMOCAP_RECIPE = REPO / "recipes" / "IEMOCAP"
-
-
-def import_iemocap_prepare():
-    """Import ``recipes/IEMOCAP/iemocap_prepare.py`` the way the recipe does (from its folder)."""
-    if str(IEMOCAP_RECIPE) not in sys.path:
-        sys.path.insert(0, str(IEMOCAP_RECIPE))
-    import iemocap_prepare
-
-    return iemocap_prepare
 
 
 # --------------------------------------------------------------------------- IEMOCAP look-alike
@@ -38,7 +28,10 @@ def mini_iemocap(tmp_path_factory):
 @pytest.fixture(scope="session")
 def mini_iemocap_manifests(mini_iemocap, tmp_path_factory):
     """Folder of ``fold<k>/{train,valid,test}.json`` prepared from :func:`mini_iemocap`."""
-    prep = import_iemocap_prepare()
+    from m4ser_lobes.utils.testing import import_script
+
+    # under the name train.py imports it by: one module object
+    prep = import_script(IEMOCAP_RECIPE / "iemocap_prepare.py", name="iemocap_prepare")
     save_folder = tmp_path_factory.mktemp("mini_iemocap_manifests")
     prep.prepare_iemocap(mini_iemocap.root, save_folder, hypotheses=mini_iemocap.hypotheses,
                          expected_utterances=None)

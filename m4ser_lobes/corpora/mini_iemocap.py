@@ -44,7 +44,6 @@ Example
 
 from __future__ import annotations
 
-import argparse
 import json
 import wave
 from collections import Counter
@@ -451,12 +450,12 @@ def _hypothesis_cache(utterances):
 
 def build_parser():
     """The ``m4ser-mini-corpus`` argument parser."""
-    from m4ser_lobes.inference.classify import HelpFormatter, cli_prog
+    from m4ser_lobes.utils.cli import HelpFormatter, command_parser
 
-    parser = argparse.ArgumentParser(
-        prog=cli_prog("m4ser-mini-corpus", "m4ser_lobes.corpora.mini_iemocap"),
-        formatter_class=HelpFormatter,
-        description="Write a tiny synthetic corpus in the exact on-disk format of a real one.",
+    parser = command_parser(
+        "m4ser-mini-corpus",
+        "m4ser_lobes.corpora.mini_iemocap",
+        "Write a tiny synthetic corpus in the exact on-disk format of a real one.",
     )
     sub = parser.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
     iemocap = sub.add_parser(

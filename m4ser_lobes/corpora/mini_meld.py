@@ -365,7 +365,7 @@ def add_arguments(parser):
 
 def build_parser():
     """The ``python -m m4ser_lobes.corpora.mini_meld`` argument parser."""
-    from m4ser_lobes.inference.classify import HelpFormatter
+    from m4ser_lobes.utils.cli import HelpFormatter
 
     return add_arguments(argparse.ArgumentParser(
         prog="python -m m4ser_lobes.corpora.mini_meld", formatter_class=HelpFormatter,

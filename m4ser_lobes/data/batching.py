@@ -40,7 +40,7 @@ Without it every epoch repeats the first epoch's batches (in another order), and
 mid-epoch skips the wrong batches. With it, an intra-epoch checkpoint resumes exactly:
 SpeechBrain's ``SaveableDataLoader`` saves how many batches of the epoch were yielded, and on
 recovery fast-forwards the (batch) sampler by that many batches of the same ``(seed, epoch)``
-order (``tests/unit/test_batching.py::test_intra_epoch_resume_continues_the_same_batches``).
+order (``tests/unit/data/test_batching.py::test_intra_epoch_resume_continues_the_same_batches``).
 
 Under DDP (``torchrun``), ``Brain.make_dataloader`` wraps the batch sampler in SpeechBrain's
 ``DistributedSamplerWrapper``, which forwards ``set_epoch`` and deals whole batches to the ranks
@@ -48,7 +48,7 @@ Under DDP (``torchrun``), ``Brain.make_dataloader`` wraps the batch sampler in S
 ``DistributedSampler``, a few batches are repeated to even out the last round). The number of
 batches does not change from epoch to epoch (each bucket yields ``ceil(n / bucket batch size)``
 batches whatever the order), as the wrapper requires
-(``tests/unit/test_batching.py::test_ddp_deals_whole_batches_to_the_ranks``, two CPU ranks).
+(``tests/unit/data/test_batching.py::test_ddp_deals_whole_batches_to_the_ranks``, two CPU ranks).
 """
 
 import numpy as np
@@ -56,7 +56,7 @@ import torch
 from speechbrain.dataio.sampler import DynamicBatchSampler
 
 #: Default number of duration buckets: about 6 % padding on IEMOCAP-like durations with batches
-#: of 16 (``tests/unit/test_batching.py``); more buckets, less padding, but more partial batches
+#: of 16 (``tests/unit/data/test_batching.py``); more buckets, less padding, but more partial batches
 #: (one per bucket) and less mixing of lengths.
 DEFAULT_NUM_BUCKETS = 20
 

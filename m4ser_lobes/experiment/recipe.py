@@ -5,6 +5,8 @@ A corpus recipe (``recipes/IEMOCAP/train.py``, ``recipes/MELD/train.py``) is a d
 
     brain = run_recipe(argv, corpus)  # argv: "hparams/m4ser.yaml --key=value ..."
 
+run from the shell by :func:`command_line` (a bad value exits with one line, no traceback).
+
 :func:`run_recipe` does, in this order (nothing is built or prepared before step 2 passed):
 
 1. read the YAML values with the corpus overrides (:attr:`Corpus.overrides_file`, a YAML of
@@ -29,9 +31,11 @@ Other studies reuse the same entry with their own manifests, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -69,6 +73,67 @@ class Corpus(NamedTuple):
     rules: dict
     metrics: tuple = ("WA", "UA", "W-F1")
     overrides_file: str | Path | None = None
+
+    @property
+    def all_rules(self):
+        """Every rule a run of this corpus checks: ``config.SCHEMA`` and :attr:`rules`."""
+        return {**config.SCHEMA, **self.rules}
+
+
+def prepare_folders(hparams):
+    """The arguments every corpus's ``prepare`` takes: ``data_folder``, ``save_folder``, ``hypotheses``.
+
+    Example
+    -------
+    >>> prepare_folders({"data_folder": "/d", "prepare_folder": "/p", "hypotheses_file": None})
+    {'data_folder': '/d', 'save_folder': '/p', 'hypotheses': None}
+    """
+    return {
+        "data_folder": hparams["data_folder"],
+        "save_folder": hparams["prepare_folder"],
+        "hypotheses": hparams["hypotheses_file"],
+    }
+
+
+def command_line(main, errors=(config.ConfigError,)):
+    """Run a recipe script's ``main(sys.argv[1:])``; ``errors`` exit with their one-line message.
+
+    Those errors explain themselves (a bad value, a refused rerun): the script prints
+    ``error: <message>`` and exits with status 1 instead of a traceback.
+    """
+    try:
+        return main(sys.argv[1:])
+    except errors as error:
+        sys.exit(f"error: {error}")
+
+
+@contextlib.contextmanager
+def restore_root_logging():
+    """Run ``train.main`` inside this process: the root-logger handlers (and level) are restored
+    afterwards, removing those SpeechBrain installs per run (``log.txt`` of its output folder).
+
+    Example
+    -------
+    >>> import logging
+    >>> before = logging.getLogger().handlers[:]
+    >>> with restore_root_logging():
+    ...     logging.getLogger().addHandler(logging.NullHandler())
+    >>> logging.getLogger().handlers == before
+    True
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
 
 
 def merge_overrides(corpus_overrides, overrides):
@@ -285,7 +350,7 @@ def run_recipe(argv, corpus):
 
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     overrides = recipe_overrides(hparams_file, overrides, corpus)
-    rules = {**config.SCHEMA, **corpus.rules}
+    rules = corpus.all_rules
     # Before anything is built (encoders load weights) or prepared: values, then the folder.
     values, settings = check_configuration(hparams_file, overrides, run_opts, rules)
     conflict = config.rerun_conflict(values["output_folder"], settings)

@@ -62,21 +62,22 @@ TARGET_METRICS = {
 #: (``selection_metric`` of ``hparams/m4ser.yaml``): the paper's criterion for each corpus.
 SELECTION_METRICS = {"meld": "W-F1", "iemocap": "UA"}
 
+#: The switches of ``hparams/m4ser.yaml`` that a Table VIII row sets, one per M4SER part.
+ROW_SWITCHES = ("use_msr", "use_mir", "use_aed", "use_aec", "use_gan", "use_lcl")
+
+
+def _parts_on(*switches):
+    """Every switch of :data:`ROW_SWITCHES` False except ``switches``."""
+    return {name: name in switches for name in ROW_SWITCHES}
+
+
 #: The Table VIII rows: name -> (the paper's label, the switches of ``hparams/m4ser.yaml``).
-#: Baseline = concat fusion of the two encoders, every M4SER part off.
+#: Baseline = concat fusion of the two encoders, every M4SER part off; each row adds parts.
 ROWS = {
-    "baseline": ("Baseline (HuBERT + BERT)", {
-        "use_msr": False, "use_mir": False, "use_aed": False, "use_aec": False,
-        "use_gan": False, "use_lcl": False}),
-    "msr_mir": ("+ MSR & MIR", {
-        "use_msr": True, "use_mir": True, "use_aed": False, "use_aec": False,
-        "use_gan": False, "use_lcl": False}),
-    "gan_lcl": ("+ GAN & LCL", {
-        "use_msr": True, "use_mir": True, "use_aed": False, "use_aec": False,
-        "use_gan": True, "use_lcl": True}),
-    "m4ser": ("+ AED & AEC (M4SER)", {
-        "use_msr": True, "use_mir": True, "use_aed": True, "use_aec": True,
-        "use_gan": True, "use_lcl": True}),
+    "baseline": ("Baseline (HuBERT + BERT)", _parts_on()),
+    "msr_mir": ("+ MSR & MIR", _parts_on("use_msr", "use_mir")),
+    "gan_lcl": ("+ GAN & LCL", _parts_on("use_msr", "use_mir", "use_gan", "use_lcl")),
+    "m4ser": ("+ AED & AEC (M4SER)", _parts_on(*ROW_SWITCHES)),
 }
 
 #: Table VIII of the paper (%): row -> direction -> column -> value. SAMS and MF-AED-AEC are the

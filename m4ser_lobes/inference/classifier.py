@@ -177,7 +177,7 @@ class M4SERClassifier(Pretrained):
     raises :class:`ASRUnavailableError` saying what to do when it cannot be loaded (offline
     without a cached model, for instance). :meth:`set_asr` points at another ASR model.
 
-    Usage (tested in ``tests/unit/test_inference.py`` on a trained tiny model)::
+    Usage (tested in ``tests/integration/test_inference.py`` on a trained tiny model)::
 
         classifier = M4SERClassifier.from_hparams("exported/m4ser", run_opts={"device": "cuda"})
         probs, score, index, labels = classifier.classify_batch(

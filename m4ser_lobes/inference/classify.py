@@ -37,7 +37,6 @@ once per file).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -49,6 +48,7 @@ from typing import NamedTuple
 
 from m4ser_lobes.text.transcribers import BACKENDS
 from m4ser_lobes.data.audio import AudioError
+from m4ser_lobes.utils.cli import command_parser, log_to_console
 from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -56,42 +56,6 @@ logger = logging.getLogger(__name__)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 ID_COLUMNS = ("id", "path", "wav")
 TEXT_COLUMNS = ("transcript", "text", "hypothesis")
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """``--help`` of the m4ser commands: every option shows its default.
-
-    ``(default: X)`` is appended to an option with a default value; options without one (None)
-    and on/off flags say in their own help what happens when they are not given.
-    """
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False or action.default == []:
-            return action.help
-        return super()._get_help_string(action)
-
-
-def cli_prog(console_script, module):
-    """The name a command gives itself in ``--help`` and errors.
-
-    The console script name when run as one (``sys.argv[0]`` is ``.../m4ser-classify``),
-    else ``python -m <module>`` (run as a module, or ``main()`` called from Python).
-
-    Example
-    -------
-    >>> import sys
-    >>> monkeypatch = getfixture("monkeypatch")
-    >>> monkeypatch.setattr(sys, "argv", ["/venv/bin/m4ser-classify", "--help"])
-    >>> cli_prog("m4ser-classify", "m4ser_lobes.inference.classify")
-    'm4ser-classify'
-    >>> monkeypatch.setattr(sys, "argv", ["/repo/m4ser_lobes/inference/classify.py", "--help"])
-    >>> cli_prog("m4ser-classify", "m4ser_lobes.inference.classify")
-    'python -m m4ser_lobes.inference.classify'
-    """
-    name = Path(sys.argv[0] if sys.argv and sys.argv[0] else "").name
-    if name in (console_script, f"{console_script}.exe", f"{console_script}-script.py"):
-        return console_script
-    return f"python -m {module}"
 
 
 class Item(NamedTuple):
@@ -282,10 +246,10 @@ def write_records(records, path, classes, fmt=None, model=None):
 
 def build_parser():
     """The ``m4ser-classify`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog=cli_prog("m4ser-classify", "m4ser_lobes.inference.classify"),
-        formatter_class=HelpFormatter,
-        description="Classify the emotion of audio files with an exported M4SER model.",
+    parser = command_parser(
+        "m4ser-classify",
+        "m4ser_lobes.inference.classify",
+        "Classify the emotion of audio files with an exported M4SER model.",
     )
     parser.add_argument("inputs", nargs="*", help="audio files and folders (searched recursively)")
     parser.add_argument("--model", required=True, help="export folder or Hugging Face repo id")
@@ -344,7 +308,7 @@ def main(argv=None):
     """Entry point of ``m4ser-classify`` (see the module docstring); returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_console()
     if not args.inputs and not args.manifest:
         parser.error("give audio files, folders or --manifest")
     try:

@@ -46,7 +46,6 @@ Sharing on the Hugging Face Hub (the exported folder is the repo root)::
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -456,12 +455,12 @@ def export_model(
 def build_parser():
     """The ``m4ser-export`` argument parser."""
     from m4ser_lobes.text.transcribers import BACKENDS
-    from m4ser_lobes.inference.classify import HelpFormatter, cli_prog
+    from m4ser_lobes.utils.cli import command_parser
 
-    parser = argparse.ArgumentParser(
-        prog=cli_prog("m4ser-export", "m4ser_lobes.inference.export"),
-        formatter_class=HelpFormatter,
-        description="Export a trained M4SER checkpoint as a self-contained inference folder "
+    parser = command_parser(
+        "m4ser-export",
+        "m4ser_lobes.inference.export",
+        "Export a trained M4SER checkpoint as a self-contained inference folder "
         "(loadable with M4SERClassifier.from_hparams, ready for the Hugging Face Hub).",
     )
     parser.add_argument(
@@ -508,7 +507,9 @@ def main(argv=None):
     """Command line: ``m4ser-export --checkpoint RUN --out DIR``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from m4ser_lobes.utils.cli import log_to_console
+
+    log_to_console()
     try:
         export_model(
             args.checkpoint,

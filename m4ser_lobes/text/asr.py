@@ -15,11 +15,10 @@ Example
 
 from __future__ import annotations
 
-import argparse
-import logging
 
 from m4ser_lobes.text.hypotheses import transcribe_manifest
 from m4ser_lobes.text.transcribers import BACKENDS, DEFAULT_BACKEND
+from m4ser_lobes.utils.cli import command_parser, log_to_console
 from m4ser_lobes.utils.fileio import load_yaml_values
 
 __all__ = ["build_parser", "main"]
@@ -38,12 +37,10 @@ def _model_from_yaml(path, key):
 
 def build_parser():
     """The ``m4ser-asr`` argument parser."""
-    from m4ser_lobes.inference.classify import HelpFormatter, cli_prog
-
-    parser = argparse.ArgumentParser(
-        prog=cli_prog("m4ser-asr", "m4ser_lobes.text.asr"),
-        formatter_class=HelpFormatter,
-        description="Transcribe manifests with Whisper once; write/resume a JSON hypothesis cache "
+    parser = command_parser(
+        "m4ser-asr",
+        "m4ser_lobes.text.asr",
+        "Transcribe manifests with Whisper once; write/resume a JSON hypothesis cache "
         "and report WER overall and per session/split.",
     )
     parser.add_argument("--manifest", nargs="+", required=True, help="SpeechBrain JSON manifests")
@@ -110,7 +107,7 @@ def main(argv=None):
         parser.error("give --model (or --hparams with an asr_model key)")
     if args.compute_type and args.backend != "faster-whisper":
         parser.error("--compute-type is an option of --backend faster-whisper")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_console()
     transcribe_manifest(
         args.manifest,
         args.cache,

@@ -351,16 +351,9 @@ def transcribe_manifest(
         extra = {"compute_type": compute_type} if backend == "faster-whisper" else {}
         if compute_type is not None and not extra:
             raise ValueError("compute_type is an option of the faster-whisper backend only")
-        transcriber = make_transcriber(
-            backend,
-            model_id,
-            **extra,
-            device=device,
-            fp16=fp16,
-            batch_size=batch_size,
-            chunk_seconds=chunk_seconds,
-            language=language,
-            num_beams=num_beams,
+        transcriber = make_transcriber(  # the decoding options, passed through
+            backend, model_id, **extra, device=device, fp16=fp16, batch_size=batch_size,
+            chunk_seconds=chunk_seconds, language=language, num_beams=num_beams,
             max_new_tokens=max_new_tokens,
         )
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]

@@ -70,16 +70,7 @@ def word_error_counts(pairs):
 
 
 def word_error_rate(pairs):
-    """Corpus WER (jiwer, normalised text): errors over reference words; None without words.
-
-    Arguments
-    ---------
-    pairs : iterable of (str, str)
-        (hypothesis, reference) pairs, raw text.
-
-    Returns
-    -------
-    float or None
+    """Corpus WER: the ``wer`` of :func:`word_error_counts` of the same ``pairs`` (float or None).
 
     Example
     -------

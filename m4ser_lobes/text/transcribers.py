@@ -107,12 +107,38 @@ def split_long_audio(audio, chunk_seconds=30.0, sample_rate=SAMPLE_RATE, search_
 class ChunkedTranscriber(ABC):
     """What both backends share: long audio split at quiet points, pieces decoded in batches.
 
-    A subclass sets ``batch_size`` and ``chunk_seconds`` and implements ``_generate(pieces)``
-    (pieces of at most ``chunk_seconds`` -> one stripped text each).
+    A subclass calls ``super().__init__`` with the options both backends take and implements
+    ``_generate(pieces)`` (pieces of at most ``chunk_seconds`` -> one stripped text each).
+
+    Arguments
+    ---------
+    model_id : str
+        The model, as the backend names it; kept as ``model_id``.
+    device : str, optional
+        Default: ``"cuda"`` when available, else ``"cpu"`` (kept as ``device``).
+    fp16 : bool, optional
+        Half precision; default True on CUDA (kept as ``fp16``).
+    batch_size : int
+        Pieces per ``_generate`` call.
+    chunk_seconds : float
+        Longer audio is split (:func:`split_long_audio`), at most 30 s (Whisper's window).
     """
 
-    batch_size = 8
-    chunk_seconds = 30.0
+    def __init__(self, model_id, device=None, fp16=None, batch_size=8, chunk_seconds=30.0):
+        import torch
+
+        if not 0 < chunk_seconds <= 30:
+            raise ValueError(
+                f"chunk_seconds must be in (0, 30] (Whisper's window), got {chunk_seconds}"
+            )
+        self.model_id = model_id
+        self.device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        on_cuda = self.device.partition(":")[0] == "cuda"
+        self.fp16 = on_cuda if fp16 is None else bool(fp16)
+        self.batch_size = batch_size
+        self.chunk_seconds = chunk_seconds
+        self.num_generate_calls = 0  # _generate calls and pieces decoded, for tests and benchmarks
+        self.num_pieces = 0
 
     @abstractmethod
     def _generate(self, pieces):
@@ -140,7 +166,10 @@ class ChunkedTranscriber(ABC):
         texts = [[] for _ in waveforms]
         for start in range(0, len(pieces), self.batch_size):
             batch = pieces[start : start + self.batch_size]
-            for owner, text in zip(owners[start : start + self.batch_size], self._generate(batch)):
+            batch_texts = self._generate(batch)
+            self.num_generate_calls += 1
+            self.num_pieces += len(batch)
+            for owner, text in zip(owners[start : start + self.batch_size], batch_texts):
                 if text:
                     texts[owner].append(text)
         return [" ".join(parts) for parts in texts]
@@ -177,37 +206,22 @@ class WhisperTranscriber(ChunkedTranscriber):
     (2, 1, 4)
     """
 
-    def __init__(
-        self,
-        model_id,
-        device=None,
-        fp16=None,
-        batch_size=8,
-        chunk_seconds=30.0,
-        language="en",
-        num_beams=1,
-        max_new_tokens=None,
-    ):
+    def __init__(self, model_id, device=None, fp16=None, batch_size=8, chunk_seconds=30.0,
+                 language="en", num_beams=1, max_new_tokens=None):
         import torch
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-        _check_chunk(chunk_seconds)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.fp16 = self.device.type == "cuda" if fp16 is None else bool(fp16)
+        super().__init__(model_id, device, fp16, batch_size, chunk_seconds)
+        self.device = torch.device(self.device)
         self.dtype = torch.float16 if self.fp16 else torch.float32
         self.processor = WhisperProcessor.from_pretrained(model_id)
         self.model = WhisperForConditionalGeneration.from_pretrained(model_id)
         self.model.to(self.device, self.dtype).eval()
-        self.model_id = model_id
-        self.batch_size = batch_size
-        self.chunk_seconds = chunk_seconds
         self.generate_kwargs = {"num_beams": num_beams}
         if max_new_tokens is not None:
             self.generate_kwargs["max_new_tokens"] = max_new_tokens
         if language and getattr(self.model.generation_config, "is_multilingual", False):
             self.generate_kwargs.update(language=language, task="transcribe")
-        self.num_generate_calls = 0
-        self.num_pieces = 0
 
     def _generate(self, pieces):
         """Texts of pieces of at most 30 s: [N] arrays -> N strings."""
@@ -222,16 +236,7 @@ class WhisperTranscriber(ChunkedTranscriber):
                 attention_mask=features.attention_mask.to(self.device),
                 **self.generate_kwargs,
             )
-        self.num_generate_calls += 1
-        self.num_pieces += len(pieces)
         return [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
-
-
-def _check_chunk(chunk_seconds):
-    if not 0 < chunk_seconds <= 30:
-        raise ValueError(
-            f"chunk_seconds must be in (0, 30] (Whisper's window), got {chunk_seconds}"
-        )
 
 
 def faster_whisper_model_name(model_id):
@@ -286,19 +291,9 @@ class FasterWhisperTranscriber(ChunkedTranscriber):
         CTranslate2 CPU threads (0: its default, ``OMP_NUM_THREADS`` or 4).
     """
 
-    def __init__(
-        self,
-        model_id,
-        device=None,
-        fp16=None,
-        batch_size=8,
-        chunk_seconds=30.0,
-        language="en",
-        num_beams=1,
-        max_new_tokens=None,
-        compute_type=None,
-        cpu_threads=0,
-    ):
+    def __init__(self, model_id, device=None, fp16=None, batch_size=8, chunk_seconds=30.0,
+                 language="en", num_beams=1, max_new_tokens=None, compute_type=None,
+                 cpu_threads=0):
         try:
             from faster_whisper import WhisperModel
         except ImportError as err:
@@ -307,13 +302,9 @@ class FasterWhisperTranscriber(ChunkedTranscriber):
                 "`pip install m4ser-speechbrain[faster-whisper]` (or `pip install faster-whisper`),"
                 " or use --backend transformers"
             ) from err
-        import torch
-
-        _check_chunk(chunk_seconds)
-        device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        kind, _, index = device.partition(":")
-        fp16 = kind == "cuda" if fp16 is None else bool(fp16)
-        self.compute_type = compute_type or ("float16" if fp16 else "float32")
+        super().__init__(model_id, device, fp16, batch_size, chunk_seconds)
+        kind, _, index = self.device.partition(":")
+        self.compute_type = compute_type or ("float16" if self.fp16 else "float32")
         self.model = WhisperModel(
             faster_whisper_model_name(model_id),
             device=kind,
@@ -321,14 +312,8 @@ class FasterWhisperTranscriber(ChunkedTranscriber):
             compute_type=self.compute_type,
             cpu_threads=cpu_threads,
         )
-        self.model_id = model_id
-        self.device = device
-        self.batch_size = batch_size
-        self.chunk_seconds = chunk_seconds
         self.language = language if self.model.model.is_multilingual else "en"
         self.options = {"beam_size": num_beams, "max_new_tokens": max_new_tokens}
-        self.num_generate_calls = 0
-        self.num_pieces = 0
 
     def _generate(self, pieces):
         """Texts of pieces of at most 30 s: [N] arrays -> N strings."""
@@ -345,8 +330,6 @@ class FasterWhisperTranscriber(ChunkedTranscriber):
                 **self.options,
             )
             texts.append(" ".join(s.text.strip() for s in segments if s.text.strip()))
-        self.num_generate_calls += 1
-        self.num_pieces += len(pieces)
         return texts
 
 

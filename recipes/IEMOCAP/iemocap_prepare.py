@@ -62,7 +62,6 @@ Example
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -72,6 +71,7 @@ from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
+from m4ser_lobes.data import prep
 from m4ser_lobes.experiment.config import Rule, integer, one_of, real
 from m4ser_lobes.utils.fileio import atomic_write_json
 
@@ -90,11 +90,10 @@ SAMPLE_RATE = 16000
 SPLITS = ("train", "valid", "test")
 FOLDS = tuple(sorted(UTTERANCES_PER_SESSION))
 VALIDATION_MODES = ("train_sessions", "test_fold")
-MISSING_HYPOTHESIS_POLICIES = ("error", "null")
 NUM_EMOTIONS = len(set(EMOTION_MAP.values()))
 
 # One default per option, shared by prepare_iemocap, the command line and hparams/m4ser.yaml
-# (tests/unit/test_iemocap_prepare.py checks that the YAML holds the same values).
+# (tests/unit/recipes/test_iemocap_prepare.py checks that the YAML holds the same values).
 DEFAULT_SEED = 1986
 DEFAULT_VALIDATION = "train_sessions"
 DEFAULT_VALID_RATIO = 0.1
@@ -154,7 +153,7 @@ class Utterance(NamedTuple):
     transcript: str
 
 
-class IemocapPrepError(RuntimeError):
+class IemocapPrepError(prep.PrepError):
     """The corpus on disk is not what the prep expects; the message says what to do."""
 
 
@@ -302,7 +301,9 @@ def read_corpus(data_folder):
                     raise IemocapPrepError(f"{evaluation_file}: {utt.utt_id} is labelled twice "
                                            "(also in another EmoEvaluation file); fix the file.")
                 utterances[utt.utt_id] = utt
-    _raise_problems(problems, "Fix or restore these files (re-extract the release)")
+    prep.raise_problems(problems, "IEMOCAP",
+                        "Fix or restore these files (re-extract the release)",
+                        error=IemocapPrepError)
     return dict(sorted(utterances.items())), dropped
 
 
@@ -407,7 +408,9 @@ def read_durations(utterances):
         elif info.frames == 0:
             problems.append(f"{utt.wav}: empty")
         durations[utt_id] = round(info.frames / info.samplerate, 4)
-    _raise_problems(problems, "Replace these wav files with intact copies from the release")
+    prep.raise_problems(problems, "IEMOCAP",
+                        "Replace these wav files with intact copies from the release",
+                        error=IemocapPrepError)
     return durations
 
 
@@ -427,9 +430,6 @@ def load_hypotheses(path, utt_ids, missing_hypothesis="error"):
     -------
     dict
     """
-    if missing_hypothesis not in MISSING_HYPOTHESIS_POLICIES:
-        raise ValueError(f"missing_hypothesis must be one of {MISSING_HYPOTHESIS_POLICIES}, "
-                         f"got {missing_hypothesis!r}")
     from m4ser_lobes.text.hypotheses import load_cache  # the one validator of the cache format
 
     path = Path(path)
@@ -439,18 +439,15 @@ def load_hypotheses(path, utt_ids, missing_hypothesis="error"):
         raise IemocapPrepError(str(error)) from error
     utt_ids = list(utt_ids)
     missing = [u for u in utt_ids if u not in hypotheses]
-    if missing and missing_hypothesis == "error":
-        raise IemocapPrepError(
-            f"{path}: no hypothesis for {len(missing)} of {len(utt_ids)} utterances "
-            f"({_first(missing)}). Complete the cache (`python -m m4ser_lobes.text.asr --manifest "
-            f"<fold1 manifests> --cache {path}` transcribes only the missing ids), or train on "
-            "human transcripts (train.py: --hypotheses_file=null --text_source=transcript), or "
-            "keep them with hypothesis null (iemocap_prepare.py: --missing-hypothesis null; "
-            "prepare_iemocap: missing_hypothesis='null')."
-        )
-    if missing:
-        logger.warning("%s: no hypothesis for %d utterances (%s); their hypothesis is null",
-                       path, len(missing), _first(missing))
+    message = (
+        f"{path}: no hypothesis for {len(missing)} of {len(utt_ids)} utterances "
+        f"({prep.short_list(missing)}). Complete the cache (`python -m m4ser_lobes.text.asr "
+        f"--manifest <fold1 manifests> --cache {path}` transcribes only the missing ids), or "
+        "train on human transcripts (train.py: --hypotheses_file=null --text_source=transcript), "
+        "or keep them with hypothesis null (iemocap_prepare.py: --missing-hypothesis null; "
+        "prepare_iemocap: missing_hypothesis='null')."
+    )
+    prep.check_missing_hypotheses(missing, path, missing_hypothesis, message, IemocapPrepError)
     return {u: hypotheses.get(u) for u in utt_ids}
 
 
@@ -603,8 +600,9 @@ def prepare_iemocap(
         raise ValueError(f"folds must be within 1..5, got {folds}")
     options = {
         "data_folder": str(Path(data_folder).resolve()),
-        "hypotheses": str(Path(hypotheses).resolve()) if hypotheses else None,
-        "hypotheses_sha1": _sha1(hypotheses) if hypotheses else None,
+        **prep.hypothesis_options(hypotheses, error=IemocapPrepError, without=(
+            "prepare without it (train.py: --hypotheses_file=null --text_source=transcript; "
+            "iemocap_prepare.py: leave out --hypotheses)")),
         "folds": folds,
         "validation": validation,
         "valid_ratio": valid_ratio,
@@ -613,9 +611,10 @@ def prepare_iemocap(
         "missing_hypothesis": missing_hypothesis,
     }
     options = json.loads(json.dumps(options))  # the form it has once written (int keys -> str)
-    if _already_done(save_folder, options, folds):
-        logger.info("%s: manifests already prepared with these options, skipping", save_folder)
-        return json.loads((save_folder / "summary.json").read_text(encoding="utf-8"))
+    manifests = [save_folder / f"fold{k}" / f"{name}.json" for k in folds for name in SPLITS]
+    done = prep.load_if_done(save_folder, options, manifests)
+    if done is not None:
+        return done
 
     logger.info("Reading IEMOCAP from %s", data_folder)
     utterances, dropped = read_corpus(data_folder)
@@ -631,8 +630,7 @@ def prepare_iemocap(
             atomic_write_json(save_folder / f"fold{k}" / f"{name}.json",
                                {u: entries[u] for u in split[name]})
     summary = _summary(utterances, dropped, splits, options)
-    atomic_write_json(save_folder / "summary.json", summary)
-    atomic_write_json(save_folder / "prepare_opts.json", options)  # last: marks completion
+    prep.mark_done(save_folder, summary, options)
     logger.info("IEMOCAP: %d utterances %s, folds %s written to %s", len(utterances),
                 summary["per_class"], folds, save_folder)
     return summary
@@ -667,52 +665,6 @@ def _summary(utterances, dropped, splits, options):
     }
 
 
-def _already_done(save_folder, options, folds):
-    """True when every output exists and ``prepare_opts.json`` holds the same options."""
-    opts_file = save_folder / "prepare_opts.json"
-    outputs = [save_folder / "summary.json"] + [
-        save_folder / f"fold{k}" / f"{name}.json" for k in folds for name in SPLITS]
-    if not opts_file.is_file() or not all(p.is_file() for p in outputs):
-        return False
-    try:
-        previous = json.loads(opts_file.read_text(encoding="utf-8"))
-    except ValueError:
-        return False
-    if previous != options:
-        changed = sorted(k for k in set(previous) | set(options)
-                         if previous.get(k) != options.get(k))
-        logger.info("%s: options changed (%s), preparing again", save_folder, ", ".join(changed))
-        return False
-    return True
-
-
-def _sha1(path):
-    """SHA-1 of a file, to notice a changed hypothesis cache."""
-    path = Path(path)
-    if not path.is_file():
-        raise IemocapPrepError(f"{path}: hypothesis cache not found. Create it with "
-                               "`python -m m4ser_lobes.text.asr`, or prepare without it (train.py: "
-                               "--hypotheses_file=null --text_source=transcript; "
-                               "iemocap_prepare.py: leave out --hypotheses).")
-    return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
-def _first(items, n=5):
-    """A short, readable list of the first items."""
-    items = list(items)
-    more = f" and {len(items) - n} more" if len(items) > n else ""
-    return ", ".join(map(str, items[:n])) + more
-
-
-def _raise_problems(problems, fix):
-    """Raise one error that lists every problem found (first 20)."""
-    if problems:
-        listed = "\n  ".join(problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise IemocapPrepError(f"{len(problems)} problem(s) in the IEMOCAP folder:\n  "
-                               f"{listed}{more}\n{fix}.")
-
-
 def build_parser():
     """The command line of :func:`main`; its defaults are the module's (and the YAML's)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -727,7 +679,7 @@ def build_parser():
                         help=f"seed of the validation split (default {DEFAULT_SEED}, as the YAML)")
     parser.add_argument("--subset", action="store_true",
                         help="do not assert the per-session counts of the full release (5531)")
-    parser.add_argument("--missing-hypothesis", choices=MISSING_HYPOTHESIS_POLICIES,
+    parser.add_argument("--missing-hypothesis", choices=prep.MISSING_HYPOTHESIS_POLICIES,
                         default="error")
     return parser
 

@@ -30,22 +30,16 @@ change results), ``history.json`` (per-epoch loss terms and validation metrics),
 import os
 import sys
 
-from m4ser_lobes.experiment import config
-from m4ser_lobes.experiment.recipe import Corpus, run_recipe
+from m4ser_lobes.experiment.recipe import Corpus, command_line, prepare_folders, run_recipe
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from iemocap_prepare import HPARAM_RULES, prepare_iemocap  # noqa: E402
-
-#: Every rule for ``hparams/m4ser.yaml``: the model's and IEMOCAP's.
-RULES = {**config.SCHEMA, **HPARAM_RULES}
 
 
 def prepare_kwargs(hparams):
     """The ``prepare_iemocap`` arguments of a run."""
     return {
-        "data_folder": hparams["data_folder"],
-        "save_folder": hparams["prepare_folder"],
-        "hypotheses": hparams["hypotheses_file"],
+        **prepare_folders(hparams),
         "validation": hparams["validation"],
         "valid_ratio": hparams["valid_ratio"],
         "seed": hparams["seed"],
@@ -57,9 +51,10 @@ IEMOCAP = Corpus(
     name="IEMOCAP",
     prepare=prepare_iemocap,
     prepare_kwargs=prepare_kwargs,
-    rules=HPARAM_RULES,
-    metrics=("WA", "UA", "W-F1"),
+    rules=HPARAM_RULES,  # metrics: WA, UA, W-F1 (the default)
 )
+#: Every rule for ``hparams/m4ser.yaml``: the model's and IEMOCAP's.
+RULES = IEMOCAP.all_rules
 
 
 def main(argv):
@@ -68,7 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except config.ConfigError as error:
-        sys.exit(f"error: {error}")
+    command_line(main)

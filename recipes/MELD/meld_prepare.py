@@ -103,7 +103,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -118,6 +117,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from m4ser_lobes.data import prep
 from m4ser_lobes.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -152,7 +152,6 @@ PREFIX = "final_videos_test"  # carried by some test clips
 AUDIO_SUFFIXES = (".wav", ".flac")  # already-converted clips, used in place when 16 kHz mono
 CLIP_SUFFIXES = (".mp4",) + AUDIO_SUFFIXES
 SKIP_REASONS = ("missing", "undecodable")
-MISSING_HYPOTHESIS_POLICIES = ("error", "null")
 # cp1252 typography (and the same characters as C1 controls, as some UTF-8 copies hold them).
 TYPOGRAPHY = {
     "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2026": "...",
@@ -164,7 +163,7 @@ _CLIP_NAME = re.compile(rf"^({PREFIX})?dia(\d+)_utt(\d+)(\.\w+)$", re.IGNORECASE
 _TIME = re.compile(r"^(\d+):(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?$")
 
 
-class MeldPrepError(RuntimeError):
+class MeldPrepError(prep.PrepError):
     """The corpus on disk is not what the prep expects; the message says what to do."""
 
 
@@ -353,7 +352,9 @@ def read_csv(path, split):
             continue
         seen[row.utt_id] = line
         rows.append(row)
-    _raise_problems(problems, "Fix these rows or restore the file from MELD.Raw.tar.gz")
+    prep.raise_problems(problems, "MELD",
+                        "Fix these rows or restore the file from MELD.Raw.tar.gz",
+                        error=MeldPrepError)
     return rows, encoding
 
 
@@ -416,8 +417,8 @@ def find_files(data_folder, exclude=()):
             problems.append(f"{split.csv}: not found below {data_folder}; it comes with "
                             "MELD.Raw.tar.gz. Point data_folder at the unpacked MELD.Raw folder")
         elif len({p.read_bytes() for p in paths}) > 1:
-            problems.append(f"{split.csv}: {len(paths)} different copies ({_first(paths)}); "
-                            "keep the one of the release")
+            problems.append(f"{split.csv}: {len(paths)} different copies "
+                            f"({prep.short_list(paths)}); keep the one of the release")
         else:
             csvs[split.name] = paths[0]
             if len(paths) > 1:
@@ -444,7 +445,9 @@ def find_files(data_folder, exclude=()):
             clips[split][key] = best[1]
             if best[0].prefixed:
                 prefixed[split].add(key)
-    _raise_problems(problems, "See the docstring of meld_prepare.py for the expected tree")
+    prep.raise_problems(problems, "MELD",
+                        "See the docstring of meld_prepare.py for the expected tree",
+                        error=MeldPrepError)
     return Layout(csvs, clips, prefixed)
 
 
@@ -679,8 +682,8 @@ def prepare_meld(
     """
     if skip_prep:
         return None
-    if missing_hypothesis not in MISSING_HYPOTHESIS_POLICIES:
-        raise ValueError(f"missing_hypothesis must be one of {MISSING_HYPOTHESIS_POLICIES}, "
+    if missing_hypothesis not in prep.MISSING_HYPOTHESIS_POLICIES:
+        raise ValueError(f"missing_hypothesis must be one of {prep.MISSING_HYPOTHESIS_POLICIES}, "
                          f"got {missing_hypothesis!r}")
     trim_miscut = sorted(set(trim_miscut))
     if not set(trim_miscut) <= set(SPLITS):
@@ -690,8 +693,7 @@ def prepare_meld(
     options = json.loads(json.dumps({
         "data_folder": str(data_folder),
         "audio_cache": str(audio_cache.resolve()),
-        "hypotheses": str(Path(hypotheses).resolve()) if hypotheses else None,
-        "hypotheses_sha1": _sha1(hypotheses) if hypotheses else None,
+        **prep.hypothesis_options(hypotheses, "pass hypotheses=None", error=MeldPrepError),
         "expected_counts": expected_counts,
         "trim_miscut": trim_miscut,
         "miscut_margin": miscut_margin,
@@ -699,9 +701,10 @@ def prepare_meld(
         "quiet_dbfs": quiet_dbfs,
         "missing_hypothesis": missing_hypothesis,
     }))
-    if _already_done(save_folder, options):
-        logger.info("%s: manifests already prepared with these options, skipping", save_folder)
-        return json.loads((save_folder / "summary.json").read_text(encoding="utf-8"))
+    manifests = [save_folder / f"{s.manifest}.json" for s in SPLITS.values()]
+    done = prep.load_if_done(save_folder, options, manifests)
+    if done is not None:
+        return done
 
     # 1. Everything that can be checked without decoding.
     logger.info("Reading MELD from %s", data_folder)
@@ -763,7 +766,7 @@ def prepare_meld(
     for split, names in ignored.items():
         if names:
             logger.info("%s: %d clip(s) without a CSV row ignored: %s", split, len(names),
-                        _first(names))
+                        prep.short_list(names))
     kept = {s: len(e) for s, e in entries.items()}
     summary = _summary(num_rows, kept, entries, skipped, flagged, ignored, encodings, audio,
                        options)
@@ -778,8 +781,7 @@ def prepare_meld(
 
     for split in SPLITS.values():
         atomic_write_json(save_folder / f"{split.manifest}.json", entries[split.name])
-    atomic_write_json(save_folder / "summary.json", summary)
-    atomic_write_json(save_folder / "prepare_opts.json", options)  # last: marks completion
+    prep.mark_done(save_folder, summary, options)
     logger.info("MELD: %s kept, skipped %s, flagged %s; written to %s", summary["manifests"],
                 summary["skipped"], summary["flagged"], save_folder)
     return summary
@@ -824,16 +826,13 @@ def _load_hypotheses(path):
 def _fill_hypotheses(entries, hyps, path, missing_hypothesis):
     """Put the hypotheses in the entries; the missing ones raise or become null."""
     missing = [u for split in entries.values() for u in split if u not in hyps]
-    if missing and missing_hypothesis == "error":
-        raise MeldPrepError(
-            f"{path}: no hypothesis for {len(missing)} kept utterances ({_first(missing)}). "
-            f"Complete the cache (`python -m m4ser_lobes.text.asr --manifest <save_folder>/*.json "
-            f"--cache {path}` transcribes only the missing ids), or pass "
-            "missing_hypothesis='null' to keep them with hypothesis null."
-        )
-    if missing:
-        logger.warning("%s: no hypothesis for %d utterances (%s); their hypothesis is null",
-                       path, len(missing), _first(missing))
+    message = (
+        f"{path}: no hypothesis for {len(missing)} kept utterances ({prep.short_list(missing)}). "
+        f"Complete the cache (`python -m m4ser_lobes.text.asr --manifest <save_folder>/*.json "
+        f"--cache {path}` transcribes only the missing ids), or pass "
+        "missing_hypothesis='null' to keep them with hypothesis null."
+    )
+    prep.check_missing_hypotheses(missing, path, missing_hypothesis, message, MeldPrepError)
     for split in entries.values():
         for utt_id, entry in split.items():
             entry["hypothesis"] = hyps.get(utt_id)
@@ -865,53 +864,9 @@ def _summary(num_rows, kept, entries, skipped, flagged, ignored, encodings, audi
     }
 
 
-def _already_done(save_folder, options):
-    """True when every output exists and ``prepare_opts.json`` holds the same options."""
-    opts_file = save_folder / "prepare_opts.json"
-    outputs = [save_folder / "summary.json"] + [
-        save_folder / f"{s.manifest}.json" for s in SPLITS.values()]
-    if not opts_file.is_file() or not all(p.is_file() for p in outputs):
-        return False
-    try:
-        previous = json.loads(opts_file.read_text(encoding="utf-8"))
-    except ValueError:
-        return False
-    if previous != options:
-        changed = sorted(k for k in set(previous) | set(options)
-                         if previous.get(k) != options.get(k))
-        logger.info("%s: options changed (%s), preparing again", save_folder, ", ".join(changed))
-        return False
-    return True
-
-
-def _sha1(path):
-    """SHA-1 of the hypothesis cache, to notice a changed cache."""
-    path = Path(path)
-    if not path.is_file():
-        raise MeldPrepError(f"{path}: hypothesis cache not found. Create it with "
-                            "`python -m m4ser_lobes.text.asr` or pass hypotheses=None.")
-    return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
-def _first(items, n=5):
-    """A short, readable list of the first items."""
-    items = list(items)
-    more = f" and {len(items) - n} more" if len(items) > n else ""
-    return ", ".join(map(str, items[:n])) + more
-
-
-def _raise_problems(problems, fix):
-    """Raise one error that lists every problem found (first 20)."""
-    if problems:
-        listed = "\n  ".join(problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise MeldPrepError(f"{len(problems)} problem(s) in the MELD folder:\n  "
-                            f"{listed}{more}\n{fix}.")
-
-
 def main(argv=None):
     """Command line: ``python recipes/MELD/meld_prepare.py DATA SAVE [--hypotheses H]``."""
-    from m4ser_lobes.inference.classify import HelpFormatter
+    from m4ser_lobes.utils.cli import HelpFormatter
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=HelpFormatter)
@@ -935,7 +890,7 @@ def main(argv=None):
                         help="RMS level below which a clip is flagged quiet (and kept)")
     parser.add_argument("--subset", action="store_true",
                         help="do not assert the row and kept counts of the full release")
-    parser.add_argument("--missing-hypothesis", choices=MISSING_HYPOTHESIS_POLICIES,
+    parser.add_argument("--missing-hypothesis", choices=prep.MISSING_HYPOTHESIS_POLICIES,
                         default="error", help="what to do for utterances without hypothesis")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

@@ -31,13 +31,11 @@ confusion matrix; ``predictions.csv`` and ``confusion_matrix.png`` beside it; ``
 logs ``LCL_no_positive`` (share of training anchors without a same-class partner in the batch).
 """
 
-import os
 import sys
 from pathlib import Path
 
-from m4ser_lobes.experiment import config
 from m4ser_lobes.experiment.config import Rule, one_of, text
-from m4ser_lobes.experiment.recipe import Corpus, run_recipe
+from m4ser_lobes.experiment.recipe import Corpus, command_line, prepare_folders, run_recipe
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -66,16 +64,12 @@ HPARAM_RULES = {
     ),
     "num_emotions": one_of(len(EMOTIONS)),
 }
-#: Every rule for ``hparams/m4ser.yaml`` with the MELD overrides.
-RULES = {**config.SCHEMA, **HPARAM_RULES}
 
 
 def prepare_kwargs(hparams):
     """The ``prepare_meld`` arguments of a run."""
     return {
-        "data_folder": hparams["data_folder"],
-        "save_folder": hparams["prepare_folder"],
-        "hypotheses": hparams["hypotheses_file"],
+        **prepare_folders(hparams),
         "expected_counts": FULL_RELEASE if hparams["expected_counts"] == "full_release" else None,
         "audio_cache": hparams["audio_cache"],
         "num_workers": max(hparams["num_workers"], 1),
@@ -91,6 +85,8 @@ MELD = Corpus(
     metrics=("ACC", "W-F1", "UA"),
     overrides_file=OVERRIDES_FILE,
 )
+#: Every rule for ``hparams/m4ser.yaml`` with the MELD overrides.
+RULES = MELD.all_rules
 
 
 def main(argv):
@@ -99,7 +95,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except config.ConfigError as error:
-        sys.exit(f"error: {error}")
+    command_line(main)

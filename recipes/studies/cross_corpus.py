@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import study_runner  # noqa: E402
 
 from m4ser_lobes.experiment import studies  # noqa: E402
-from m4ser_lobes.experiment.config import ConfigError  # noqa: E402
 
 OPTIONS = {"rows": ",".join(studies.ROWS)}
 
@@ -69,15 +68,8 @@ def main(argv):
     table = studies.cross_corpus_table(results, rows=options.rows)
     table["runs"] = {f"{d}/{r}": str(study_runner.run_folder(options, d, r))
                      for r, d, _ in plan}
-    json_path, md_path = studies.write_table(
-        table, Path(options.study_folder) / "cross_corpus", notes(options))
-    print(studies.table_markdown(table))
-    print(f"[study] wrote {md_path} and {json_path}")
-    return table
+    return study_runner.publish(table, options, "cross_corpus", notes(options))
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (ConfigError, studies.StudyError) as error:
-        sys.exit(study_runner.report_error(error))
+    study_runner.command_line(main)

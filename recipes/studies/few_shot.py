@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import study_runner  # noqa: E402
 
 from m4ser_lobes.experiment import studies  # noqa: E402
-from m4ser_lobes.experiment.config import ConfigError  # noqa: E402
 
 #: The paper gives neither the fine-tuning epochs nor its learning rate: 10 epochs (of a few
 #: dozen to a few hundred utterances) and the source run's learning rates by default.
@@ -104,15 +103,8 @@ def main(argv):
                                             extra)
         results.setdefault((row, direction, k), []).append(metrics)
     table = studies.few_shot_table(results, rows=options.rows, shots=shots)
-    json_path, md_path = studies.write_table(
-        table, Path(options.study_folder) / "few_shot", notes(options))
-    print(studies.table_markdown(table))
-    print(f"[study] wrote {md_path} and {json_path}")
-    return table
+    return study_runner.publish(table, options, "few_shot", notes(options))
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (ConfigError, studies.StudyError) as error:
-        sys.exit(study_runner.report_error(error))
+    study_runner.command_line(main)

@@ -25,10 +25,7 @@ few-shot study fine-tunes the cross-corpus runs)::
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import logging
-import sys
 from pathlib import Path
 
 from m4ser_lobes.experiment import studies
@@ -128,16 +125,11 @@ def parse_args(argv, extra_options, command):
 
 # ------------------------------------------------------------------------------ data
 def _import_prep(corpus):
+    from m4ser_lobes.utils.testing import import_script
+
     folder = REPO / "recipes" / ("IEMOCAP" if corpus == "iemocap" else "MELD")
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-    if corpus == "iemocap":
-        import iemocap_prepare
-
-        return iemocap_prepare
-    import meld_prepare
-
-    return meld_prepare
+    name = f"{corpus}_prepare"  # the name the corpus's train.py imports it by
+    return import_script(folder / f"{name}.py", name=name)
 
 
 def _text_source(options):
@@ -270,13 +262,9 @@ def _write_if_changed(path, obj):
 # ------------------------------------------------------------------------------ runs
 def import_train():
     """``recipes/IEMOCAP/train.py`` as a module (a private name: no clash with other ``train``)."""
-    name = "_m4ser_studies_iemocap_train"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, TRAIN_SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
+    from m4ser_lobes.utils.testing import import_script
+
+    return import_script(TRAIN_SCRIPT)
 
 
 def run_folder(options, direction, row, shots=None, draw=None):
@@ -338,25 +326,6 @@ def run_state(argv):
     return "done" if done else "todo"
 
 
-@contextlib.contextmanager
-def _run_logging():
-    """train.main inside this process: the root-logger handlers SpeechBrain installs per run
-    (``log.txt`` of its output folder) are removed after the run."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        for handler in root.handlers[:]:
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(level)
-
-
 def train_run(argv, label):
     """Run train.py's ``main(argv)`` unless finished; returns its test metrics."""
     output_folder = None
@@ -368,7 +337,9 @@ def train_run(argv, label):
         print(f"[study] {label}: finished, skipped", flush=True)
     else:
         print(f"[study] {label}: training in {output_folder}", flush=True)
-        with _run_logging():
+        from m4ser_lobes.experiment.recipe import restore_root_logging
+
+        with restore_root_logging():
             import_train().main(argv)
     return studies.read_json(output_folder / "test_metrics.json")
 
@@ -425,7 +396,17 @@ def finetune_run(options, direction, row, paths, shot_paths, shots, draw, extra)
     return train_run(argv, f"{direction} {row} {shots}-shot draw {draw}")
 
 
-def report_error(error):
-    """The one-line exit message of a refused study."""
-    return f"error: {error}"
+def publish(table, options, name, notes):
+    """Write ``<study_folder>/<name>.md`` and ``.json`` (with ``notes``), print the table."""
+    json_path, md_path = studies.write_table(table, Path(options.study_folder) / name, notes)
+    print(studies.table_markdown(table))
+    print(f"[study] wrote {md_path} and {json_path}")
+    return table
 
+
+def command_line(main):
+    """Run a study script's ``main(sys.argv[1:])``; a refused study exits with one line."""
+    from m4ser_lobes.experiment.config import ConfigError
+    from m4ser_lobes.experiment.recipe import command_line as recipe_command_line
+
+    return recipe_command_line(main, errors=(ConfigError, studies.StudyError))

@@ -5,7 +5,7 @@
 Each sentence of :data:`SENTENCES` is spoken by espeak-ng (``apt-get install espeak-ng``),
 resampled to 16 kHz mono and written as 16-bit PCM ``<id>.wav``; ``words.json`` maps every id to
 the words spoken (lower case, no punctuation), the reference for WER. The clips are committed:
-the tests that read them (``tests/unit/test_faster_whisper.py``) need neither espeak-ng nor this
+the tests that read them (``tests/real_asr.py``) need neither espeak-ng nor this
 script. espeak-ng's output depends on its version, so a rerun may change the bytes, not the words.
 """
 

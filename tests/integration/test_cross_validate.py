@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from m4ser_lobes.experiment import config
+from m4ser_lobes.experiment.config import ConfigError
+from m4ser_lobes.utils.testing import import_script
+
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "IEMOCAP"
 HPARAMS = REPO / "hparams" / "m4ser.yaml"
-if str(RECIPE) not in sys.path:
-    sys.path.insert(0, str(RECIPE))
-import cross_validate  # noqa: E402
 
-from m4ser_lobes.experiment import config  # noqa: E402
-from m4ser_lobes.experiment.config import ConfigError  # noqa: E402
+cross_validate = import_script(RECIPE / "cross_validate.py")
 
 FAKE_TRAIN = """
 import json, sys

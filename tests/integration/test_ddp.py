@@ -19,16 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_recipe import (
-    BATCH_SIZE,
-    prepared_folder,
-    REPO,
-    make_tiny_assets,
-    output_folder,
-    steps_per_epoch,
-    subprocess_env,
-    tiny_argv,
-)
+from tiny_recipe import (BATCH_SIZE, REPO, make_tiny_assets, output_folder, prepared_folder,
+                         steps_per_epoch, subprocess_env, tiny_argv)
 
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
 EPOCHS = 1

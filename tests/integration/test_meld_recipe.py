@@ -7,31 +7,22 @@ dev W-F1 -> test -> export -> classify. The configuration tests build nothing.
 """
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from tiny_recipe import REPO, import_train, in_process_run
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tiny_recipe import import_train, in_process_run  # noqa: E402
+from m4ser_lobes.utils.testing import TINY_OVERRIDES, import_script
 
 MELD_CLASSES = {"neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"}
-TINY = {"d_model": 32, "nhead": 2, "cme_ffn": 64, "aec_ffn": 64, "discriminator_hidden": 32,
-        "number_of_epochs": 1, "batch_size": 8, "lr": 0.002, "max_audio_seconds": 1.5}
+TINY = {**TINY_OVERRIDES, "number_of_epochs": 1, "batch_size": 8, "lr": 0.002,
+        "max_audio_seconds": 1.5}
 
 
 def import_meld(name):
-    """A script of ``recipes/MELD`` under a private module name."""
-    module_name = f"_m4ser_test_meld_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, REPO / "recipes" / "MELD" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[module_name] = module
-    return sys.modules[module_name]
+    """``recipes/MELD/<name>.py`` as a module (``m4ser_lobes.utils.testing.import_script``)."""
+    return import_script(REPO / "recipes" / "MELD" / f"{name}.py")
 
 
 @pytest.fixture(scope="module")

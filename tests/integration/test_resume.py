@@ -16,17 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_recipe import (
-    checkpoints,
-    import_train,
-    in_process_run,
-    make_tiny_assets,
-    output_folder,
-    steps_per_epoch,
-    subprocess_env,
-    tiny_argv,
-    train_utterances,
-)
+from tiny_recipe import (checkpoints, import_train, in_process_run, make_tiny_assets,
+                         output_folder, steps_per_epoch, subprocess_env, tiny_argv,
+                         train_utterances)
 
 WORKER = Path(__file__).resolve().parent / "resume_worker.py"
 EPOCHS = 2

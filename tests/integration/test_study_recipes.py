@@ -7,37 +7,25 @@ class and 2 draws (the MELD look-alike's validation part holds 2-3 utterances pe
 fine-tunes the cross-corpus runs. Reruns skip finished runs; changed settings are refused.
 """
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
+from tiny_recipe import (BATCH_SIZE, REPO, SEED, TINY_TRAINING, in_process_run,
+                         make_tiny_assets)
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE))
-from tiny_recipe import in_process_run, make_tiny_assets  # noqa: E402
+from m4ser_lobes.experiment import studies
+from m4ser_lobes.experiment.config import ConfigError
+from m4ser_lobes.utils.testing import TINY_OVERRIDES, import_script
 
-from m4ser_lobes.experiment import studies  # noqa: E402
-from m4ser_lobes.experiment.config import ConfigError  # noqa: E402
-
-TINY = {"seed": 11, "d_model": 32, "nhead": 2, "cme_ffn": 64, "aec_ffn": 64,
-        "discriminator_hidden": 32, "number_of_epochs": 1, "batch_size": 4, "lr": 0.001,
-        "num_workers": 0, "max_audio_seconds": 1.0, "ckpt_interval_minutes": 0, "device": "cpu"}
+TINY = {"seed": SEED, **TINY_OVERRIDES, "number_of_epochs": 1, "batch_size": BATCH_SIZE,
+        **TINY_TRAINING}
 
 
 def import_study(name):
-    """``recipes/studies/<name>.py`` under a private module name."""
-    module_name = f"_m4ser_test_study_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            module_name, REPO / "recipes" / "studies" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[module_name] = module
-    return sys.modules[module_name]
+    """``recipes/studies/<name>.py`` as a module (``m4ser_lobes.utils.testing.import_script``)."""
+    return import_script(REPO / "recipes" / "studies" / f"{name}.py")
 
 
 @pytest.fixture(scope="module")

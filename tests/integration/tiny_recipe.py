@@ -10,15 +10,14 @@ which run as ``__main__`` with this folder on ``sys.path``.
 """
 
 import contextlib
-import importlib.util
 import json
-import logging
 import math
 import os
-import sys
 from pathlib import Path
 
 import yaml
+
+from m4ser_lobes.utils.testing import TINY_OVERRIDES, import_script, override_argv
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -31,16 +30,19 @@ SEED = 11
 BATCH_SIZE = 4
 
 
+#: The run settings of every tiny training run, after the sizes (``TINY_OVERRIDES``).
+TINY_TRAINING = {
+    "lr": 0.001,
+    "num_workers": 0,
+    "max_audio_seconds": 1.0,
+    "ckpt_interval_minutes": 0,
+    "device": "cpu",
+}
+
+
 def import_train():
-    """Import ``recipes/IEMOCAP/train.py`` under a private module name (no clash with other
-    ``train`` modules a test session may have imported)."""
-    name = "_m4ser_integration_iemocap_train"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, TRAIN_SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
+    """``recipes/IEMOCAP/train.py`` as a module (``m4ser_lobes.utils.testing.import_script``)."""
+    return import_script(TRAIN_SCRIPT)
 
 
 def make_tiny_assets(folder, utterances_per_dialog=2):
@@ -75,23 +77,13 @@ def tiny_argv(assets, results_folder, epochs, **extra):
         "fold": FOLD,
         "seed": SEED,
         "expected_utterances": None,
-        "d_model": 32,
-        "nhead": 2,
-        "cme_ffn": 64,
-        "aec_ffn": 64,
-        "discriminator_hidden": 32,
+        **TINY_OVERRIDES,
         "number_of_epochs": epochs,
         "batch_size": BATCH_SIZE,
-        "lr": 0.001,
-        "num_workers": 0,
-        "max_audio_seconds": 1.0,
-        "ckpt_interval_minutes": 0,
-        "device": "cpu",
+        **TINY_TRAINING,
         **extra,
     }
-    argv = [str(HPARAMS)]
-    argv += [f"--{key}={'null' if value is None else value}" for key, value in overrides.items()]
-    return argv + ["--noprogressbar"]
+    return override_argv(HPARAMS, overrides, "--noprogressbar")
 
 
 def output_folder(results_folder):
@@ -142,22 +134,15 @@ def in_process_run():
     ``sb.create_experiment_directory`` installs removed afterwards."""
     import torch
 
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    from m4ser_lobes.experiment.recipe import restore_root_logging
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with restore_root_logging():
+            yield
     finally:
         torch.set_num_threads(threads)
-        for handler in root.handlers[:]:
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(level)
 
 
 def subprocess_env(**extra):

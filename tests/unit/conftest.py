@@ -1,127 +1,72 @@
-"""Fixtures for the inference tests: ONE tiny M4SER trained and exported per test session.
+"""Fixtures of the unit tests that build an ``M4SERBrain`` from ``hparams/m4ser.yaml``.
 
-``tiny_m4ser`` trains the paper configuration's own code (``recipes/IEMOCAP/train.py`` with
-``hparams/m4ser.yaml``) for one epoch on fold 1 of a small generated IEMOCAP look-alike, with
-tiny random encoders, then exports it with ``m4ser-export`` (a tiny Whisper bundled as the ASR
-model). Tests must treat what it returns as read-only.
+``tiny_models`` saves a tiny random HuBERT and BERT once per session; ``make_brain`` builds a
+Brain of the YAML around them with :data:`m4ser_lobes.utils.testing.TINY_OVERRIDES` (seconds, no
+training run). The trained-and-exported model (``tiny_m4ser``) lives with its users in
+``tests/integration/conftest.py``.
 """
 
-import importlib.util
-import json
-import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-IEMOCAP_RECIPE = REPO / "recipes" / "IEMOCAP"
-
-# Tiny sizes: the whole fixture (generate, train one epoch, test, export) takes ~30-60 s on 2 cores.
-TINY_OVERRIDES = {
-    "d_model": 32,
-    "nhead": 2,
-    "cme_ffn": 64,
-    "aec_ffn": 64,
-    "discriminator_hidden": 32,
-    "number_of_epochs": 1,
-    "batch_size": 8,
-}
-
-
-class TinyM4SER(NamedTuple):
-    """What :func:`tiny_m4ser` built."""
-
-    run: Path  # training output folder (hyperparams.yaml, save/, predictions.csv ...)
-    export: Path  # the exported inference folder
-    whisper: Path  # the tiny Whisper folder (also bundled in export/asr)
-    test_manifest: Path  # fold-1 test manifest the Brain was tested on
-    test_batch_size: int  # the Brain's test batch size (batches are padded, in manifest order)
-    max_audio_seconds: float  # the Brain's crop
-    brain_probabilities: dict  # utterance id -> full-precision test probabilities (Brain)
-    classes: list  # class names in index order
-
-
-def _import_recipe(name):
-    """Import a script of ``recipes/IEMOCAP`` under a private module name."""
-    if str(IEMOCAP_RECIPE) not in sys.path:
-        sys.path.insert(0, str(IEMOCAP_RECIPE))
-    spec = importlib.util.spec_from_file_location(f"_iemocap_{name}", IEMOCAP_RECIPE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
-def tiny_m4ser(tmp_path_factory):
-    """Train (1 epoch, fold 1) and export a tiny M4SER; see :class:`TinyM4SER`."""
-    from m4ser_lobes.inference import export
-    from m4ser_lobes.corpora.mini_iemocap import corpus_words, generate_iemocap
-    from m4ser_lobes.utils.testing import (
-        save_tiny_speech_encoder,
-        save_tiny_text_encoder,
-        save_tiny_whisper,
-    )
+def tiny_models(tmp_path_factory):
+    """(speech encoder folder, text encoder folder): tiny random HuBERT and BERT, width 32."""
+    from m4ser_lobes.corpora.mini_iemocap import corpus_words
+    from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
 
-    out = tmp_path_factory.mktemp("tiny_m4ser")
-    # The demo's folder layout, pre-filled with a smaller corpus and smaller encoders.
-    corpus = generate_iemocap(out / "corpus", seed=0, utterances_per_dialog=4)
-    speech = save_tiny_speech_encoder(out / "models" / "tiny-hubert", hidden_size=32)
-    text = save_tiny_text_encoder(out / "models" / "tiny-bert", words=corpus_words())
-    whisper = save_tiny_whisper(out / "models" / "tiny-whisper", words=corpus_words())
-
-    demo = _import_recipe("demo")
-    train = _import_recipe("train")
-    overrides = demo.demo_overrides(out, fold=1, epochs=1, seed=7)
-    overrides.update(
-        TINY_OVERRIDES,
-        data_folder=str(corpus.root),
-        hypotheses_file=str(corpus.hypotheses),
-        speech_encoder_source=str(speech),
-        text_encoder_source=str(text),
-    )
-    argv = [str(REPO / "hparams" / "m4ser.yaml"), "--device=cpu"]
-    argv += [f"--{k}={'null' if v is None else v}" for k, v in overrides.items()]
-    brain = train.main(argv)
-    hparams = brain.hparams
-    run = Path(hparams.output_folder)
-    probabilities = dict(zip(brain.predictions["ids"], brain.predictions["prob"]))
-    classes = [hparams.label_encoder.decode_ndim(i) for i in range(len(hparams.label_encoder))]
-    test_manifest = Path(hparams.test_annotation)
-    test_batch_size = hparams.test_dataloader_options["batch_size"]
-    max_audio_seconds = hparams.max_audio_seconds
-    del brain, hparams
-
-    exported = out / "export"
-    status = export.main(
-        [
-            "--checkpoint",
-            str(run),
-            "--out",
-            str(exported),
-            "--asr-model",
-            str(whisper),
-            "--repo-id",
-            "m4ser/tiny-test",
-        ]
-    )
-    assert status == 0
-    assert json.loads((exported / "export_info.json").read_text())["best_checkpoint"]
-    return TinyM4SER(
-        run,
-        exported,
-        whisper,
-        test_manifest,
-        test_batch_size,
-        max_audio_seconds,
-        probabilities,
-        classes,
+    root = tmp_path_factory.mktemp("brain_models")
+    return (
+        save_tiny_speech_encoder(root / "hubert", hidden_size=32),
+        save_tiny_text_encoder(root / "bert", words=corpus_words(), hidden_size=32),
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_classifier(tiny_m4ser):
-    """The exported tiny model loaded once with ``M4SERClassifier`` (CPU)."""
-    from m4ser_lobes.inference.classifier import M4SERClassifier
+@pytest.fixture
+def make_brain(tiny_models, mini_iemocap_manifests):
+    """``make_brain(out, batch_size=4, **overrides) -> (brain, train loader)``.
 
-    return M4SERClassifier.from_hparams(source=str(tiny_m4ser.export), run_opts={"device": "cpu"})
+    The Brain of ``hparams/m4ser.yaml`` with the tiny sizes, the prepared fold-1 manifests of
+    ``mini_iemocap_manifests`` and ``overrides`` (Table IV switches ...); its training loader
+    is built as the recipe builds it (corrections only when AED or AEC train).
+    """
+    import speechbrain as sb
+    from hyperpyyaml import load_hyperpyyaml
+
+    from m4ser_lobes.brain import M4SERBrain
+    from m4ser_lobes.data.dataio import dataio_prep
+    from m4ser_lobes.experiment.recipe import tokenizer_of
+    from m4ser_lobes.utils.testing import TINY_OVERRIDES
+
+    def build(out, batch_size=4, **extra):
+        overrides = {
+            **TINY_OVERRIDES,
+            "data_folder": "unused",
+            "results_folder": str(out),
+            "prepare_folder": str(mini_iemocap_manifests),
+            "speech_encoder_source": str(tiny_models[0]),
+            "text_encoder_source": str(tiny_models[1]),
+            "lr": 0.01, "batch_size": batch_size, "num_workers": 0, "skip_prep": True,
+            "ckpt_interval_minutes": 0, "max_audio_seconds": 2.0,
+            **extra,
+        }
+        with open(REPO / "hparams" / "m4ser.yaml", encoding="utf-8") as fin:
+            hparams = load_hyperpyyaml(fin, overrides)
+        datasets, label_encoder = dataio_prep(
+            {"train": hparams["train_annotation"]},
+            tokenizer_of(hparams),  # as the recipe: a speech-only run still tokenizes
+            str(Path(out) / "label_encoder.txt"),
+            correction_mode="selective" if hparams["use_aed"] else "full",  # as the recipe
+            with_corrections=hparams["use_aed"] or hparams["use_aec"],
+        )
+        hparams["label_encoder"] = label_encoder
+        brain = M4SERBrain(modules=hparams["modules"], hparams=hparams,
+                           run_opts={"device": "cpu"}, checkpointer=hparams["checkpointer"])
+        loader = sb.dataio.dataloader.make_dataloader(datasets["train"], batch_size=batch_size)
+        return brain, loader
+
+    return build

@@ -1,55 +1,15 @@
-"""M4SERBrain's two-phase adversarial update (docs/design.md §5) and its named optimisers."""
+"""M4SERBrain's two-phase adversarial update (docs/design.md §5) and its named optimisers.
+
+Every Table IV row trains one step in ``test_table4.py``; ``make_brain`` is in ``conftest.py``.
+"""
 
 from pathlib import Path
 
 import pytest
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
 
 from m4ser_lobes.brain import M4SERBrain, unwrap
-from m4ser_lobes.data.dataio import dataio_prep
-from m4ser_lobes.corpora.mini_iemocap import corpus_words
-from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("brain_models")
-    return (
-        save_tiny_speech_encoder(root / "hubert", hidden_size=32),
-        save_tiny_text_encoder(root / "bert", words=corpus_words(), hidden_size=32),
-    )
-
-
-def make_brain(tiny_models, manifests, out, **extra):
-    overrides = {
-        "data_folder": "unused",
-        "results_folder": str(out),
-        "prepare_folder": str(manifests),
-        "speech_encoder_source": str(tiny_models[0]),
-        "text_encoder_source": str(tiny_models[1]),
-        "d_model": 32, "nhead": 4, "cme_ffn": 64, "aec_ffn": 64, "discriminator_hidden": 16,
-        "lr": 0.01, "batch_size": 4, "num_workers": 0, "skip_prep": True,
-        "ckpt_interval_minutes": 0, "max_audio_seconds": 2.0,
-        **extra,
-    }
-    with open(REPO / "hparams" / "m4ser.yaml", encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    datasets, label_encoder = dataio_prep(
-        {"train": hparams["train_annotation"]},
-        hparams["text_encoder"].tokenizer,
-        str(Path(out) / "label_encoder.txt"),
-        correction_mode="selective" if hparams["use_aed"] else "full",  # as the recipe
-        with_corrections=hparams["use_aed"] or hparams["use_aec"],
-    )
-    hparams["label_encoder"] = label_encoder
-    brain = M4SERBrain(modules=hparams["modules"], hparams=hparams,
-                       run_opts={"device": "cpu"}, checkpointer=hparams["checkpointer"])
-    loader = sb.dataio.dataloader.make_dataloader(datasets["train"], batch_size=4)
-    return brain, loader
 
 
 def snapshot(module):
@@ -60,8 +20,8 @@ def changed(before, after):
     return {n for n in before if not torch.equal(before[n], after[n])}
 
 
-def test_two_phase_semantics(tiny_models, mini_iemocap_manifests, tmp_path, monkeypatch):
-    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path)
+def test_two_phase_semantics(make_brain, tmp_path, monkeypatch):
+    brain, loader = make_brain(tmp_path)
     brain.on_fit_start()
     brain.on_stage_start(sb.Stage.TRAIN)
     model, disc = brain.modules.model, brain.modules.discriminator
@@ -118,8 +78,8 @@ def test_two_phase_semantics(tiny_models, mini_iemocap_manifests, tmp_path, monk
     assert brain.term_counts["L_G"] == 1 and brain.term_sums["L_G"] >= 2 * 0.6931 - 1e-4
 
 
-def test_named_optimizers_are_checkpointed_and_restored(tiny_models, mini_iemocap_manifests, tmp_path):
-    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path)
+def test_named_optimizers_are_checkpointed_and_restored(make_brain, tmp_path):
+    brain, loader = make_brain(tmp_path)
     brain.on_fit_start()
     brain.on_stage_start(sb.Stage.TRAIN)
     for step, batch in zip((1, 2), loader):
@@ -130,7 +90,7 @@ def test_named_optimizers_are_checkpointed_and_restored(tiny_models, mini_iemoca
     for name in brain.optimizers_dict:
         assert (Path(ckpt.path) / f"optimizer_{name}.ckpt").exists()
 
-    restored, _ = make_brain(tiny_models, mini_iemocap_manifests, tmp_path)
+    restored, _ = make_brain(tmp_path)
     restored.on_fit_start()  # recovers the checkpoint
     for name, optimizer in brain.optimizers_dict.items():
         a, b = optimizer.state_dict(), restored.optimizers_dict[name].state_dict()
@@ -142,29 +102,13 @@ def test_named_optimizers_are_checkpointed_and_restored(tiny_models, mini_iemoca
     assert {s["exp_avg"].shape for s in d_state.values()} == d_shapes
 
 
-@pytest.mark.parametrize("extra", [
-    {"use_gan": False, "use_lcl": False},
-    {"use_aed": False, "use_aec": False},
-    {"use_mir": False, "use_gan": False},
-    {"modalities": "text", "use_gan": False},
-])
-def test_ablations_train_one_step(tiny_models, mini_iemocap_manifests, tmp_path, extra):
-    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, **extra)
-    brain.on_fit_start()
-    brain.on_stage_start(sb.Stage.TRAIN)
-    brain.step = 1
-    assert torch.isfinite(brain.fit_batch(next(iter(loader))))
-    assert ("discriminator" in brain.optimizers_dict) == extra.get("use_gan", True)
-    assert ("L_AED" in brain.term_sums) == extra.get("use_aed", True)
-
-
-def test_gan_without_mir_is_a_clear_error(tiny_models, mini_iemocap_manifests, tmp_path):
+def test_gan_without_mir_is_a_clear_error(make_brain, tmp_path):
     with pytest.raises(ValueError, match="use_gan=False"):
-        make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_mir=False)
+        make_brain(tmp_path, use_mir=False)
 
 
-def test_bf16_and_accumulation_keep_the_phases(tiny_models, mini_iemocap_manifests, tmp_path):
-    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path,
+def test_bf16_and_accumulation_keep_the_phases(make_brain, tmp_path):
+    brain, loader = make_brain(tmp_path,
                                grad_accumulation_factor=2, precision="bf16")
     brain.on_fit_start()
     brain.on_stage_start(sb.Stage.TRAIN)
@@ -186,9 +130,9 @@ def test_bf16_and_accumulation_keep_the_phases(tiny_models, mini_iemocap_manifes
     (False, 4, 4),      # ... and cut (and counted) beyond it
 ])
 def test_aec_target_cap_follows_the_correction_mode(
-    tiny_models, mini_iemocap_manifests, tmp_path, use_aed, max_tokens, cap
+    make_brain, tmp_path, use_aed, max_tokens, cap
 ):
-    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_aed=use_aed,
+    brain, loader = make_brain(tmp_path, use_aed=use_aed,
                                use_gan=False, aec_max_len=2, max_tokens=max_tokens)
     brain.on_stage_start(sb.Stage.TRAIN)
     truncated = sequences = 0
@@ -219,16 +163,16 @@ def test_aec_target_cap_follows_the_correction_mode(
     assert brain.aec_target_cap == cap
 
 
-def test_whole_utterance_correction_needs_max_tokens(tiny_models, mini_iemocap_manifests, tmp_path):
+def test_whole_utterance_correction_needs_max_tokens(make_brain, tmp_path):
     with pytest.raises(ValueError, match="max_tokens"):
-        make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_aed=False, use_gan=False,
+        make_brain(tmp_path, use_aed=False, use_gan=False,
                    max_tokens=None)
 
 
 def test_discriminator_phase_checks_its_loss_is_finite(
-    tiny_models, mini_iemocap_manifests, tmp_path
+    make_brain, tmp_path
 ):
-    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_aec=False)
+    brain, loader = make_brain(tmp_path, use_aec=False)
     brain.on_fit_start()
     brain.on_stage_start(sb.Stage.TRAIN)
     brain.nonfinite_count = 0
@@ -245,10 +189,10 @@ def test_discriminator_phase_checks_its_loss_is_finite(
     assert brain.nonfinite_count == 2
 
 
-def test_lcl_anchors_without_positive_are_logged(tiny_models, mini_iemocap_manifests, tmp_path):
+def test_lcl_anchors_without_positive_are_logged(make_brain, tmp_path):
     from m4ser_lobes.losses import anchors_without_positive
 
-    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_gan=False)
+    brain, loader = make_brain(tmp_path, use_gan=False)
     brain.on_fit_start()
     brain.on_stage_start(sb.Stage.TRAIN)
     brain.step = 1
@@ -258,7 +202,7 @@ def test_lcl_anchors_without_positive_are_logged(tiny_models, mini_iemocap_manif
     assert brain.term_counts["LCL_no_positive"] == len(labels)
     assert float(brain.term_sums["LCL_no_positive"]) == anchors_without_positive(labels).item()
 
-    unlogged, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path / "b",
+    unlogged, loader = make_brain(tmp_path / "b",
                                   use_gan=False, use_lcl=False)
     unlogged.on_fit_start()
     unlogged.on_stage_start(sb.Stage.TRAIN)
@@ -267,8 +211,8 @@ def test_lcl_anchors_without_positive_are_logged(tiny_models, mini_iemocap_manif
     assert "LCL_no_positive" not in unlogged.term_sums
 
 
-def test_class_weights_enter_the_emotion_loss(tiny_models, mini_iemocap_manifests, tmp_path):
-    brain, loader = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_gan=False)
+def test_class_weights_enter_the_emotion_loss(make_brain, tmp_path):
+    brain, loader = make_brain(tmp_path, use_gan=False)
     brain.modules.eval()
     batch = next(iter(loader))
     labels = batch.emo_encoded.data.squeeze(1)
@@ -287,8 +231,8 @@ def test_class_weights_enter_the_emotion_loss(tiny_models, mini_iemocap_manifest
         assert weighted != pytest.approx(plain, abs=1e-6)
 
 
-def test_selection_metric_keeps_its_best_checkpoint(tiny_models, mini_iemocap_manifests, tmp_path):
-    brain, _ = make_brain(tiny_models, mini_iemocap_manifests, tmp_path, use_gan=False,
+def test_selection_metric_keeps_its_best_checkpoint(make_brain, tmp_path):
+    brain, _ = make_brain(tmp_path, use_gan=False,
                           selection_metric="W-F1")
     assert brain.selection_metric == "W-F1"
     brain.on_fit_start()

@@ -58,3 +58,13 @@ def test_no_file_points_outside_the_repository():
             if OUTSIDE.search(line):
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_every_cited_test_file_exists():
+    cited = re.compile(r"tests/[A-Za-z_/]+\.py")
+    missing = []
+    for path in tracked_text_files():
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            missing += [f"{path.relative_to(REPO)}:{number}: {m}" for m in cited.findall(line)
+                        if not (REPO / m).is_file()]
+    assert not missing, "\n".join(missing)

@@ -3,7 +3,6 @@ what it builds follows the switches (no unused encoder), and its manifests follo
 
 import inspect
 import io
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,13 @@ import ruamel.yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
 from m4ser_lobes.utils.fileio import load_hyperpyyaml_values
+from m4ser_lobes.utils.testing import TINY_OVERRIDES, import_script
 
 REPO = Path(__file__).resolve().parents[2]
 YAML = REPO / "hparams" / "m4ser.yaml"
-sys.path.insert(0, str(REPO / "recipes" / "IEMOCAP"))
-import iemocap_prepare  # noqa: E402
+iemocap_prepare = import_script(REPO / "recipes" / "IEMOCAP" / "iemocap_prepare.py",
+                                name="iemocap_prepare")
 
-TINY = {"d_model": 32, "nhead": 2, "cme_ffn": 64, "aec_ffn": 64, "discriminator_hidden": 32}
 
 
 def values(overrides=None):
@@ -99,7 +98,7 @@ MISSING = "/nonexistent/encoder"
 def test_only_the_encoders_a_configuration_uses_are_built(
         tiny_encoders, tmp_path, modalities, switches, speech, text):
     overrides = {
-        "data_folder": "/d", "results_folder": str(tmp_path), **TINY, **switches,
+        "data_folder": "/d", "results_folder": str(tmp_path), **TINY_OVERRIDES, **switches,
         "modalities": modalities,
         "speech_encoder_source": str(tiny_encoders[0]) if speech else MISSING,
         "text_encoder_source": str(tiny_encoders[1]) if text else MISSING,

@@ -3,14 +3,13 @@
 A batch of utterances of very different lengths (0.3 s, 1.0 s, 2.5 s) goes through
 ``SpeechEncoder``; each utterance's valid frames must equal the same utterance encoded alone to
 1e-5, for group-norm checkpoints (HuBERT / wav2vec2 base, whose first CNN layer normalises over
-the whole input) as well as layer-norm ones, in eval and training mode, and through the exported
-model's ``M4SERClassifier.classify_batch``.
+the whole input) as well as layer-norm ones, in eval and training mode (the exported model's
+``M4SERClassifier.classify_batch``: ``tests/integration/test_inference.py``).
 """
 
 import pytest
 import torch
 
-from m4ser_lobes.data.audio import load_audio
 from m4ser_lobes.encoders import SpeechEncoder
 from m4ser_lobes.utils.testing import save_tiny_speech_encoder
 
@@ -171,31 +170,3 @@ def test_too_short_utterances_get_one_frame(tiny_dir):
         alone, alone_mask = encoder(wavs[0].unsqueeze(0), torch.ones(1))
     assert (~pad_mask).sum(dim=1)[0] == 1 and alone.shape[1] == 1 and not alone_mask.any()
     torch.testing.assert_close(states[0, :1], alone[0], atol=1e-5, rtol=0)
-
-
-# ------------------------------------------------------------------------ the exported model
-def test_classify_batch_is_exact_for_padded_clips(tiny_m4ser, tiny_classifier):
-    """Clips of different lengths padded together: the probabilities of each clip alone, which
-    are also what the Brain's padded test batches gave them."""
-    import json
-
-    with open(tiny_m4ser.test_manifest, encoding="utf-8") as fin:
-        entries = sorted(
-            ((load_audio(e["wav"]), e["hypothesis"], utt) for utt, e in json.load(fin).items()),
-            key=lambda item: item[0].shape[0],
-        )
-    chosen = []
-    for wav, text, utt in entries:  # lengths at least 30 % apart
-        if not chosen or wav.shape[0] > 1.3 * chosen[-1][0].shape[0]:
-            chosen.append((wav, text, utt))
-    assert len(chosen) >= 3, "the tiny corpus needs clips of clearly different lengths"
-    clips, texts, ids = zip(*chosen)
-    assert max(len(c) for c in clips) <= tiny_m4ser.max_audio_seconds * RATE  # no crop involved
-    batch, rel = pad_batch(clips, width=int(1.2 * max(len(c) for c in clips)), tail=0.5)
-    batched = tiny_classifier.classify_batch(batch, rel, transcripts=list(texts))
-    for row, (clip, text, utt) in enumerate(chosen):
-        alone = tiny_classifier.classify_batch(clip.unsqueeze(0), transcripts=[text])
-        torch.testing.assert_close(batched[0][row], alone[0][0], atol=1e-5, rtol=0)
-        assert batched[3][row] == alone[3][0]
-        brain = torch.tensor(tiny_m4ser.brain_probabilities[utt], dtype=alone[0].dtype)
-        torch.testing.assert_close(alone[0][0], brain, atol=1e-5, rtol=0)

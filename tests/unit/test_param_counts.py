@@ -1,19 +1,17 @@
 """Table V head deltas at paper size (d = 768, V = 30,522), from benchmarks/param_counts.py."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from m4ser_lobes.utils.testing import import_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "param_counts.py"
 
 
 @pytest.fixture(scope="module")
 def param_counts():
-    spec = importlib.util.spec_from_file_location("param_counts", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_script(SCRIPT)
 
 
 def test_paper_size_deltas(param_counts):

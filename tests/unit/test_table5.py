@@ -1,11 +1,12 @@
 """benchmarks/table5.py: every Table V figure of every row, on tiny encoders, in one call."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
+
+from m4ser_lobes.utils.testing import import_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "table5.py"
 ROWS = ("baseline", "msr_mir", "gan_lcl", "m4ser")
@@ -13,10 +14,7 @@ ROWS = ("baseline", "msr_mir", "gan_lcl", "m4ser")
 
 @pytest.fixture(scope="module")
 def table5():
-    spec = importlib.util.spec_from_file_location("table5", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_script(SCRIPT)
 
 
 @pytest.fixture(scope="module")

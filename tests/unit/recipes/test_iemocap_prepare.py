@@ -2,18 +2,16 @@
 
 import json
 import logging
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from m4ser_lobes.corpora.mini_iemocap import generate_iemocap
+from m4ser_lobes.utils.testing import import_script
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "IEMOCAP"
-if str(RECIPE) not in sys.path:
-    sys.path.insert(0, str(RECIPE))
-import iemocap_prepare as prep  # noqa: E402  (recipes import it from their folder)
+RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "IEMOCAP"
+prep = import_script(RECIPE / "iemocap_prepare.py", name="iemocap_prepare")  # as train.py's
 
 IemocapPrepError = prep.IemocapPrepError
 SCHEMA = {"wav", "duration", "emo", "speaker", "gender", "session", "transcript", "hypothesis"}

@@ -2,10 +2,8 @@
 start, tables, and the study command line (m4ser_lobes/experiment/studies.py,
 recipes/studies/study_runner.py)."""
 
-import importlib.util
 import json
 import math
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,24 +11,17 @@ import pytest
 
 from m4ser_lobes.experiment import studies
 from m4ser_lobes.experiment.studies import StudyError
+from m4ser_lobes.utils.testing import import_script
 
-REPO = Path(__file__).resolve().parents[2]
-for folder in ("IEMOCAP", "MELD"):
-    if str(REPO / "recipes" / folder) not in sys.path:
-        sys.path.insert(0, str(REPO / "recipes" / folder))
-import iemocap_prepare  # noqa: E402
-import meld_prepare  # noqa: E402
+REPO = Path(__file__).resolve().parents[3]
+iemocap_prepare = import_script(REPO / "recipes" / "IEMOCAP" / "iemocap_prepare.py",
+                                name="iemocap_prepare")
+meld_prepare = import_script(REPO / "recipes" / "MELD" / "meld_prepare.py", name="meld_prepare")
 
 
 def import_runner():
-    name = "_m4ser_test_study_runner"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, REPO / "recipes" / "studies" / "study_runner.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
+    """``recipes/studies/study_runner.py`` as a module."""
+    return import_script(REPO / "recipes" / "studies" / "study_runner.py")
 
 
 def labels_of(counts):

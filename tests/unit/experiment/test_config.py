@@ -5,37 +5,26 @@ Values are read as train.py reads them: ``sb.parse_arguments`` on a command line
 """
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import speechbrain as sb
 
 from m4ser_lobes.experiment import config
+from m4ser_lobes.utils import testing
+from m4ser_lobes.utils.testing import import_script
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 YAML = REPO / "hparams" / "m4ser.yaml"
-sys.path.insert(0, str(REPO / "recipes" / "IEMOCAP"))
-import iemocap_prepare  # noqa: E402
+iemocap_prepare = import_script(REPO / "recipes" / "IEMOCAP" / "iemocap_prepare.py",
+                                name="iemocap_prepare")
 
 RULES = {**config.SCHEMA, **iemocap_prepare.HPARAM_RULES}
 
 # Every Table IV row, as the command-line switches that run it (README.md).
 NO_GAN = ["--use_gan=False"]
-TABLE_IV = {
-    "full": [],
-    "A1 speech only": ["--modalities=speech", "--use_aed=False", "--use_aec=False", *NO_GAN],
-    "A2 text only": ["--modalities=text", *NO_GAN],
-    "B1 w/o MSR": ["--use_msr=False"],
-    "B2 w/o MIR": ["--use_mir=False", *NO_GAN],
-    "B3 concat": ["--use_msr=False", "--use_mir=False", *NO_GAN],
-    "C1 w/o AED": ["--use_aed=False"],
-    "C2 w/o AEC": ["--use_aec=False"],
-    "C3 w/o AED & AEC": ["--use_aed=False", "--use_aec=False"],
-    "D1 w/o GAN": NO_GAN,
-    "D2 w/o LCL": ["--use_lcl=False"],
-    "D3 w/o GAN & LCL": [*NO_GAN, "--use_lcl=False"],
-}
+TABLE_IV = {label: [f"--{k}={v}" for k, v in overrides.items()]
+            for label, (_, overrides) in testing.TABLE_IV.items()}
 
 
 @pytest.fixture(scope="module")
@@ -204,21 +193,22 @@ def test_rerun_conflict(tmp_path):
 
 # ------------------------------------------------------------------------------ description
 @pytest.mark.parametrize("row, expected", [
-    ("full", {"modalities": "both", "msr": True, "mir": True, "aed": True, "aec": "selective",
-              "gan": True, "lcl": True}),
-    ("A1 speech only", {"modalities": "speech", "msr": False, "mir": False, "aed": False,
-                        "aec": False, "gan": False, "text_encoder": None,
-                        "text_source": None}),
-    ("A2 text only", {"modalities": "text", "speech_encoder": None, "aec": "selective"}),
-    ("C1 w/o AED", {"aed": False, "aec": "full"}),
-    ("D3 w/o GAN & LCL", {"gan": False, "lcl": False}),
+    ("M4SER (full)", {"modalities": "both", "msr": True, "mir": True, "aed": True,
+                      "aec": "selective", "gan": True, "lcl": True}),
+    ("A(1) only speech", {"modalities": "speech", "msr": False, "mir": False, "aed": False,
+                          "aec": False, "gan": False, "text_encoder": None,
+                          "text_source": None}),
+    ("A(2) only text", {"modalities": "text", "speech_encoder": None, "aec": False}),
+    ("A(3) speech & text + concat", {"msr": False, "mir": False, "aec": False}),
+    ("C(1) w/o AED", {"aed": False, "aec": "full"}),
+    ("D(3) w/o GAN & LCL", {"gan": False, "lcl": False}),
 ])
 def test_describe_tells_ablations_apart(hypotheses, row, expected):
     values, _ = command_line(hypotheses, *TABLE_IV[row])
     described = config.describe(values, config.run_settings(values, RULES))
     assert {k: described[k] for k in expected} == expected
     full, _ = command_line(hypotheses)
-    if row != "full":
+    if row != "M4SER (full)":
         assert described["summary"] != config.describe(full)["summary"]
         assert described["settings_digest"] != config.digest(config.run_settings(full, RULES))
 

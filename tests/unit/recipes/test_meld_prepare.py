@@ -7,7 +7,6 @@ flagged and ignored; these tests hold the prep to exactly that.
 import csv
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +15,10 @@ import soundfile as sf
 
 from m4ser_lobes.corpora.mini_meld import EMOTIONS as GENERATED_EMOTIONS
 from m4ser_lobes.corpora.mini_meld import MISCUT_EXTRA_SECONDS, generate_meld
+from m4ser_lobes.utils.testing import import_script
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "recipes" / "MELD"))
-import meld_prepare as prep  # noqa: E402
+REPO = Path(__file__).resolve().parents[3]
+prep = import_script(REPO / "recipes" / "MELD" / "meld_prepare.py", name="meld_prepare")
 
 MANIFEST = {"train": "train", "dev": "valid", "test": "test"}
 FIELDS = {"wav", "duration", "emo", "speaker", "gender", "session", "transcript", "hypothesis",

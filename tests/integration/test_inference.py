@@ -1,7 +1,7 @@
 """Inference and sharing: export, ``M4SERClassifier``, ``m4ser-classify`` (issue #5).
 
 Everything runs on the tiny model of ``tiny_m4ser`` (trained and exported once per session,
-see ``tests/unit/conftest.py``).
+see ``tests/integration/conftest.py``).
 """
 
 import csv
@@ -65,7 +65,7 @@ def test_fresh_process_reproduces_the_brains_test_predictions(tiny_m4ser, tmp_pa
     script = textwrap.dedent(
         f"""
         import json, sys
-        sys.path.insert(0, {str(REPO / "tests" / "unit")!r})
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
         from test_inference import padded_batches
         from m4ser_lobes.inference.classifier import M4SERClassifier
 
@@ -655,3 +655,37 @@ def test_batch_command_fails_when_nothing_was_classified(tiny_m4ser, tmp_path):
         classify.main(["--model", str(tiny_m4ser.export), "--output", str(out)])
     missing_model = ["--model", str(tmp_path / "no-such-export"), str(bad["nan"][0])]
     assert classify.main(missing_model + ["--output", str(out)]) == 2
+
+
+# ------------------------------------------------------------------------ the exported model
+def _pad_batch(wavs, width, tail):
+    """Right-pad [L_i] waveforms to [B, width] with ``tail`` noise; relative lengths."""
+    batch = tail * torch.randn(len(wavs), width)
+    for row, wav in enumerate(wavs):
+        batch[row, : len(wav)] = wav
+    return batch, torch.tensor([len(w) / width for w in wavs])
+
+
+def test_classify_batch_is_exact_for_padded_clips(tiny_m4ser, tiny_classifier):
+    """Clips of different lengths padded together: the probabilities of each clip alone, which
+    are also what the Brain's padded test batches gave them."""
+    with open(tiny_m4ser.test_manifest, encoding="utf-8") as fin:
+        entries = sorted(
+            ((load_audio(e["wav"]), e["hypothesis"], utt) for utt, e in json.load(fin).items()),
+            key=lambda item: item[0].shape[0],
+        )
+    chosen = []
+    for wav, text, utt in entries:  # lengths at least 30 % apart
+        if not chosen or wav.shape[0] > 1.3 * chosen[-1][0].shape[0]:
+            chosen.append((wav, text, utt))
+    assert len(chosen) >= 3, "the tiny corpus needs clips of clearly different lengths"
+    clips, texts, ids = zip(*chosen)
+    assert max(len(c) for c in clips) <= tiny_m4ser.max_audio_seconds * 16000  # no crop involved
+    batch, rel = _pad_batch(clips, width=int(1.2 * max(len(c) for c in clips)), tail=0.5)
+    batched = tiny_classifier.classify_batch(batch, rel, transcripts=list(texts))
+    for row, (clip, text, utt) in enumerate(chosen):
+        alone = tiny_classifier.classify_batch(clip.unsqueeze(0), transcripts=[text])
+        torch.testing.assert_close(batched[0][row], alone[0][0], atol=1e-5, rtol=0)
+        assert batched[3][row] == alone[3][0]
+        brain = torch.tensor(tiny_m4ser.brain_probabilities[utt], dtype=alone[0].dtype)
+        torch.testing.assert_close(alone[0][0], brain, atol=1e-5, rtol=0)
