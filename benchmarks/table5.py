@@ -696,13 +696,12 @@ def optimizer_step_ms(brain, device, repeats=3):
         for variant in ("per-tensor", "foreach", "fused"):
             optimizers = [adam_class(1e-5, variant)(group) for group in groups.values() if group]
 
-            def step():
+            def step(optimizers=optimizers):
                 for optimizer in optimizers:
                     optimizer.step()
 
             step()
             figures[variant] = statistics.median(timed(step, device) for _ in range(repeats)) * 1e3
-            del optimizers
     finally:
         for p in params:
             p.grad = None

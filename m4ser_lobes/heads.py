@@ -8,7 +8,7 @@ Shape legend: B batch, T_t text tokens, D width, C emotion classes.
 
 from __future__ import annotations
 
-import torch
+import torch  # noqa: F401  (the doctests use it)
 from torch import nn
 
 from m4ser_lobes.text.tags import NUM_AED_TAGS

@@ -223,23 +223,13 @@ class M4SER(nn.Module):
         return labels, spans
 
 
-def enabled(flag, module):
-    """``module`` when ``flag`` is true, else None — how the YAML switches a lobe off.
-
-    Example
-    -------
-    >>> enabled(False, torch.nn.Linear(2, 2)) is None
-    True
-    """
-    return module if flag else None
-
-
 def build_if(flag, builder, **kwargs):
     """``builder(**kwargs)`` when ``flag`` is true, else None; nothing is constructed when off.
 
-    ``enabled(flag, !new:...)`` receives an object HyperPyYAML has already built; this receives
-    the class (``!name:``) and builds it only when the configuration uses it, so a speech-only
-    run never loads a text encoder.
+    This is the one way the YAML switches a part of the model off: it receives the class
+    (``!name:``) and builds it only when the configuration uses it (``!new:`` would build it
+    first), so a speech-only run never loads a text encoder and ``use_aed=False`` builds no AED
+    head.
 
     Example
     -------

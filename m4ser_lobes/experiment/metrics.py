@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
+from m4ser_lobes.utils.fileio import atomic_write_text
 
 
 def emotion_metrics(y_true, y_pred, num_classes):
@@ -130,8 +130,3 @@ def save_figure(fig, path):
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     os.replace(tmp, path)
-
-
-def save_metrics(path, metrics):
-    """Atomically write a metrics dict as JSON."""
-    atomic_write_json(path, metrics)
