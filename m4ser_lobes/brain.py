@@ -79,7 +79,7 @@ class M4SERBrain(sb.Brain):
         super().__init__(*args, **kwargs)
         model = unwrap(self.modules.model)
         self.use_gan = bool(self.hparams.use_gan)
-        if self.use_gan and not getattr(model.fusion, "use_mir", False):
+        if self.use_gan and not model.fusion.produces_invariant:
             raise ValueError(
                 "use_gan needs the modality-invariant representation: set use_gan=False when "
                 "use_mir=False or modalities is not 'both'"

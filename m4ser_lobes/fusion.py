@@ -119,6 +119,11 @@ class MultimodalFusion(nn.Module):
             self.mir = MIRGenerator(d_model, nhead, dropout, hst_text_source)
 
     @property
+    def produces_invariant(self):
+        """Whether H_inv exists (both modalities and MIR on): what the GAN acts on."""
+        return self.interacts and self.use_mir
+
+    @property
     def needs_speech(self):
         """Whether the speech encoder is used at all."""
         return self.modalities in ("both", "speech")

@@ -102,9 +102,16 @@ def test_named_optimizers_are_checkpointed_and_restored(make_brain, tmp_path):
     assert {s["exp_avg"].shape for s in d_state.values()} == d_shapes
 
 
-def test_gan_without_mir_is_a_clear_error(make_brain, tmp_path):
+@pytest.mark.parametrize("switches", [
+    {"use_mir": False},
+    {"modalities": "speech", "use_aed": False, "use_aec": False},
+    {"modalities": "text"},
+    {"use_msr": False, "use_mir": False},
+])
+def test_gan_without_h_inv_is_a_clear_error(make_brain, tmp_path, switches):
+    """Every configuration without H_inv is refused when the Brain is built, not in a batch."""
     with pytest.raises(ValueError, match="use_gan=False"):
-        make_brain(tmp_path, use_mir=False)
+        make_brain(tmp_path, use_gan=True, **switches)
 
 
 def test_bf16_and_accumulation_keep_the_phases(make_brain, tmp_path):
