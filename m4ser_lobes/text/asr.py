@@ -19,7 +19,7 @@ from __future__ import annotations
 from m4ser_lobes.text.hypotheses import transcribe_manifest
 from m4ser_lobes.text.transcribers import BACKENDS, DEFAULT_BACKEND
 from m4ser_lobes.utils.cli import command_parser, log_to_console
-from m4ser_lobes.utils.fileio import load_yaml_values
+from m4ser_lobes.utils.fileio import load_hyperpyyaml_values
 
 __all__ = ["build_parser", "main"]
 
@@ -27,7 +27,7 @@ __all__ = ["build_parser", "main"]
 def _model_from_yaml(path, key):
     """Read ``key`` from a (Hyper)PyYAML file without instantiating its ``!new:`` objects."""
     with open(path, encoding="utf-8") as f:
-        value = load_yaml_values(f).get(key)
+        value = load_hyperpyyaml_values(f).get(key)
     if not isinstance(value, str):
         raise ValueError(
             f"{path} has no string key {key!r}; add `{key}: openai/whisper-medium.en` or pass --model"

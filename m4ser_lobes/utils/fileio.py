@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader never sees a half-written manifest, cache or export."""
+"""Atomic file writes (a reader never sees a half-written manifest, cache or export) and YAML values."""
 
 import json
 import os
@@ -36,32 +36,14 @@ def atomic_write_json(path, obj, indent=2):
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
-def load_yaml_values(stream):
-    """Plain values of a (Hyper)PyYAML document; object tags (``!new:``, ``!ref``...) read as None.
-
-    For reading a setting (an output folder, an ASR model id) without building any model.
-
-    Example
-    -------
-    >>> load_yaml_values("d_model: 768\\nmodel: !new:torch.nn.Linear [2, 2]\\n")
-    {'d_model': 768, 'model': None}
-    """
-    import yaml
-
-    class TagsAsNone(yaml.SafeLoader):
-        pass
-
-    TagsAsNone.add_multi_constructor("!", lambda loader, suffix, node: None)
-    return yaml.load(stream, Loader=TagsAsNone) or {}
-
-
 def load_hyperpyyaml_values(stream):
     """Plain values of a resolved HyperPyYAML document, read as ``load_hyperpyyaml`` reads them.
 
-    Unlike :func:`load_yaml_values` (PyYAML, YAML 1.1: ``no``/``off`` are booleans, ``1e-3`` a
-    string), this uses HyperPyYAML's own loader (YAML 1.2: ``no`` and ``off`` are strings,
-    ``1e-3`` a number), so a value read here is the value the built objects receive. Object
-    tags (``!new:``, ``!apply:``...) read as None; keys starting with ``__`` are dropped.
+    For reading a setting (an output folder, an ASR model id, a whole configuration to check)
+    without building any model. It uses HyperPyYAML's own loader (YAML 1.2: ``no`` and ``off``
+    are strings, ``1e-3`` a number), not PyYAML's YAML 1.1, so a value read here is the value
+    the built objects receive. Object tags (``!new:``, ``!apply:``, ``!ref``...) read as None;
+    keys starting with ``__`` are dropped.
 
     Example
     -------
