@@ -66,27 +66,13 @@ from m4ser_lobes.text.tokens import encode_hypothesis
 from m4ser_lobes.text.transcribers import BACKENDS, DEFAULT_BACKEND
 from m4ser_lobes.data.audio import AudioError, load_audio
 
-# The export folder's files and the long-audio policy (re-exported: exports written before the
-# split name ``m4ser_lobes.inference.classifier.load_inference_weights`` in their YAML).
-from m4ser_lobes.inference.folder import (  # noqa: F401
-    BACKBONE_PREFIXES,
-    CORRECTOR_FILE,
-    load_inference_weights,
-    resolve_source,
-)
+from m4ser_lobes.inference.folder import CORRECTOR_FILE, resolve_source
 from m4ser_lobes.inference.windows import split_windows
 
 logger = logging.getLogger(__name__)
 
 
-__all__ = [
-    "ASRUnavailableError",
-    "M4SERClassifier",
-    "TranscriptInfo",
-    "load_inference_weights",
-    "resolve_source",
-    "split_windows",
-]
+__all__ = ["ASRUnavailableError", "M4SERClassifier", "TranscriptInfo"]
 
 
 class TranscriptInfo(NamedTuple):

@@ -23,12 +23,9 @@ from m4ser_lobes.inference import classify
 
 from m4ser_lobes.inference import card, config, export
 from m4ser_lobes.data.audio import AudioError, load_audio
-from m4ser_lobes.inference.classifier import (
-    BACKBONE_PREFIXES,
-    M4SERClassifier,
-    TranscriptInfo,
-    split_windows,
-)
+from m4ser_lobes.inference.classifier import M4SERClassifier, TranscriptInfo
+from m4ser_lobes.inference.folder import BACKBONE_PREFIXES
+from m4ser_lobes.inference.windows import split_windows
 
 REPO = Path(__file__).resolve().parents[2]
 
