@@ -167,6 +167,7 @@ def model_card(
     has_corrector,
     repo_id=None,
     asr_backend="transformers",
+    data=None,
 ):
     """README.md of the export: the Hugging Face model card :data:`MODEL_CARD`, no local paths.
 
@@ -187,12 +188,15 @@ def model_card(
     repo_id : str, optional
         Hub repo id for the snippets.
     asr_backend : str
+    data : dict, optional
+        :func:`training_data` of ``hparams``, when the caller has it already (the export also
+        writes it to ``export_info.json``); computed here when None.
 
     Returns
     -------
     str
     """
-    data = training_data(hparams)
+    data = training_data(hparams) if data is None else data
     meta = run.meta
     if test_metrics and run.is_best:
         results = (

@@ -15,8 +15,9 @@ The return values of :meth:`M4SERClassifier.classify_batch` and
 ``(probabilities [B,C], score [B], index [B], labels)`` — with *probabilities* (softmax), not
 log-probabilities — whatever the input. The text the model read, and its AED + AEC correction,
 come from :meth:`M4SERClassifier.transcribe_file` / :meth:`M4SERClassifier.transcribe_batch`,
-one :class:`TranscriptInfo` per utterance; the ASR runs once for a file that is both classified
-and transcribed.
+one :class:`TranscriptInfo` per utterance. Passing that text back
+(``classify_file(path, transcript=info.text)``) classifies without running the ASR again;
+``m4ser-classify`` decodes each file once and runs the ASR at most once per file.
 
 What runs (paper §III-I): the speech and text encoders, the fusion and the emotion head. The
 modality discriminator is never exported; AED and AEC are built from ``corrector.ckpt`` only the
@@ -190,7 +191,6 @@ class M4SERClassifier(Pretrained):
         self.fetch_config = FetchConfig()
         self.asr = None  # an m4ser_lobes.text.asr transcriber, built at first use (load_asr)
         self.corrector = None  # ModuleDict(aed_head, aec_decoder), built at first use
-        self._last_asr = None  # (file key, window texts) of the last file transcribed
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -296,7 +296,6 @@ class M4SERClassifier(Pretrained):
         if backend is not None:
             self.hparams.asr_backend = backend
         self.asr = None  # loaded again, from the new settings, at first use
-        self._last_asr = None
 
     def load_asr(self):
         """Load the ASR model (once) and return it; a failure says what to do instead.
@@ -543,29 +542,58 @@ class M4SERClassifier(Pretrained):
             )
         return windows
 
-    def _window_texts(self, path, windows, transcript):
-        """(one text per window, source): the given transcript, or the ASR of each window.
-
-        The ASR texts of the last file are remembered (keyed by path, size, modification time,
-        window settings and ASR model), so ``classify_file`` and ``transcribe_file`` on the same
-        unchanged file run the ASR once.
-        """
+    def _window_texts(self, windows, transcript):
+        """(one text per window, source): the given transcript, or the ASR of each window."""
         count = windows.shape[0]
         if transcript is not None or not self.model.uses_text:
             return [transcript] * count, "given" if self.model.uses_text else "unused"
-        stat = os.stat(path)
-        key = (
-            os.path.abspath(path),
-            stat.st_size,
-            stat.st_mtime_ns,
-            tuple(windows.shape),
-            float(self.hparams.window_seconds),
-            str(self.hparams.asr_model),
-            self.asr_backend,
-        )
-        if self._last_asr is None or self._last_asr[0] != key:
-            self._last_asr = (key, self.transcribe(list(windows)))
-        return list(self._last_asr[1]), "asr"
+        return self.transcribe(list(windows)), "asr"
+
+    def _window_probabilities(self, windows, texts):
+        """SpeechBrain's 4-tuple of a file's windows: their probabilities averaged (B = 1)."""
+        ones = torch.ones(windows.shape[0], device=self.device)
+        step = max(1, int(self.hparams.batch_size))
+        probabilities = torch.cat(
+            [
+                self.emotion_probabilities(
+                    windows[i : i + step], ones[i : i + step], texts[i : i + step]
+                )
+                for i in range(0, windows.shape[0], step)
+            ]
+        ).mean(dim=0, keepdim=True)
+        return self._result(probabilities)
+
+    def _transcript_info(self, texts, source, correct):
+        """The :class:`TranscriptInfo` of a file's window texts (joined when transcribed)."""
+        used = texts[0] if source != "asr" else " ".join(t for t in texts if t)
+        corrected = None
+        if correct:
+            parts = texts[:1] if source != "asr" else [t for t in texts if t]
+            corrected = " ".join(c for c in self.correct_transcripts(parts) if c)
+        return TranscriptInfo(used, source, corrected)
+
+    def _classify_path(self, path, transcript=None, correct=False):
+        """Classify an audio file and say what it read: the file is decoded once and the ASR
+        runs at most once (``m4ser-classify`` calls this once per file).
+
+        Arguments
+        ---------
+        path, transcript
+            As :meth:`classify_file`.
+        correct : bool
+            As :meth:`transcribe_file`.
+
+        Returns
+        -------
+        result : tuple
+            ``(probabilities, score, index, labels)``, as :meth:`classify_file` returns.
+        info : TranscriptInfo
+            As :meth:`transcribe_file` returns.
+        """
+        windows = self._file_windows(path)
+        texts, source = self._window_texts(windows, transcript)
+        result = self._window_probabilities(windows, texts)
+        return result, self._transcript_info(texts, source, correct)
 
     def classify_file(self, path, transcript=None, **removed):
         """Classify one audio file of any sample rate and channel count.
@@ -595,21 +623,14 @@ class M4SERClassifier(Pretrained):
         """
         _refuse_transcript_flags("classify_file", "transcribe_file(path)", removed)
         windows = self._file_windows(path)
-        texts, _ = self._window_texts(path, windows, transcript)
-        ones = torch.ones(windows.shape[0], device=self.device)
-        step = max(1, int(self.hparams.batch_size))
-        probabilities = torch.cat(
-            [
-                self.emotion_probabilities(
-                    windows[i : i + step], ones[i : i + step], texts[i : i + step]
-                )
-                for i in range(0, windows.shape[0], step)
-            ]
-        ).mean(dim=0, keepdim=True)
-        return self._result(probabilities)
+        texts, _ = self._window_texts(windows, transcript)
+        return self._window_probabilities(windows, texts)
 
     def transcribe_file(self, path, transcript=None, correct=False):
         """The text the model reads for an audio file (what :meth:`classify_file` pairs with it).
+
+        Passing the text back, ``classify_file(path, transcript=info.text)``, gives the
+        prediction of ``classify_file(path)`` without running the ASR again.
 
         Arguments
         ---------
@@ -617,7 +638,7 @@ class M4SERClassifier(Pretrained):
             Audio file, read as :meth:`classify_file` reads it.
         transcript : str, optional
             A given transcript (returned as is, source ``given``); None: the ASR model
-            transcribes each window of the file (runs once for a file just classified).
+            transcribes each window of the file.
         correct : bool
             Also correct the text with AED + AEC (``corrector.ckpt``, loaded at first use).
 
@@ -633,13 +654,8 @@ class M4SERClassifier(Pretrained):
             As :meth:`classify_file`.
         """
         windows = self._file_windows(path)
-        texts, source = self._window_texts(path, windows, transcript)
-        used = texts[0] if source != "asr" else " ".join(t for t in texts if t)
-        corrected = None
-        if correct:
-            parts = texts[:1] if source != "asr" else [t for t in texts if t]
-            corrected = " ".join(c for c in self.correct_transcripts(parts) if c)
-        return TranscriptInfo(used, source, corrected)
+        texts, source = self._window_texts(windows, transcript)
+        return self._transcript_info(texts, source, correct)
 
     def forward(self, wavs, wav_lens=None, transcripts=None):
         """Class probabilities [B, C] of a batch (see :meth:`classify_batch`)."""

@@ -31,8 +31,8 @@ none was, 2 on a usage error or a model (emotion or ASR) that cannot be loaded.
 
 Each file is classified on its own (``M4SERClassifier.classify_file``: any sample rate and
 channel count, long files as averaged windows), so a file's result does not depend on the others;
-its ``transcript`` and ``corrected`` come from ``M4SERClassifier.transcribe_file`` (the ASR runs
-once per file).
+its ``transcript`` and ``corrected`` are what ``M4SERClassifier.transcribe_file`` returns for it.
+The file is decoded once and the ASR runs at most once per file for both.
 """
 
 from __future__ import annotations
@@ -191,9 +191,10 @@ def classify_items(classifier, items, correct=False, progress=True):
     for item in tqdm(items, desc="m4ser-classify", unit="file", disable=not progress):
         record = {"id": item.id, "path": item.path}
         try:
-            probs, score, _, labels = classifier.classify_file(item.path, item.transcript)
-            # the text classify_file read (its ASR is not run again) and its correction
-            info = classifier.transcribe_file(item.path, item.transcript, correct=correct)
+            # one decode and at most one ASR pass: the prediction, the text it read, its correction
+            (probs, score, _, labels), info = classifier._classify_path(
+                item.path, item.transcript, correct=correct
+            )
         except ASRUnavailableError:
             raise
         except (AudioError, RuntimeError, ValueError, OSError) as err:

@@ -291,8 +291,17 @@ def _write_folder(folder, run, hparams, model, args):
     labels.load(run.label_encoder)
     labels.expect_len(hparams["num_emotions"])
     classes = [labels.decode_ndim(i) for i in range(len(labels))]
+    data = training_data(hparams)  # the card's and export_info.json's, computed once
     card = model_card(
-        run, hparams, classes, asr_model, test_metrics, with_corrector, args["repo_id"], asr_backend
+        run,
+        hparams,
+        classes,
+        asr_model,
+        test_metrics,
+        with_corrector,
+        args["repo_id"],
+        asr_backend,
+        data=data,
     )
     atomic_write_text(folder / "README.md", card)
     atomic_write_json(
@@ -305,7 +314,7 @@ def _write_folder(folder, run, hparams, model, args):
             "asr_model_origin": public_name(asr_model),
             "asr_backend": asr_backend,
             "has_corrector": with_corrector,
-            "training_data": training_data(hparams),
+            "training_data": data,
         },
     )
     return values

@@ -27,7 +27,7 @@ def test_classification_with_faster_whisper_in_the_loop(tiny_m4ser, tmp_path):
     assert classifier.asr_backend == "faster-whisper"
     utt_id = "door"
     probs, _, _, labels = classifier.classify_file(SPEECH / f"{utt_id}.wav")
-    info = classifier.transcribe_file(SPEECH / f"{utt_id}.wav")  # the same ASR text, not rerun
+    info = classifier.transcribe_file(SPEECH / f"{utt_id}.wav")  # the ASR runs again (deterministic)
     assert isinstance(classifier.asr, FasterWhisperTranscriber)
     assert info.source == "asr" and word_error_rate([(info.text, WORDS[utt_id])]) < MAX_WER
     assert labels[0] in tiny_m4ser.classes and float(probs.sum()) == pytest.approx(1, abs=1e-5)

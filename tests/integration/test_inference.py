@@ -367,11 +367,13 @@ def test_without_transcript_the_asr_model_runs(tiny_m4ser, utterance, monkeypatc
     monkeypatch.setattr(
         classifier, "transcribe", lambda wavs: asr_calls.append(len(wavs)) or original(wavs)
     )
-    probs = classifier.classify_file(path)[0]
-    heard = classifier.transcribe_file(path)
+    (probs, *_), heard = classifier._classify_path(path)
     assert isinstance(heard, TranscriptInfo)
     assert heard.source == "asr" and isinstance(heard.text, str) and heard.corrected is None
-    assert asr_calls == [1], "classify_file then transcribe_file: the ASR runs once"
+    assert asr_calls == [1], "classified and transcribed in one pass: the ASR runs once"
+    assert torch.equal(probs, classifier.classify_file(path)[0])
+    assert classifier.transcribe_file(path) == heard
+    assert asr_calls == [1, 1, 1], "each public call runs the ASR once"
     assert classifier.asr.model_id == str(tiny_m4ser.export / "asr")
     assert torch.equal(probs, classifier.classify_file(path, transcript=heard.text)[0])
     wav = load_audio(path)
