@@ -61,19 +61,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # param_counts, also when imported by path
 from param_counts import PAPER_DELTAS_M, count  # noqa: E402
 
-OFF = {"use_aed": False, "use_aec": False, "use_gan": False, "use_lcl": False}
-ROWS = {
-    "baseline": {"use_msr": False, "use_mir": False, **OFF},
-    "msr_mir": dict(OFF),
-    "gan_lcl": {"use_aed": False, "use_aec": False},
-    "m4ser": {},
-}
-LABELS = {
-    "baseline": "Baseline (concat)",
-    "msr_mir": "+ MSR & MIR",
-    "gan_lcl": "+ GAN & LCL",
-    "m4ser": "+ AED & AEC (M4SER)",
-}
+from m4ser_lobes.experiment import studies  # noqa: E402
+
+# The four Table V rows are the Table VIII rows (every switch of hparams/m4ser.yaml explicit).
+ROWS = {name: switches for name, (_, switches) in studies.ROWS.items()}
+LABELS = {name: label for name, (label, _) in studies.ROWS.items()}
 # Table V of the paper: parameters (M), training time (h / 100 epochs), inference (ms / utterance).
 PAPER = {
     "baseline": {"params_m": 426.9, "train_h": 9.6, "inference_ms": 29.6},

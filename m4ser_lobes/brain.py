@@ -30,6 +30,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from m4ser_lobes import losses
+from m4ser_lobes.experiment.config import SELECTION_METRICS
 from m4ser_lobes.text.tags import IGNORE_INDEX
 from m4ser_lobes.text.targets import DEFAULT_AEC_MAX_LEN, batch_correction_targets
 from m4ser_lobes.utils.fileio import atomic_write_json
@@ -94,9 +95,12 @@ class M4SERBrain(sb.Brain):
             raise ValueError("use_aec=True but the model has no aec_decoder")
         self.aec_target_cap = self._aec_target_cap()
         self.selection_metric = getattr(self.hparams, "selection_metric", "UA")
+        if self.selection_metric not in SELECTION_METRICS:
+            raise ValueError(f"selection_metric={self.selection_metric!r} is not a validation "
+                             f"metric: choose one of {', '.join(SELECTION_METRICS)}")
         weights = getattr(self.hparams, "emotion_class_weights", None)
         self.emotion_class_weights = None if weights is None else torch.as_tensor(
-            weights, dtype=torch.float32)
+            weights, dtype=torch.float32, device=self.device)
 
     def _aec_target_cap(self):
         """Cap on AEC target tokens: ``aec_max_len`` (selective) or ``max_tokens`` (w/o AED)."""
@@ -163,10 +167,8 @@ class M4SERBrain(sb.Brain):
         """The model-phase loss: L_ER + α(β L_AED + L_AEC) + γ L_G + λ L_LCL (Alg. 1 line 25)."""
         outputs, correction = predictions
         emotions = batch.emo_encoded.data.squeeze(1).to(self.device)
-        weights = self.emotion_class_weights
-        if weights is not None and weights.device != emotions.device:
-            weights = self.emotion_class_weights = weights.to(emotions.device)
-        terms = {"er": losses.emotion_loss(outputs.logits.float(), emotions, class_weights=weights)}
+        terms = {"er": losses.emotion_loss(outputs.logits.float(), emotions,
+                                           class_weights=self.emotion_class_weights)}
         if stage == sb.Stage.TRAIN:
             if self.hparams.use_aed:
                 labels = batch.aed_labels.data.to(self.device)
@@ -314,9 +316,6 @@ class M4SERBrain(sb.Brain):
         num_classes = len(self.hparams.label_encoder)
         metrics = emotion_metrics(self.predictions["true"], self.predictions["pred"], num_classes)
         stats.update({k: metrics[k] for k in ("WA", "UA", "W-F1")})
-        if self.selection_metric not in stats:
-            raise ValueError(f"selection_metric={self.selection_metric!r} is not a validation "
-                             f"metric: choose one of {', '.join(stats)}")
         if stage == sb.Stage.VALID:
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch},

@@ -86,7 +86,8 @@ class SpeechEncoder(_FreezableEncoder):
        extractor says ``do_normalize``);
     2. runs the CNN feature encoder on each utterance's own samples only (utterances of equal
        length share one call), so the group norm of ``feat_extract_norm == "group"`` checkpoints
-       (``hubert-base-ls960``, ``wav2vec2-base``) never sees padding;
+       (``hubert-base-ls960``, ``wav2vec2-base``) never sees padding; layer-norm CNNs normalise
+       each frame alone, so their valid frames never read padding and the batch runs in one call;
     3. projects the features, zero-pads them to the batch's longest frame count and runs the
        transformer encoder with the boolean frame mask (True = valid, what HF's encoders take),
        for group-norm and layer-norm (``do_stable_layer_norm``) checkpoints alike.
@@ -169,6 +170,9 @@ class SpeechEncoder(_FreezableEncoder):
         self.feature_extractor = feature_extractor  # saved next to the weights by the exporter
         self.normalize_wav = bool(getattr(feature_extractor, "do_normalize", False))
         self.min_samples = _receptive_field(config)
+        # The first conv's GroupNorm normalises over time: padding would leak into valid frames.
+        # LayerNorm CNNs normalise each frame alone, so a padded batch needs no per-length calls.
+        self.cnn_per_length = getattr(config, "feat_extract_norm", "group") == "group"
         self.freeze = freeze
         self.native_dim = config.hidden_size
         # SpecAugment is off, so its embedding is never used: keep it out of the optimiser.
@@ -228,7 +232,8 @@ class SpeechEncoder(_FreezableEncoder):
     def _cnn_features(self, wavs, lengths):
         """CNN features of each utterance's own samples, zero-padded: [B, L] -> [B, T_s, C_cnn].
 
-        Utterances of equal length share one call (one call for an unpadded batch).
+        Group-norm CNNs run once per distinct length (one call for an unpadded batch); layer-norm
+        CNNs, whose valid frames never read padding, run once on the whole batch.
         """
         cnn = self.model.feature_extractor
         trainable = any(p.requires_grad for p in cnn.parameters())
@@ -236,9 +241,8 @@ class SpeechEncoder(_FreezableEncoder):
         for row, length in enumerate(lengths.tolist()):
             groups.setdefault(length, []).append(row)
         with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
-            if len(groups) == 1:
-                (length,) = groups
-                return cnn(wavs[:, :length]).transpose(1, 2)
+            if len(groups) == 1 or not self.cnn_per_length:
+                return cnn(wavs[:, : max(groups)]).transpose(1, 2)
             parts = []
             for length, rows in groups.items():
                 rows = torch.tensor(rows, device=wavs.device)

@@ -36,6 +36,17 @@ from m4ser_lobes.mir import MIRGenerator
 MODALITIES = ("both", "speech", "text")
 
 
+def uses_modality(modalities, modality):
+    """Whether a ``modalities`` setting (``both``, ``speech``, ``text``) uses ``modality``.
+
+    Example
+    -------
+    >>> uses_modality("both", "text"), uses_modality("speech", "text")
+    (True, False)
+    """
+    return modalities in ("both", modality)
+
+
 class FusionOutput(NamedTuple):
     """What :class:`MultimodalFusion` returns; tensors not computed by an ablation are None."""
 
@@ -126,12 +137,12 @@ class MultimodalFusion(nn.Module):
     @property
     def needs_speech(self):
         """Whether the speech encoder is used at all."""
-        return self.modalities in ("both", "speech")
+        return uses_modality(self.modalities, "speech")
 
     @property
     def needs_text(self):
         """Whether the text encoder is used at all."""
-        return self.modalities in ("both", "text")
+        return uses_modality(self.modalities, "text")
 
     def forward(
         self, speech_states, speech_pad_mask, text_states, text_pad_mask, text_pool_mask=None

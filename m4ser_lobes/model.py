@@ -239,14 +239,3 @@ def build_if(flag, builder, **kwargs):
     3
     """
     return builder(**kwargs) if flag else None
-
-
-def uses_modality(modalities, modality):
-    """Whether a ``modalities`` setting (``both``, ``speech``, ``text``) uses ``modality``.
-
-    Example
-    -------
-    >>> uses_modality("both", "text"), uses_modality("speech", "text")
-    (True, False)
-    """
-    return modalities in ("both", modality)

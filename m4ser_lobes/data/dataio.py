@@ -128,7 +128,6 @@ def dataio_prep(
     correction_mode="selective",
     max_audio_seconds=None,
     max_tokens=None,
-    sort_by_duration=False,
     with_corrections=True,
 ):
     """Build the datasets and the label encoder from JSON manifests.
@@ -147,8 +146,6 @@ def dataio_prep(
         memory; a new window each time an utterance is read, drawn with torch's RNG, which
         SpeechBrain seeds). Every other split (valid, test) reads the whole utterance, as the
         paper evaluates.
-    sort_by_duration : bool
-        Sort every split by duration (faster evaluation); training order is then not shuffled.
 
     Returns
     -------
@@ -188,8 +185,6 @@ def dataio_prep(
             dynamic_items=[audio_pipeline, text_pipeline, label_pipeline],
             output_keys=["id", "sig", "emo_encoded", "input_ids", "aed_labels", "aec_targets"],
         )
-        if sort_by_duration:
-            datasets[split] = datasets[split].filtered_sorted(sort_key="duration")
     label_encoder.load_or_create(
         path=label_encoder_path, from_didatasets=[datasets["train"]], output_key="emo"
     )

@@ -27,7 +27,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -122,8 +121,9 @@ def hypothesis_options(hypotheses, without, error=PrepError):
     if not path.is_file():
         raise error(f"{path}: hypothesis cache not found. Create it with "
                     f"`python -m m4ser_lobes.text.asr`, or {without}.")
-    return {"hypotheses": str(path.resolve()),
-            "hypotheses_sha1": hashlib.sha1(path.read_bytes()).hexdigest()}
+    from m4ser_lobes.experiment.config import file_digest
+
+    return {"hypotheses": str(path.resolve()), "hypotheses_sha1": file_digest(path)}
 
 
 def check_missing_hypotheses(missing, path, missing_hypothesis, message, error=PrepError):

@@ -310,9 +310,6 @@ def class_weights_of(hparams, label_encoder):
     mode = hparams.get("class_weights")
     if mode is None:
         return None
-    if mode != "balanced":
-        raise config.ConfigError(f"class_weights={mode!r} is not allowed: class_weights must be "
-                                 "balanced, or null")
     counts = label_counts(hparams["train_annotation"])
     names = [label_encoder.decode_ndim(i) for i in range(len(label_encoder))]
     weights = balanced_class_weights([counts.get(name, 0) for name in names])

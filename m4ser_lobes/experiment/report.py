@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from m4ser_lobes.experiment.config import CONFIGURATION_FILE
 from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
 from m4ser_lobes.experiment.metrics import emotion_metrics, plot_confusion_matrix, save_figure
 
@@ -45,7 +46,6 @@ logger = logging.getLogger(__name__)
 METRIC_FILE = "test_metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
 HISTORY_FILE = "history.json"
-CONFIGURATION_FILE = "configuration.json"  # written by train.py (m4ser_lobes.experiment.config.describe)
 REPORT_FOLDER = "cv_report"
 SUMMARY_KEYS = ("WA", "UA", "W-F1")
 #: Fig. 8 panels in order: (title, training-statistic keys drawn in that panel, reference line).

@@ -25,7 +25,6 @@ The commands are ``recipes/studies/cross_corpus.py`` and ``recipes/studies/few_s
 from __future__ import annotations
 
 import json
-import math
 import random
 import shutil
 import time
@@ -295,9 +294,9 @@ def checkpoint_origin(source_save, max_key="UA"):
     dict
         ``{"source_checkpoint": absolute path, "model_sha1": ...}``.
     """
-    import hashlib
-
     from speechbrain.utils.checkpoints import Checkpointer
+
+    from m4ser_lobes.experiment.config import file_digest
 
     best = Checkpointer(source_save).find_checkpoint(max_key=max_key)
     if best is None:
@@ -305,10 +304,10 @@ def checkpoint_origin(source_save, max_key="UA"):
                          "(or finish) the source run first")
     model_file = Path(best.path) / "model.ckpt"
     return {"source_checkpoint": str(Path(best.path).resolve()),
-            "model_sha1": hashlib.sha1(model_file.read_bytes()).hexdigest()}
+            "model_sha1": file_digest(model_file)}
 
 
-def seed_finetune_checkpoint(source_save, target_save, lrs=None, max_key="UA"):
+def seed_finetune_checkpoint(source_save, target_save, lrs=None, max_key="UA", origin=None):
     """Start a run in ``target_save`` from the best checkpoint of the run in ``source_save``.
 
     The best checkpoint (``max_key``) is copied into ``target_save/CKPT+init`` with: the epoch
@@ -317,7 +316,8 @@ def seed_finetune_checkpoint(source_save, target_save, lrs=None, max_key="UA"):
     a meta without validation metrics, so the next ``fit`` recovers it as its starting point and
     ``evaluate(max_key=...)`` never picks it. ``label_encoder.txt`` is copied too (the class
     indices of the classifier). Does nothing when ``target_save`` already holds a checkpoint
-    (the run is under way: it resumes).
+    (the run is under way: it resumes). ``origin``: :func:`checkpoint_origin` of ``source_save``
+    when the caller already has it (the model's SHA-1 is not computed again).
 
     Returns
     -------
@@ -328,7 +328,7 @@ def seed_finetune_checkpoint(source_save, target_save, lrs=None, max_key="UA"):
     import yaml
 
     source_save, target_save = Path(source_save), Path(target_save)
-    origin = checkpoint_origin(source_save, max_key)
+    origin = origin or checkpoint_origin(source_save, max_key)
     best = Path(origin["source_checkpoint"])
     if any(p.is_dir() and p.name.startswith("CKPT") for p in target_save.glob("CKPT*")):
         return origin
@@ -449,6 +449,8 @@ def few_shot_table(results, rows=("m4ser",), shots=PAPER_SHOTS):
     >>> len(table["paper_only"])  # SAMS and MF-AED-AEC at 4 shot sizes, M4SER at 10, 20, 60
     11
     """
+    from m4ser_lobes.experiment import report
+
     table = {"title": "Table IX: few-shot domain adaptation, cross-corpus 4 classes (%); "
                       "ours: mean ± std over draws",
              "columns": [list(c) for c in _columns()], "rows": [], "paper_only": []}
@@ -460,9 +462,7 @@ def few_shot_table(results, rows=("m4ser",), shots=PAPER_SHOTS):
                 ours[direction] = {}
                 for column, key in TARGET_METRICS[target]:
                     values = [float(m[key]) for m in runs]
-                    mean = round(sum(values) / len(values), 4) if values else None
-                    std = (round(math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)), 4)
-                           if values else None)
+                    mean, std = report.mean_std(values) if values else (None, None)
                     ours[direction][column] = {"mean": mean, "std": std, "draws": len(values),
                                                "values": values}
             paper = PAPER_TABLE9.get(row, {}).get(k)

@@ -85,9 +85,10 @@ def resolve_hparams(hparams_file, train_args, fold):
     """
     import speechbrain as sb
 
+    from m4ser_lobes.experiment.recipe import check_configuration
+
     _, run_opts, overrides = sb.parse_arguments([hparams_file, f"--fold={fold}", *train_args])
-    values = config.load_values(hparams_file, overrides)
-    return config.validate(config.effective_values(values, run_opts), RULES)
+    return check_configuration(hparams_file, overrides, run_opts, RULES)[0]
 
 
 def fold_metrics_line(folder):

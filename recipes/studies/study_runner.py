@@ -28,9 +28,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from m4ser_lobes.experiment import studies
+from m4ser_lobes.experiment import config, studies
 from m4ser_lobes.experiment.config import digest
 from m4ser_lobes.utils.fileio import atomic_write_json
+from m4ser_lobes.utils.testing import override_argv
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO / "recipes" / "IEMOCAP" / "train.py"
@@ -191,7 +192,7 @@ def check_study_record(options, pools):
     path = Path(options.study_folder) / "study.json"
     if path.is_file():
         old = studies.read_json(path)
-        changed = [f"{k}: {old.get(k)} -> {v}" for k, v in record.items() if old.get(k) != v]
+        changed = config.settings_differences(old, record)
         if changed:
             raise studies.StudyError(
                 f"{path} records a study with other splits or data ({'; '.join(changed)}): its "
@@ -284,7 +285,7 @@ def run_argv(options, direction, row, paths, output_folder, extra=None, valid_co
         **(extra or {}),
         "skip_prep": True,
         "data_folder": Path(options[f"{source}_folder"]).resolve(),
-        "hypotheses_file": "null" if paths["hypotheses"] is None else paths["hypotheses"].resolve(),
+        "hypotheses_file": None if paths["hypotheses"] is None else paths["hypotheses"].resolve(),
         "num_emotions": len(studies.SHARED_CLASSES),
         "selection_metric": studies.SELECTION_METRICS[valid_corpus],
         "experiment_name": f"{direction}-{row}",
@@ -294,15 +295,14 @@ def run_argv(options, direction, row, paths, output_folder, extra=None, valid_co
         "test_annotation": Path(paths["test"]).resolve(),
         **studies.ROWS[row][1],
     }
-    return [str(options.hparams_file)] + [f"--{k}={v}" for k, v in overrides.items()] + list(
-        options.flags)
+    return override_argv(options.hparams_file, overrides, *options.flags)
 
 
 def check_run(argv):
     """``(values, settings)`` of a run, checked exactly as train.py checks them."""
     import speechbrain as sb
 
-    from m4ser_lobes.experiment import config, recipe
+    from m4ser_lobes.experiment import recipe
 
     corpus = import_train().IEMOCAP
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
@@ -314,7 +314,6 @@ def check_run(argv):
 def run_state(argv):
     """``"done"`` (test_metrics.json, same settings), ``"todo"``; changed settings raise
     train.py's own refusal (:func:`m4ser_lobes.experiment.config.rerun_error`)."""
-    from m4ser_lobes.experiment import config
 
     values, settings = check_run(argv)
     conflict = config.rerun_conflict(values["output_folder"], settings)
@@ -380,7 +379,7 @@ def finetune_run(options, direction, row, paths, shot_paths, shots, draw, extra)
             f"{origin['source_checkpoint']} ({record} differs): the source run changed. "
             f"Delete {output} or pass a new --study_folder")
     if run_state(argv) != "done":
-        from m4ser_lobes.experiment import config, recipe
+        from m4ser_lobes.experiment import recipe
 
         values, settings = check_run(argv)
         conflict = config.rerun_conflict(output, settings)
@@ -391,7 +390,8 @@ def finetune_run(options, direction, row, paths, shot_paths, shots, draw, extra)
         save.mkdir(parents=True, exist_ok=True)
         # The fingerprint first: a folder holding a checkpoint but no fingerprint is refused.
         config.record_fingerprint(output, settings)
-        studies.seed_finetune_checkpoint(source_save, save, lrs=lrs, max_key=max_key)
+        studies.seed_finetune_checkpoint(source_save, save, lrs=lrs, max_key=max_key,
+                                         origin=origin)
         atomic_write_json(record, origin)
     return train_run(argv, f"{direction} {row} {shots}-shot draw {draw}")
 
