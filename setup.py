@@ -45,7 +45,7 @@ setup(
     entry_points={
         "console_scripts": [
             "m4ser-asr=m4ser_lobes.text.asr:main",
-            "m4ser-mini-corpus=m4ser_lobes.corpora.mini_iemocap:main",
+            "m4ser-mini-corpus=m4ser_lobes.testing.mini_iemocap:main",
             "m4ser-export=m4ser_lobes.inference.export:main",
             "m4ser-classify=m4ser_lobes.inference.classify:main",
         ]

@@ -50,7 +50,7 @@ def train_once(assets, results, precision, epochs):
 
 def batching_difference(folder, kind):
     from m4ser_lobes.encoders import SpeechEncoder
-    from m4ser_lobes.utils.testing import save_tiny_speech_encoder
+    from m4ser_lobes.testing.models import save_tiny_speech_encoder
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False

@@ -61,6 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # param_counts, also when imported by path
 from param_counts import PAPER_DELTAS_M, count  # noqa: E402
 
+import m4ser_lobes.corpora.iemocap as _IEMOCAP_PREP
 from m4ser_lobes.experiment import studies  # noqa: E402
 
 # The four Table V rows are the Table VIII rows (every switch of hparams/m4ser.yaml explicit).
@@ -101,10 +102,10 @@ def log(message):
 def save_encoders(folder, size):
     """Random speech/text encoders of the given size; returns their two folders.
 
-    ``tiny``: the test encoders of :mod:`m4ser_lobes.utils.testing` (width 64). ``base``: the shapes of
+    ``tiny``: the test encoders of :mod:`m4ser_lobes.testing.models` (width 64). ``base``: the shapes of
     facebook/hubert-base-ls960 and bert-base-uncased (V = 30,522), random weights, no download.
     """
-    from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+    from m4ser_lobes.testing.models import save_tiny_speech_encoder, save_tiny_text_encoder
 
     folder = Path(folder)
     if size == "tiny":
@@ -112,7 +113,7 @@ def save_encoders(folder, size):
                 save_tiny_text_encoder(folder / "text", hidden_size=64))
     from transformers import BertConfig, BertModel, HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
-    from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
+    from m4ser_lobes.testing.models import save_wordpiece_tokenizer
 
     HubertModel(HubertConfig(layerdrop=0.0)).save_pretrained(folder / "speech")
     Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(folder / "speech")
@@ -363,13 +364,12 @@ def loader_throughput(folder, quick, batch_size=16):
     import speechbrain as sb
     from transformers import AutoTokenizer
 
-    from m4ser_lobes.corpora.mini_iemocap import corpus_words, generate_iemocap
+    from m4ser_lobes.testing.mini_iemocap import corpus_words, generate_iemocap
     from m4ser_lobes.data import batching
     from m4ser_lobes.data.dataio import dataio_prep
-    from m4ser_lobes.utils.testing import import_script, save_tiny_text_encoder
+    from m4ser_lobes.testing.models import import_script, save_tiny_text_encoder
 
-    prepare_iemocap = import_script(REPO / "recipes" / "IEMOCAP" / "iemocap_prepare.py",
-                                    name="iemocap_prepare").prepare_iemocap
+    prepare_iemocap = _IEMOCAP_PREP.prepare_iemocap
 
     folder = Path(folder)
     corpus = generate_iemocap(folder / "corpus", seed=0, utterances_per_dialog=3 if quick else 10)

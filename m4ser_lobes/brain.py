@@ -30,12 +30,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from m4ser_lobes import losses
-from m4ser_lobes.experiment.config import SELECTION_METRICS
 from m4ser_lobes.text.tags import IGNORE_INDEX
 from m4ser_lobes.text.targets import DEFAULT_AEC_MAX_LEN, batch_correction_targets
 from m4ser_lobes.utils.fileio import atomic_write_json
 from m4ser_lobes.masks import lengths_to_pad_mask, mean_over_valid_positions, relative_to_absolute
-from m4ser_lobes.experiment.metrics import (
+from m4ser_lobes.metrics import (
+    SELECTION_METRICS,
     emotion_metrics,
     per_class,
     plot_confusion_matrix,

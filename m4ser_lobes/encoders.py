@@ -122,7 +122,7 @@ class SpeechEncoder(_FreezableEncoder):
 
     Example
     -------
-    >>> from m4ser_lobes.utils.testing import save_tiny_speech_encoder
+    >>> from m4ser_lobes.testing.models import save_tiny_speech_encoder
     >>> folder = save_tiny_speech_encoder(getfixture("tmp_path") / "hubert")
     >>> encoder = SpeechEncoder(str(folder), output_dim=16).eval()
     >>> wavs = torch.randn(2, 16000)
@@ -286,7 +286,7 @@ class TextEncoder(_FreezableEncoder):
 
     Example
     -------
-    >>> from m4ser_lobes.utils.testing import save_tiny_text_encoder
+    >>> from m4ser_lobes.testing.models import save_tiny_text_encoder
     >>> folder = save_tiny_text_encoder(getfixture("tmp_path") / "bert", words=["hello"])
     >>> encoder = TextEncoder(str(folder), output_dim=16).eval()
     >>> ids, pad_mask = encoder.tokenize(["hello world", "hello"])

@@ -61,7 +61,7 @@ class M4SER(nn.Module):
 
     Example
     -------
-    >>> from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+    >>> from m4ser_lobes.testing.models import save_tiny_speech_encoder, save_tiny_text_encoder
     >>> from m4ser_lobes.encoders import SpeechEncoder, TextEncoder
     >>> from m4ser_lobes.fusion import MultimodalFusion
     >>> from m4ser_lobes.heads import EmotionHead, AEDHead

@@ -36,7 +36,7 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 CLASS_WEIGHT_MODES = ("balanced",)
 #: Values of ``selection_metric``: the validation metric whose best checkpoint is tested
 #: (WA is MELD's ACC).
-SELECTION_METRICS = ("UA", "WA", "W-F1")
+from m4ser_lobes.metrics import SELECTION_METRICS  # noqa: E402
 #: SpeechBrain run options that, given on the command line, replace the YAML value of the same
 #: name (``--precision=bf16`` is a run option, not an override).
 RUN_OPTION_KEYS = ("precision", "grad_accumulation_factor", "max_grad_norm",

@@ -39,7 +39,7 @@ import numpy as np
 
 from m4ser_lobes.experiment.config import CONFIGURATION_FILE
 from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
-from m4ser_lobes.experiment.metrics import emotion_metrics, plot_confusion_matrix, save_figure
+from m4ser_lobes.metrics import emotion_metrics, plot_confusion_matrix, save_figure
 
 logger = logging.getLogger(__name__)
 

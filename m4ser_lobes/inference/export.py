@@ -12,7 +12,7 @@ by the run's ``selection_metric``, UA for IEMOCAP, W-F1 for MELD), its ``save/``
 encoders' original sources must be reachable (cached) where this runs. The folder written::
 
     hyperparams.yaml      the packaged m4ser_lobes/inference/inference.yaml with the trained sizes,
-                          window and ASR settings in place (:mod:`m4ser_lobes.inference.config`)
+                          window and ASR settings in place (:mod:`m4ser_lobes.inference.hparams`)
     model.ckpt            weights of the inference model except the pretrained backbones
     speech_encoder/       the fine-tuned speech backbone: save_pretrained + feature extractor config
     text_encoder/         the fine-tuned text backbone: save_pretrained + tokenizer
@@ -57,7 +57,7 @@ from pathlib import Path
 import torch
 
 from m4ser_lobes.inference.card import model_card, public_name, training_data
-from m4ser_lobes.inference.config import BUNDLED_ASR, export_overrides, write_inference_yaml
+from m4ser_lobes.inference.hparams import BUNDLED_ASR, export_overrides, write_inference_yaml
 from m4ser_lobes.inference.folder import BACKBONE_PREFIXES, CORRECTOR_FILE
 from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
 

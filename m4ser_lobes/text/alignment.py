@@ -35,7 +35,7 @@ other way at inference: predicted labels and decoded spans back to text.
 
 Example
 -------
->>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
+>>> from m4ser_lobes.testing.models import save_wordpiece_tokenizer
 >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"), ["hello", "world", "there"])
 >>> a = align_transcripts("Hello word!", "Hello there, world.", tok)
 >>> tok.convert_ids_to_tokens(a.input_ids)
@@ -172,7 +172,7 @@ def align_transcripts(hypothesis, reference, tokenizer, max_length=None):
 
     Example
     -------
-    >>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
+    >>> from m4ser_lobes.testing.models import save_wordpiece_tokenizer
     >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"))
     >>> a = align_transcripts("you know it", "you it is", tok)  # 'know' inserted, 'is' dropped
     >>> tok.convert_ids_to_tokens(a.input_ids), a.labels
@@ -289,7 +289,7 @@ def correct(hypothesis_ids, predicted_labels, decoded_spans, tokenizer):
 
     Example
     -------
-    >>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
+    >>> from m4ser_lobes.testing.models import save_wordpiece_tokenizer
     >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"))
     >>> a = align_transcripts("i no dont know", "i don't know", tok)
     >>> correct(a.input_ids, a.labels, a.targets, tok)

@@ -20,7 +20,7 @@ command line is ``m4ser-asr`` (:mod:`m4ser_lobes.text.asr`).
 Example
 -------
 >>> import numpy as np, soundfile as sf
->>> from m4ser_lobes.utils.testing import save_tiny_whisper
+>>> from m4ser_lobes.testing.models import save_tiny_whisper
 >>> tmp = getfixture("tmp_path")
 >>> whisper = save_tiny_whisper(tmp / "whisper", ["hello", "world"])
 >>> sf.write(tmp / "a.wav", np.zeros(8000, dtype="float32"), 16000)

@@ -101,7 +101,7 @@ def label_statistics(pairs, tokenizer, max_len=DEFAULT_AEC_MAX_LEN, max_length=N
 
     Example
     -------
-    >>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
+    >>> from m4ser_lobes.testing.models import save_wordpiece_tokenizer
     >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"))
     >>> s = label_statistics([("i know", "i know"), ("you", "yes you do")], tok)
     >>> s["keep"], s["delete"], s["change"], s["num_targets"], s["wer"]

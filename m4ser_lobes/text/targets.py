@@ -58,7 +58,7 @@ def full_correction_target(reference, tokenizer):
 
     Example
     -------
-    >>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
+    >>> from m4ser_lobes.testing.models import save_wordpiece_tokenizer
     >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"))
     >>> tok.convert_ids_to_tokens(full_correction_target("Okay. [LAUGHTER] Yes!", tok))
     ['okay', 'yes']

@@ -8,7 +8,7 @@ normalize_text`) except :func:`encode_hypothesis`, which normalises itself.
 
 Example
 -------
->>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
+>>> from m4ser_lobes.testing.models import save_wordpiece_tokenizer
 >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"), ["hello"])
 >>> ids, owners, words = tokenize_words("hello word", tok, add_special_tokens=True)
 >>> tok.convert_ids_to_tokens(ids), owners  # -1: special token
@@ -138,7 +138,7 @@ def encode_hypothesis(hypothesis, tokenizer, max_length=None):
 
     Example
     -------
-    >>> from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
+    >>> from m4ser_lobes.testing.models import save_wordpiece_tokenizer
     >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"))
     >>> tok.convert_ids_to_tokens(encode_hypothesis("I KNOW, okay?!", tok))
     ['[CLS]', 'i', 'know', 'okay', '[SEP]']

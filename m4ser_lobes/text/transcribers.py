@@ -199,7 +199,7 @@ class WhisperTranscriber(ChunkedTranscriber):
 
     Example
     -------
-    >>> from m4ser_lobes.utils.testing import save_tiny_whisper
+    >>> from m4ser_lobes.testing.models import save_tiny_whisper
     >>> asr = WhisperTranscriber(str(save_tiny_whisper(getfixture("tmp_path"))), chunk_seconds=1)
     >>> texts = asr([np.zeros(4000, "float32"), np.zeros(40000, "float32")])
     >>> len(texts), asr.num_generate_calls, asr.num_pieces  # 1 + 3 pieces in one batch
@@ -389,7 +389,7 @@ def asr_throughput(backend, model, wavs, device="cpu", repeats=1, **options):
 
     Example
     -------
-    >>> from m4ser_lobes.utils.testing import save_tiny_whisper
+    >>> from m4ser_lobes.testing.models import save_tiny_whisper
     >>> whisper = str(save_tiny_whisper(getfixture("tmp_path")))
     >>> asr_throughput("transformers", whisper, [np.zeros(8000, "float32")] * 2) > 0
     True

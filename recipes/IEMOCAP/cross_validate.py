@@ -39,7 +39,7 @@ from m4ser_lobes.experiment import config
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from iemocap_prepare import HPARAM_RULES  # noqa: E402
+from m4ser_lobes.corpora.iemocap import HPARAM_RULES  # noqa: E402
 
 RULES = {**config.SCHEMA, **HPARAM_RULES}  # the rules train.py checks
 TRAIN = HERE / "train.py"

@@ -3,9 +3,9 @@
 
     python recipes/IEMOCAP/demo.py [--out demo_output] [--epochs 10] [--fold 1]
 
-Steps: generate the corpus (``m4ser_lobes.corpora.mini_iemocap``) -> save tiny random HuBERT and BERT
+Steps: generate the corpus (``m4ser_lobes.testing.mini_iemocap``) -> save tiny random HuBERT and BERT
 models locally (no download) -> ``train.py hparams/m4ser.yaml`` with the overrides of
-:func:`demo_overrides` and ``m4ser_lobes.experiment.demo`` (prepare, train, validate, test) -> print WA/UA. It is the paper configuration's own code; only
+:func:`demo_overrides` and ``m4ser_lobes.testing.demo`` (prepare, train, validate, test) -> print WA/UA. It is the paper configuration's own code; only
 YAML values differ: encoder sources, sizes, epochs and learning rate. Rerunning resumes.
 """
 
@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 
 def demo_overrides(out, fold=1, epochs=10, seed=7):
     """The YAML overrides that turn ``hparams/m4ser.yaml`` into the demo (returns a dict)."""
-    from m4ser_lobes.corpora.mini_iemocap import corpus_words, generate_iemocap
+    from m4ser_lobes.testing.mini_iemocap import corpus_words, generate_iemocap
     from m4ser_lobes.experiment import demo
 
     out = Path(out).resolve()
@@ -36,7 +36,7 @@ def demo_overrides(out, fold=1, epochs=10, seed=7):
 def run(out="demo_output", fold=1, epochs=10, seed=7, extra_args=()):
     """Run the demo; returns the test metrics dict."""
     from m4ser_lobes.experiment import demo
-    from m4ser_lobes.utils.testing import import_script
+    from m4ser_lobes.testing.models import import_script
 
     train = import_script(HERE / "train.py")  # one module, as the tests and studies import it
 
@@ -45,7 +45,7 @@ def run(out="demo_output", fold=1, epochs=10, seed=7, extra_args=()):
 
 
 def main(argv=None):
-    from m4ser_lobes.experiment.demo import demo_parser
+    from m4ser_lobes.testing.demo import demo_parser
 
     parser = demo_parser(__doc__, "demo_output")
     parser.add_argument("--fold", type=int, default=1, help="test session (1-5)")

@@ -33,7 +33,7 @@ import sys
 from m4ser_lobes.experiment.recipe import Corpus, command_line, prepare_folders, run_recipe
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from iemocap_prepare import HPARAM_RULES, prepare_iemocap  # noqa: E402
+from m4ser_lobes.corpora.iemocap import HPARAM_RULES, prepare_iemocap  # noqa: E402
 
 
 def prepare_kwargs(hparams):

@@ -3,10 +3,10 @@
 
     python recipes/MELD/demo.py [--out meld_demo_output] [--epochs 10] [--per-split 70]
 
-Steps: generate the corpus in the exact release layout (``m4ser_lobes.corpora.mini_meld``: CSVs,
+Steps: generate the corpus in the exact release layout (``m4ser_lobes.testing.mini_meld``: CSVs,
 mp4 clips, the release's media problems) -> save tiny random HuBERT and BERT models locally (no
 download) -> ``recipes/MELD/train.py hparams/m4ser.yaml`` with the overrides of
-:func:`demo_overrides` and ``m4ser_lobes.experiment.demo`` (prepare, train, select on dev W-F1,
+:func:`demo_overrides` and ``m4ser_lobes.testing.demo`` (prepare, train, select on dev W-F1,
 test) -> print test ACC and W-F1. It is the MELD recipe's own code
 (``hparams/meld_overrides.yaml`` included); only YAML values differ: encoder sources, sizes,
 epochs, learning rate and the asserted counts. Rerunning resumes. Any ``--key=value`` of
@@ -21,22 +21,22 @@ HERE = Path(__file__).resolve().parent
 
 def import_train():
     """``recipes/MELD/train.py`` under a private module name (IEMOCAP has a ``train`` too)."""
-    from m4ser_lobes.utils.testing import import_script
+    from m4ser_lobes.testing.models import import_script
 
     return import_script(HERE / "train.py")
 
 
 def demo_words():
     """Words the tiny WordPiece vocabulary holds whole: IEMOCAP look-alike's and MELD's cues."""
-    from m4ser_lobes.corpora.mini_iemocap import corpus_words
-    from m4ser_lobes.corpora.mini_meld import CUE_WORDS
+    from m4ser_lobes.testing.mini_iemocap import corpus_words
+    from m4ser_lobes.testing.mini_meld import CUE_WORDS
 
     return sorted(set(corpus_words()) | set(CUE_WORDS.values()))
 
 
 def demo_overrides(out, epochs=10, seed=7, per_split=70):
     """The overrides that shrink the MELD recipe to the demo (returns a dict)."""
-    from m4ser_lobes.corpora.mini_meld import generate_meld
+    from m4ser_lobes.testing.mini_meld import generate_meld
     from m4ser_lobes.experiment import demo
 
     out = Path(out).resolve()
@@ -53,15 +53,15 @@ def demo_overrides(out, epochs=10, seed=7, per_split=70):
 
 
 def argv_of(overrides, extra_args=()):
-    """train.py's command line (:func:`m4ser_lobes.experiment.demo.train_argv`)."""
-    from m4ser_lobes.experiment.demo import train_argv
+    """train.py's command line (:func:`m4ser_lobes.testing.demo.train_argv`)."""
+    from m4ser_lobes.testing.demo import train_argv
 
     return train_argv(overrides, extra_args)
 
 
 def run(out="meld_demo_output", epochs=10, seed=7, per_split=70, extra_args=()):
     """Run the demo; returns ``(brain, test metrics dict)``."""
-    from m4ser_lobes.experiment.demo import run_training
+    from m4ser_lobes.testing.demo import run_training
 
     return run_training(import_train(),
                         argv_of(demo_overrides(out, epochs, seed, per_split), extra_args))
@@ -69,7 +69,7 @@ def run(out="meld_demo_output", epochs=10, seed=7, per_split=70, extra_args=()):
 
 def main(argv=None):
     from m4ser_lobes.experiment.config import ConfigError
-    from m4ser_lobes.experiment.demo import demo_parser
+    from m4ser_lobes.testing.demo import demo_parser
 
     parser = demo_parser(__doc__, "meld_demo_output")
     parser.add_argument("--per-split", type=int, default=70,

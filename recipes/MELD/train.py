@@ -39,7 +39,7 @@ from m4ser_lobes.experiment.recipe import Corpus, command_line, prepare_folders,
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from meld_prepare import EMOTIONS, FULL_RELEASE, SPLITS, prepare_meld  # noqa: E402
+from m4ser_lobes.corpora.meld import EMOTIONS, FULL_RELEASE, SPLITS, prepare_meld  # noqa: E402
 
 #: ``hparams/meld_overrides.yaml``: the MELD column of Table I, applied under the command line.
 OVERRIDES_FILE = HERE.parents[1] / "hparams" / "meld_overrides.yaml"

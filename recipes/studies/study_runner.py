@@ -31,7 +31,7 @@ from pathlib import Path
 from m4ser_lobes.experiment import config, studies
 from m4ser_lobes.experiment.config import digest
 from m4ser_lobes.utils.fileio import atomic_write_json
-from m4ser_lobes.utils.testing import override_argv
+from m4ser_lobes.testing.models import override_argv
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO / "recipes" / "IEMOCAP" / "train.py"
@@ -126,7 +126,7 @@ def parse_args(argv, extra_options, command):
 
 # ------------------------------------------------------------------------------ data
 def _import_prep(corpus):
-    from m4ser_lobes.utils.testing import import_script
+    from m4ser_lobes.testing.models import import_script
 
     folder = REPO / "recipes" / ("IEMOCAP" if corpus == "iemocap" else "MELD")
     name = f"{corpus}_prepare"  # the name the corpus's train.py imports it by
@@ -263,7 +263,7 @@ def _write_if_changed(path, obj):
 # ------------------------------------------------------------------------------ runs
 def import_train():
     """``recipes/IEMOCAP/train.py`` as a module (a private name: no clash with other ``train``)."""
-    from m4ser_lobes.utils.testing import import_script
+    from m4ser_lobes.testing.models import import_script
 
     return import_script(TRAIN_SCRIPT)
 

@@ -47,8 +47,8 @@ class TinyM4SER(NamedTuple):
 def tiny_m4ser(tmp_path_factory):
     """Train (1 epoch, fold 1) and export a tiny M4SER; see :class:`TinyM4SER`."""
     from m4ser_lobes.inference import export
-    from m4ser_lobes.corpora.mini_iemocap import corpus_words, generate_iemocap
-    from m4ser_lobes.utils.testing import (
+    from m4ser_lobes.testing.mini_iemocap import corpus_words, generate_iemocap
+    from m4ser_lobes.testing.models import (
         TINY_OVERRIDES,
         import_script,
         override_argv,

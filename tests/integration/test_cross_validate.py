@@ -19,7 +19,7 @@ import pytest
 
 from m4ser_lobes.experiment import config
 from m4ser_lobes.experiment.config import ConfigError
-from m4ser_lobes.utils.testing import import_script
+from m4ser_lobes.testing.models import import_script
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "IEMOCAP"
@@ -181,7 +181,7 @@ def test_two_real_folds_then_resume(tmp_path, caplog):
     """Two 1-epoch folds of the tiny demo model on a 40-utterance corpus, then a rerun."""
     from demo import demo_overrides
 
-    from m4ser_lobes.corpora.mini_iemocap import generate_iemocap
+    from m4ser_lobes.testing.mini_iemocap import generate_iemocap
 
     generate_iemocap(tmp_path / "corpus", seed=0, utterances_per_dialog=2)  # demo reuses it
     overrides = demo_overrides(tmp_path, epochs=1)

@@ -21,7 +21,8 @@ import torch
 
 from m4ser_lobes.inference import classify
 
-from m4ser_lobes.inference import card, config, export
+from m4ser_lobes.inference import card, export
+from m4ser_lobes.inference import hparams as config
 from m4ser_lobes.data.audio import AudioError, load_audio
 from m4ser_lobes.inference.classifier import M4SERClassifier, TranscriptInfo
 from m4ser_lobes.inference.folder import BACKBONE_PREFIXES
@@ -156,7 +157,7 @@ def test_model_card_states_the_training_data_without_local_paths(tiny_m4ser):
         "Session1",
         f"{num_train} training,",
         f"{num_test} test.",
-        "synthetic (m4ser_lobes.corpora.mini_iemocap)",  # the hypotheses' ASR model
+        "synthetic (m4ser_lobes.testing.mini_iemocap)",  # the hypotheses' ASR model
         "`text_source: hypothesis`",
         "`tiny-hubert`",  # the speech encoder, named without its folder
         "asr/",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tiny_recipe import REPO, import_train, in_process_run
 
-from m4ser_lobes.utils.testing import TINY_OVERRIDES, import_script
+from m4ser_lobes.testing.models import TINY_OVERRIDES, import_script
 
 MELD_CLASSES = {"neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"}
 TINY = {**TINY_OVERRIDES, "number_of_epochs": 1, "batch_size": 8, "lr": 0.002,
@@ -21,15 +21,15 @@ TINY = {**TINY_OVERRIDES, "number_of_epochs": 1, "batch_size": 8, "lr": 0.002,
 
 
 def import_meld(name):
-    """``recipes/MELD/<name>.py`` as a module (``m4ser_lobes.utils.testing.import_script``)."""
+    """``recipes/MELD/<name>.py`` as a module (``m4ser_lobes.testing.models.import_script``)."""
     return import_script(REPO / "recipes" / "MELD" / f"{name}.py")
 
 
 @pytest.fixture(scope="module")
 def meld_run(tmp_path_factory):
     """Train the tiny MELD configuration once; returns (brain, output folder, assets)."""
-    from m4ser_lobes.corpora.mini_meld import generate_meld
-    from m4ser_lobes.utils.testing import (
+    from m4ser_lobes.testing.mini_meld import generate_meld
+    from m4ser_lobes.testing.models import (
         save_tiny_speech_encoder,
         save_tiny_text_encoder,
         save_tiny_whisper,

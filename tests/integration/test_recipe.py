@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from m4ser_lobes.utils.testing import TINY_OVERRIDES, import_script, override_argv
+from m4ser_lobes.testing.models import TINY_OVERRIDES, import_script, override_argv
 
 REPO = Path(__file__).resolve().parents[2]
 

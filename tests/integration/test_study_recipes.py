@@ -17,14 +17,14 @@ from tiny_recipe import (BATCH_SIZE, REPO, SEED, TINY_TRAINING, in_process_run,
 
 from m4ser_lobes.experiment import studies
 from m4ser_lobes.experiment.config import ConfigError
-from m4ser_lobes.utils.testing import TINY_OVERRIDES, import_script
+from m4ser_lobes.testing.models import TINY_OVERRIDES, import_script
 
 TINY = {"seed": SEED, **TINY_OVERRIDES, "number_of_epochs": 1, "batch_size": BATCH_SIZE,
         **TINY_TRAINING}
 
 
 def import_study(name):
-    """``recipes/studies/<name>.py`` as a module (``m4ser_lobes.utils.testing.import_script``)."""
+    """``recipes/studies/<name>.py`` as a module (``m4ser_lobes.testing.models.import_script``)."""
     return import_script(REPO / "recipes" / "studies" / f"{name}.py")
 
 
@@ -32,7 +32,7 @@ def import_study(name):
 def study(tmp_path_factory):
     """Both corpora, the tiny encoders and the common command line; runs the cross-corpus study
     once. Returns (argv builder, study folder, table, stdout of the first run)."""
-    from m4ser_lobes.corpora.mini_meld import generate_meld
+    from m4ser_lobes.testing.mini_meld import generate_meld
 
     root = tmp_path_factory.mktemp("studies")
     assets = make_tiny_assets(root / "assets")

@@ -1,6 +1,6 @@
 """Helpers for the integration tests that run ``recipes/IEMOCAP/train.py`` end to end.
 
-A tiny generated IEMOCAP look-alike (``m4ser_lobes.corpora.mini_iemocap``, 2 kept utterances per dialog:
+A tiny generated IEMOCAP look-alike (``m4ser_lobes.testing.mini_iemocap``, 2 kept utterances per dialog:
 28 training utterances in fold 1), tiny random HuBERT and BERT saved locally (no download) and
 the YAML overrides that shrink ``hparams/m4ser.yaml`` to them. Everything else is the paper
 configuration's own code path: data prep, ``M4SERBrain``, checkpointing, test.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from m4ser_lobes.utils.testing import TINY_OVERRIDES, import_script, override_argv
+from m4ser_lobes.testing.models import TINY_OVERRIDES, import_script, override_argv
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -41,14 +41,14 @@ TINY_TRAINING = {
 
 
 def import_train():
-    """``recipes/IEMOCAP/train.py`` as a module (``m4ser_lobes.utils.testing.import_script``)."""
+    """``recipes/IEMOCAP/train.py`` as a module (``m4ser_lobes.testing.models.import_script``)."""
     return import_script(TRAIN_SCRIPT)
 
 
 def make_tiny_assets(folder, utterances_per_dialog=2):
     """Generate the corpus and save the tiny encoders under ``folder`` (idempotent); returns a dict."""
-    from m4ser_lobes.corpora.mini_iemocap import corpus_words, generate_iemocap
-    from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+    from m4ser_lobes.testing.mini_iemocap import corpus_words, generate_iemocap
+    from m4ser_lobes.testing.models import save_tiny_speech_encoder, save_tiny_text_encoder
 
     folder = Path(folder)
     corpus = folder / "corpus"

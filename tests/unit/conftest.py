@@ -1,7 +1,7 @@
 """Fixtures of the unit tests that build an ``M4SERBrain`` from ``hparams/m4ser.yaml``.
 
 ``tiny_models`` saves a tiny random HuBERT and BERT once per session; ``make_brain`` builds a
-Brain of the YAML around them with :data:`m4ser_lobes.utils.testing.TINY_OVERRIDES` (seconds, no
+Brain of the YAML around them with :data:`m4ser_lobes.testing.models.TINY_OVERRIDES` (seconds, no
 training run). The trained-and-exported model (``tiny_m4ser``) lives with its users in
 ``tests/integration/conftest.py``.
 """
@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """(speech encoder folder, text encoder folder): tiny random HuBERT and BERT, width 32."""
-    from m4ser_lobes.corpora.mini_iemocap import corpus_words
-    from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+    from m4ser_lobes.testing.mini_iemocap import corpus_words
+    from m4ser_lobes.testing.models import save_tiny_speech_encoder, save_tiny_text_encoder
 
     root = tmp_path_factory.mktemp("brain_models")
     return (
@@ -40,7 +40,7 @@ def make_brain(tiny_models, mini_iemocap_manifests):
     from m4ser_lobes.brain import M4SERBrain
     from m4ser_lobes.data.dataio import dataio_prep
     from m4ser_lobes.experiment.recipe import tokenizer_of
-    from m4ser_lobes.utils.testing import TINY_OVERRIDES
+    from m4ser_lobes.testing.models import TINY_OVERRIDES
 
     def build(out, batch_size=4, **extra):
         overrides = {

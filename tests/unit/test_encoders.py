@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from m4ser_lobes.encoders import SpeechEncoder, TextEncoder
-from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+from m4ser_lobes.testing.models import save_tiny_speech_encoder, save_tiny_text_encoder
 
 SPEECH_KINDS = ("hubert", "wavlm", "wav2vec2", "wav2vec2-layer")
 

@@ -5,17 +5,17 @@ import inspect
 import io
 from pathlib import Path
 
+import m4ser_lobes.corpora.iemocap as _IEMOCAP_PREP
 import pytest
 import ruamel.yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
 from m4ser_lobes.utils.fileio import load_hyperpyyaml_values
-from m4ser_lobes.utils.testing import TINY_OVERRIDES, import_script
+from m4ser_lobes.testing.models import TINY_OVERRIDES, import_script
 
 REPO = Path(__file__).resolve().parents[2]
 YAML = REPO / "hparams" / "m4ser.yaml"
-iemocap_prepare = import_script(REPO / "recipes" / "IEMOCAP" / "iemocap_prepare.py",
-                                name="iemocap_prepare")
+iemocap_prepare = _IEMOCAP_PREP
 
 
 
@@ -79,7 +79,7 @@ def test_two_seeds_get_separate_prepared_folders(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_encoders(tmp_path_factory):
-    from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+    from m4ser_lobes.testing.models import save_tiny_speech_encoder, save_tiny_text_encoder
 
     root = tmp_path_factory.mktemp("hparams_encoders")
     return (save_tiny_speech_encoder(root / "hubert", hidden_size=32, num_layers=1),

@@ -12,7 +12,7 @@ from m4ser_lobes.encoders import SpeechEncoder, TextEncoder
 from m4ser_lobes.fusion import MultimodalFusion
 from m4ser_lobes.heads import AEDHead, EmotionHead
 from m4ser_lobes.model import M4SER
-from m4ser_lobes.utils.testing import save_tiny_speech_encoder, save_tiny_text_encoder
+from m4ser_lobes.testing.models import save_tiny_speech_encoder, save_tiny_text_encoder
 
 D, H = 16, 4
 WORDS = ["i", "am", "so", "happy", "today", "angry"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from m4ser_lobes.encoders import SpeechEncoder
-from m4ser_lobes.utils.testing import save_tiny_speech_encoder
+from m4ser_lobes.testing.models import save_tiny_speech_encoder
 
 RATE = 16000
 SECONDS = (0.3, 1.0, 2.5)

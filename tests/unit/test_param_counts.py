@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from m4ser_lobes.utils.testing import import_script
+from m4ser_lobes.testing.models import import_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "param_counts.py"
 

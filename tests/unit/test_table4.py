@@ -1,7 +1,7 @@
 """Every row of Table IV trains one step of ``M4SERBrain`` built from ``hparams/m4ser.yaml``.
 
 The rows are read from README.md's "Table IV ablations" table (the commands users copy), and
-that table must equal ``m4ser_lobes.utils.testing.TABLE_IV``, the ablations as the paper defines
+that table must equal ``m4ser_lobes.testing.models.TABLE_IV``, the ablations as the paper defines
 them: the README, the YAML's switches and this test cannot drift apart. Per row, one ``fit_batch`` on 2 utterances
 with the tiny sizes must log exactly the row's loss terms (``M4SERBrain.compute_objectives``'s
 names) and change exactly the row's parts of the model, and the row's values must pass
@@ -11,17 +11,18 @@ names) and change exactly the row's parts of the model, and the row's values mus
 import re
 from pathlib import Path
 
+import m4ser_lobes.corpora.iemocap as _IEMOCAP_PREP
 import pytest
 import speechbrain as sb
 import torch
 
 from m4ser_lobes.brain import unwrap
 from m4ser_lobes.experiment import config
-from m4ser_lobes.utils.testing import TABLE_IV, import_script
+from m4ser_lobes.testing.models import TABLE_IV, import_script
 
 REPO = Path(__file__).resolve().parents[2]
 HPARAMS = REPO / "hparams" / "m4ser.yaml"
-PREPARE = import_script(REPO / "recipes" / "IEMOCAP" / "iemocap_prepare.py", name="iemocap_prepare")
+PREPARE = _IEMOCAP_PREP
 RULES = {**config.SCHEMA, **PREPARE.HPARAM_RULES}  # what train.py checks on IEMOCAP
 def readme_rows(text):
     """Table IV label -> (experiment_name, overrides) of README.md's "Table IV ablations" table.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from m4ser_lobes.utils.testing import import_script
+from m4ser_lobes.testing.models import import_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "table5.py"
 ROWS = ("baseline", "msr_mir", "gan_lcl", "m4ser")

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from m4ser_lobes.data.dataio import dataio_prep
-from m4ser_lobes.corpora.mini_iemocap import corpus_words
-from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
+from m4ser_lobes.testing.mini_iemocap import corpus_words
+from m4ser_lobes.testing.models import save_wordpiece_tokenizer
 
 
 @pytest.fixture(scope="module")

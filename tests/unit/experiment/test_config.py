@@ -7,17 +7,17 @@ Values are read as train.py reads them: ``sb.parse_arguments`` on a command line
 import json
 from pathlib import Path
 
+import m4ser_lobes.corpora.iemocap as _IEMOCAP_PREP
 import pytest
 import speechbrain as sb
 
 from m4ser_lobes.experiment import config
-from m4ser_lobes.utils import testing
-from m4ser_lobes.utils.testing import import_script
+from m4ser_lobes.testing import models as testing
+from m4ser_lobes.testing.models import import_script
 
 REPO = Path(__file__).resolve().parents[3]
 YAML = REPO / "hparams" / "m4ser.yaml"
-iemocap_prepare = import_script(REPO / "recipes" / "IEMOCAP" / "iemocap_prepare.py",
-                                name="iemocap_prepare")
+iemocap_prepare = _IEMOCAP_PREP
 
 RULES = {**config.SCHEMA, **iemocap_prepare.HPARAM_RULES}
 

@@ -47,7 +47,7 @@ def history(offset, with_gan=True, epochs=3):
 
 def write_fold(folder, spec, hist=None):
     """A finished fold folder as train.py leaves it (test_metrics.json, predictions.csv, history)."""
-    from m4ser_lobes.experiment.metrics import emotion_metrics
+    from m4ser_lobes.metrics import emotion_metrics
 
     folder.mkdir(parents=True, exist_ok=True)
     index = {c: i for i, c in enumerate(spec["classes"])}

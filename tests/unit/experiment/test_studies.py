@@ -7,16 +7,17 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import m4ser_lobes.corpora.iemocap as _IEMOCAP_PREP
+import m4ser_lobes.corpora.meld as _MELD_PREP
 import pytest
 
 from m4ser_lobes.experiment import studies
 from m4ser_lobes.experiment.studies import StudyError
-from m4ser_lobes.utils.testing import import_script
+from m4ser_lobes.testing.models import import_script
 
 REPO = Path(__file__).resolve().parents[3]
-iemocap_prepare = import_script(REPO / "recipes" / "IEMOCAP" / "iemocap_prepare.py",
-                                name="iemocap_prepare")
-meld_prepare = import_script(REPO / "recipes" / "MELD" / "meld_prepare.py", name="meld_prepare")
+iemocap_prepare = _IEMOCAP_PREP
+meld_prepare = _MELD_PREP
 
 
 def import_runner():

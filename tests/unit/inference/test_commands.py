@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from m4ser_lobes.corpora import mini_iemocap as mini_corpus
+from m4ser_lobes.testing import mini_iemocap as mini_corpus
 from m4ser_lobes.inference import classify, export
 from m4ser_lobes.text import asr
 
 #: console script -> (module, its parser builder); the scripts of setup.py's entry points.
 COMMANDS = {
     "m4ser-asr": ("m4ser_lobes.text.asr", asr.build_parser),
-    "m4ser-mini-corpus": ("m4ser_lobes.corpora.mini_iemocap", mini_corpus.build_parser),
+    "m4ser-mini-corpus": ("m4ser_lobes.testing.mini_iemocap", mini_corpus.build_parser),
     "m4ser-export": ("m4ser_lobes.inference.export", export.build_parser),
     "m4ser-classify": ("m4ser_lobes.inference.classify", classify.build_parser),
 }

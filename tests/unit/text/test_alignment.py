@@ -22,7 +22,7 @@ from m4ser_lobes.text.statistics import (
 from m4ser_lobes.text.tags import IGNORE_INDEX, AEDTag
 from m4ser_lobes.text.targets import batch_correction_targets, full_correction_target
 from m4ser_lobes.text.tokens import encode_hypothesis
-from m4ser_lobes.utils.testing import save_wordpiece_tokenizer
+from m4ser_lobes.testing.models import save_wordpiece_tokenizer
 
 K, D, C, X = AEDTag.KEEP, AEDTag.DELETE, AEDTag.CHANGE, IGNORE_INDEX
 WHOLE_WORDS = ["hello", "world", "there", "cat", "sat", "mat", "dog", "ran", "really"]

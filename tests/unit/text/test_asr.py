@@ -20,7 +20,7 @@ from m4ser_lobes.text.hypotheses import (
 from m4ser_lobes.text.normalize import normalize_text
 from m4ser_lobes.text.statistics import word_error_rate
 from m4ser_lobes.text.transcribers import WhisperTranscriber, split_long_audio
-from m4ser_lobes.utils.testing import save_tiny_whisper
+from m4ser_lobes.testing.models import save_tiny_whisper
 
 CHUNK = 1.0  # seconds: small so that the "long" file is split without long audio
 

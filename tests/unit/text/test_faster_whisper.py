@@ -18,7 +18,7 @@ from m4ser_lobes.text.normalize import normalize_text
 from m4ser_lobes.text.statistics import word_error_rate
 from m4ser_lobes.text.tags import LABEL_NAMES
 from m4ser_lobes.text.transcribers import FasterWhisperTranscriber, asr_throughput
-from m4ser_lobes.utils.testing import save_tiny_whisper, save_wordpiece_tokenizer
+from m4ser_lobes.testing.models import save_tiny_whisper, save_wordpiece_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,135 @@
+"""Emotion metrics with scikit-learn, and the files people look at (CSV, JSON, PNG).
+
+WA = overall accuracy, UA = mean per-class recall (balanced accuracy) — the standard definitions
+(several public codebases swap the names, docs/design.md §8). MELD reports ACC (= WA) and
+support-weighted F1 (W-F1), with per-class F1 and recall.
+"""
+
+import csv
+import io
+
+import numpy as np
+
+from m4ser_lobes.utils.fileio import atomic_write_text
+
+#: Validation metrics that can choose the tested checkpoint (``selection_metric``; WA is MELD's ACC).
+SELECTION_METRICS = ("UA", "WA", "W-F1")
+
+
+def emotion_metrics(y_true, y_pred, num_classes):
+    """WA (= ACC), UA, weighted F1, per-class recall, F1 and support, and the confusion matrix.
+
+    Arguments
+    ---------
+    y_true, y_pred : sequence of int
+        Class indices.
+    num_classes : int
+        C; the confusion matrix is C x C even when a class is absent.
+
+    Returns
+    -------
+    dict
+        ``WA``, ``ACC`` (the same number under MELD's name), ``UA``, ``W-F1`` (percent; F1 per
+        class weighted by its support, scikit-learn's ``average="weighted"``), ``recall`` and
+        ``f1`` (per class, percent; recall None for a class absent from ``y_true``),
+        ``support`` (per class), ``confusion`` (C x C counts, rows = true class).
+
+    Example
+    -------
+    >>> m = emotion_metrics([0, 0, 0, 1], [0, 0, 0, 0], num_classes=2)
+    >>> m["WA"], m["ACC"], m["UA"], m["confusion"]
+    (75.0, 75.0, 50.0, [[3, 0], [1, 0]])
+    >>> m["f1"], m["recall"], m["support"], m["W-F1"]
+    ([85.7143, 0.0], [100.0, 0.0], [3, 1], 64.2857)
+    """
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    labels = list(range(num_classes))
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    support = cm.sum(axis=1)
+    present = support > 0
+    recall = np.where(present, np.diag(cm) / np.maximum(support, 1), np.nan)
+    per_class_f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    accuracy = round(100.0 * float(np.trace(cm)) / max(int(cm.sum()), 1), 4)
+    return {
+        "WA": accuracy,
+        "ACC": accuracy,
+        "UA": round(100.0 * float(np.nanmean(recall[present])) if present.any() else 0.0, 4),
+        "W-F1": round(
+            100.0
+            * float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+            4,
+        ),
+        "recall": [None if np.isnan(r) else round(100.0 * float(r), 4) for r in recall],
+        "f1": [round(100.0 * float(f), 4) for f in per_class_f1],
+        "support": [int(n) for n in support],
+        "confusion": cm.tolist(),
+    }
+
+
+def per_class(metrics, class_names):
+    """``{class: {"recall", "f1", "support"}}`` from :func:`emotion_metrics` (for people to read).
+
+    Example
+    -------
+    >>> per_class(emotion_metrics([0, 1], [0, 0], 2), ["neutral", "joy"])["neutral"]
+    {'recall': 100.0, 'f1': 66.6667, 'support': 1}
+    """
+    return {name: {"recall": metrics["recall"][i], "f1": metrics["f1"][i],
+                   "support": metrics["support"][i]}
+            for i, name in enumerate(class_names)}
+
+
+def write_predictions_csv(path, ids, y_true, y_pred, probabilities, class_names):
+    """Write one row per utterance: id, true, predicted, and one probability column per class."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "true", "predicted"] + [f"p_{c}" for c in class_names])
+    for utt, t, p, probs in zip(ids, y_true, y_pred, probabilities):
+        writer.writerow([utt, class_names[t], class_names[p]] + [f"{x:.6f}" for x in probs])
+    atomic_write_text(path, buffer.getvalue())
+
+
+def plot_confusion_matrix(confusion, class_names, path, title="Confusion matrix", normalize=True):
+    """Save a confusion matrix as a PNG (rows = true class; row-normalised percentages by default).
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "cm.png"
+    >>> plot_confusion_matrix([[3, 1], [0, 2]], ["neu", "ang"], path)
+    >>> path.stat().st_size > 0
+    True
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(confusion, dtype=float)
+    shown = 100.0 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1e-12) if normalize else cm
+    fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.2 * len(class_names) + 1.5))
+    ax.imshow(shown, cmap="Blues", vmin=0, vmax=100 if normalize else None)
+    for i in range(len(class_names)):
+        for j in range(len(class_names)):
+            text = f"{shown[i, j]:.1f}" if normalize else f"{int(shown[i, j])}"
+            color = "white" if shown[i, j] > (50 if normalize else shown.max() / 2) else "black"
+            ax.text(j, i, text, ha="center", va="center", color=color)
+    ax.set_xticks(range(len(class_names)), class_names)
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def save_figure(fig, path):
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import os
+
+    import matplotlib.pyplot as plt
+
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
