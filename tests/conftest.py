@@ -10,7 +10,6 @@ import m4ser_lobes.corpora.iemocap as _IEMOCAP_PREP
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-IEMOCAP_RECIPE = REPO / "recipes" / "IEMOCAP"
 
 
 # --------------------------------------------------------------------------- IEMOCAP look-alike
@@ -29,9 +28,6 @@ def mini_iemocap(tmp_path_factory):
 @pytest.fixture(scope="session")
 def mini_iemocap_manifests(mini_iemocap, tmp_path_factory):
     """Folder of ``fold<k>/{train,valid,test}.json`` prepared from :func:`mini_iemocap`."""
-    from m4ser_lobes.testing.models import import_script
-
-    # under the name train.py imports it by: one module object
     prep = _IEMOCAP_PREP
     save_folder = tmp_path_factory.mktemp("mini_iemocap_manifests")
     prep.prepare_iemocap(mini_iemocap.root, save_folder, hypotheses=mini_iemocap.hypotheses,

@@ -44,7 +44,7 @@ overwrite each other's manifests. The defaults (:data:`DEFAULT_SEED` ...) are th
 
 Outputs: ``<save_folder>/fold<k>/{train,valid,test}.json`` (SpeechBrain JSON manifests keyed by
 utterance id: ``wav``, ``duration``, ``emo``, ``speaker``, ``gender``, ``session``,
-``transcript``, ``hypothesis``), ``summary.json`` and ``prepare_opts.json``. Work already done
+``transcript``, ``hypothesis``), ``summary.json`` and ``identity.json``. Work already done
 with the same options (and the same hypothesis cache content) is skipped; the corpus itself is not
 hashed, so delete ``save_folder`` after changing files inside ``data_folder``.
 
@@ -69,10 +69,12 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import NamedTuple
+from typing import Annotated, Dict, List, Literal, NamedTuple, Optional, Union
 
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StrictInt, StrictStr
+
+from m4ser_lobes.corpora import HPARAMS, Corpus, prepare_folders
 from m4ser_lobes.data import prep
-from m4ser_lobes.experiment.config import Rule, integer, one_of, real
 from m4ser_lobes.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -92,27 +94,13 @@ FOLDS = tuple(sorted(UTTERANCES_PER_SESSION))
 VALIDATION_MODES = ("train_sessions", "test_fold")
 NUM_EMOTIONS = len(set(EMOTION_MAP.values()))
 
-# One default per option, shared by prepare_iemocap, the command line and hparams/m4ser.yaml
-# (tests/unit/recipes/test_iemocap_prepare.py checks that the YAML holds the same values).
+# One default per option, shared by prepare_iemocap, the command line and hparams/iemocap.yaml
+# (tests/unit/corpora/test_iemocap_prepare.py checks that hparams/iemocap.yaml holds the same values).
 DEFAULT_SEED = 1986
 DEFAULT_VALIDATION = "train_sessions"
 DEFAULT_VALID_RATIO = 0.1
 DEFAULT_EXPECTED_UTTERANCES = UTTERANCES_PER_SESSION
-
-#: The IEMOCAP rules of ``hparams/m4ser.yaml`` (the corpus-agnostic ones are
-#: ``m4ser_lobes.experiment.config.SCHEMA``), checked by train.py and cross_validate.py before any work.
-HPARAM_RULES = {
-    "fold": integer(FOLDS[0], FOLDS[-1]),
-    "validation": one_of(*VALIDATION_MODES),
-    "valid_ratio": real(0, 1, low_open=True, high_open=True),
-    "expected_utterances": Rule(
-        "null, a positive total, or a mapping session (1..5) -> positive count",
-        lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0) or (
-            isinstance(v, dict) and v and set(v) <= set(FOLDS)
-            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in v.values())),
-    ),
-    "num_emotions": one_of(NUM_EMOTIONS),
-}
+_BOOK = {"fingerprint": False}  # bookkeeping: not part of a run's fingerprint
 
 _HEADER = re.compile(
     r"^\[(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\]\s+(\S+)\s+(\w+)\s+"
@@ -565,7 +553,7 @@ def prepare_iemocap(
     data_folder : str or Path
         The ``IEMOCAP_full_release`` folder.
     save_folder : str or Path
-        Where the fold folders, ``summary.json`` and ``prepare_opts.json`` go.
+        Where the fold folders, ``summary.json`` and ``identity.json`` go.
     hypotheses : str, Path or None
         ASR hypothesis cache (docs/CONTRACTS.md); None writes ``"hypothesis": null``.
     folds : iterable of int
@@ -703,6 +691,42 @@ def main(argv=None):
     except IemocapPrepError as error:
         sys.exit(f"error: {error}")
     print(json.dumps({k: v for k, v in summary.items() if k != "options"}, indent=2))
+
+
+# ------------------------------------------------------------------------------ the corpus of a run
+class IemocapSettings(BaseModel):
+    """The keys of ``hparams/iemocap.yaml``, checked before any work (one-line errors)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    fold: Annotated[StrictInt, Field(ge=FOLDS[0], le=FOLDS[-1], json_schema_extra=_BOOK)]
+    validation: Literal[VALIDATION_MODES]
+    valid_ratio: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+    expected_utterances: Optional[Union[PositiveInt, Dict[Literal[FOLDS], PositiveInt]]]
+    num_emotions: Literal[NUM_EMOTIONS]
+    folds: Annotated[List[Literal[FOLDS]], Field(min_length=1, json_schema_extra=_BOOK)] = list(FOLDS)
+    launcher: Annotated[Optional[StrictStr], Field(json_schema_extra=_BOOK)] = None
+
+
+def prepare_kwargs(values):
+    """The :func:`prepare_iemocap` arguments of a run."""
+    return {
+        **prepare_folders(values),
+        "validation": values["validation"],
+        "valid_ratio": values["valid_ratio"],
+        "seed": values["seed"],
+        "expected_utterances": values["expected_utterances"],
+    }
+
+
+#: IEMOCAP as a run sees it (``recipes/IEMOCAP/train.py``).
+IEMOCAP = Corpus(
+    name="IEMOCAP",
+    data_file=HPARAMS / "iemocap.yaml",
+    settings=IemocapSettings,
+    prepare=prepare_iemocap,
+    prepare_kwargs=prepare_kwargs,
+)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 A prep reads and validates the whole corpus before it writes anything, and skips work already
 done. The pieces of that protocol that do not depend on the corpus live here:
 
-* the options of a run, recorded last in ``<save_folder>/prepare_opts.json`` (it marks
-  completion), and the skip when every output is there with the same options
+* the skip when every output is there with the same options: the options are the folder's
+  identity, recorded last in ``<save_folder>/identity.json`` by
+  :mod:`m4ser_lobes.utils.identity`, the one mechanism runs and studies use too
   (:func:`load_if_done`, :func:`mark_done`);
 * the SHA-1 of the hypothesis cache among those options, so that a changed cache makes the prep
   run again (:func:`hypothesis_options`);
@@ -31,11 +32,11 @@ import json
 import logging
 from pathlib import Path
 
+from m4ser_lobes.utils import identity
 from m4ser_lobes.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-OPTIONS_FILE = "prepare_opts.json"
 SUMMARY_FILE = "summary.json"
 #: What a prep does for an utterance without hypothesis: raise, or keep it with ``null``.
 MISSING_HYPOTHESIS_POLICIES = ("error", "null")
@@ -121,9 +122,7 @@ def hypothesis_options(hypotheses, without, error=PrepError):
     if not path.is_file():
         raise error(f"{path}: hypothesis cache not found. Create it with "
                     f"`python -m m4ser_lobes.text.asr`, or {without}.")
-    from m4ser_lobes.experiment.config import file_digest
-
-    return {"hypotheses": str(path.resolve()), "hypotheses_sha1": file_digest(path)}
+    return {"hypotheses": str(path.resolve()), "hypotheses_sha1": identity.file_digest(path)}
 
 
 def check_missing_hypotheses(missing, path, missing_hypothesis, message, error=PrepError):
@@ -160,15 +159,15 @@ def check_missing_hypotheses(missing, path, missing_hypothesis, message, error=P
 def load_if_done(save_folder, options, outputs):
     """The summary of an earlier run with the same ``options``, or None when the prep must run.
 
-    The earlier run counts when :data:`OPTIONS_FILE` (written last) holds the same options and
-    :data:`SUMMARY_FILE` and every one of ``outputs`` exist. Changed options are logged.
+    The earlier run counts when ``identity.json`` (written last) records ``options`` as done and
+    :data:`SUMMARY_FILE` and every one of ``outputs`` exist.
 
     Arguments
     ---------
     save_folder : str or Path
         The prep's output folder.
     options : dict
-        The options of this run, in their JSON form (``json.loads(json.dumps(options))``).
+        The options of this run (JSON-ready).
     outputs : iterable of Path
         The manifests the prep writes.
 
@@ -177,25 +176,15 @@ def load_if_done(save_folder, options, outputs):
     dict or None
     """
     save_folder = Path(save_folder)
-    opts_file = save_folder / OPTIONS_FILE
     outputs = [save_folder / SUMMARY_FILE, *outputs]
-    if not opts_file.is_file() or not all(Path(p).is_file() for p in outputs):
-        return None
-    try:
-        previous = json.loads(opts_file.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    if previous != options:
-        changed = sorted(k for k in set(previous) | set(options)
-                         if previous.get(k) != options.get(k))
-        logger.info("%s: options changed (%s), preparing again", save_folder, ", ".join(changed))
+    if not identity.is_done(save_folder, options) or not all(Path(p).is_file() for p in outputs):
         return None
     logger.info("%s: manifests already prepared with these options, skipping", save_folder)
     return json.loads((save_folder / SUMMARY_FILE).read_text(encoding="utf-8"))
 
 
 def mark_done(save_folder, summary, options):
-    """Write :data:`SUMMARY_FILE`, then :data:`OPTIONS_FILE` (last: it marks completion)."""
+    """Write :data:`SUMMARY_FILE`, then the folder's identity (last: it marks completion)."""
     save_folder = Path(save_folder)
     atomic_write_json(save_folder / SUMMARY_FILE, summary)
-    atomic_write_json(save_folder / OPTIONS_FILE, options)
+    identity.mark_done(save_folder, options)

@@ -15,7 +15,8 @@ reads the finished fold folders of one experiment (``<results_folder>/<experimen
                             confusion matrix, first- and last-epoch loss terms;
 ``confusion_matrix_avg.png`` Fig. 12: the mean over folds of the row-normalised confusion matrices;
 ``loss_curves.png``         Fig. 8: one panel per loss term (mean over folds, thin per-fold lines),
-                            L_G with its equilibrium 2 ln 2, D(·) with 0.5, and validation UA.
+                            L_G with its equilibrium 2 ln 2, D(·) with 0.5, and validation UA
+                            (:mod:`m4ser_lobes.experiment.figures`).
 
 Three summaries, because they differ (docs/design.md §8): *per fold* (from each ``test_metrics.json``),
 *mean over folds* (mean and population standard deviation of the per-fold numbers) and *pooled*
@@ -29,7 +30,6 @@ import argparse
 import csv
 import json
 import logging
-import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -37,9 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from m4ser_lobes.experiment.config import CONFIGURATION_FILE
+from m4ser_lobes.experiment.figures import (  # noqa: F401  (LOSS_PANELS: re-exported)
+    CURVE_KEYS, LOSS_PANELS, VALID_CURVE, plot_curves)
+from m4ser_lobes.experiment.run import CONFIGURATION_FILE
+from m4ser_lobes.metrics import emotion_metrics, plot_confusion_matrix
 from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
-from m4ser_lobes.metrics import emotion_metrics, plot_confusion_matrix, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -48,20 +50,6 @@ PREDICTIONS_FILE = "predictions.csv"
 HISTORY_FILE = "history.json"
 REPORT_FOLDER = "cv_report"
 SUMMARY_KEYS = ("WA", "UA", "W-F1")
-#: Fig. 8 panels in order: (title, training-statistic keys drawn in that panel, reference line).
-LOSS_PANELS = (
-    ("L_ER", ("L_ER",), None),
-    ("L_AED", ("L_AED",), None),
-    ("L_AEC", ("L_AEC",), None),
-    ("L_LCL", ("L_LCL",), None),
-    ("L_D", ("L_D",), None),
-    ("L_G", ("L_G",), ("2 ln 2", 2 * math.log(2))),
-    ("L_GAN", ("L_GAN",), None),
-    ("D(·) means", ("D(H_S^spe)", "D(H_T^spe)", "D(H_inv)"), ("0.5", 0.5)),
-)
-VALID_CURVE = "valid UA"
-#: Every curve the report keeps, training statistics first (ablations simply lack some).
-CURVE_KEYS = tuple(k for _, keys, _ in LOSS_PANELS for k in keys) + (VALID_CURVE,)
 
 
 @dataclass
@@ -546,47 +534,6 @@ def _curve_rows(curves):
         epochs, values = curve["mean"]["epochs"], curve["mean"]["values"]
         rows.append([key, f"{values[0]:.4f} (epoch {epochs[0]})", f"{values[-1]:.4f} (epoch {epochs[-1]})"])
     return rows
-
-
-def plot_curves(curves, path, title=""):
-    """Fig. 8: one panel per logged term; mean over folds (thick) and each fold (thin)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [(t, [k for k in keys if k in curves], ref) for t, keys, ref in LOSS_PANELS]
-    panels = [p for p in panels if p[1]]
-    if VALID_CURVE in curves:
-        panels.append((VALID_CURVE + " (%)", [VALID_CURVE], None))
-    cols = 3 if len(panels) > 4 else max(len(panels), 1)
-    rows = max(math.ceil(len(panels) / cols), 1)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
-    for ax, (panel_title, keys, ref) in zip(axes.flat, panels):
-        _draw_panel(ax, panel_title, [(k, curves[k]) for k in keys], ref)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    if not panels:
-        axes[0, 0].text(0.5, 0.5, "no history.json: no curves", ha="center", va="center")
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-def _draw_panel(ax, title, series, reference):
-    for i, (key, curve) in enumerate(series):
-        color = f"C{i}"
-        for fold_curve in curve["folds"].values():
-            ax.plot(fold_curve["epochs"], fold_curve["values"], color=color, lw=0.6, alpha=0.4)
-        mean = curve["mean"]
-        ax.plot(mean["epochs"], mean["values"], color=color, lw=2, marker=".", label=key)
-    if reference is not None:
-        label, value = reference
-        ax.axhline(value, color="k", ls="--", lw=1, label=label)
-    if len(series) > 1 or reference is not None:
-        ax.legend(fontsize=7)
-    ax.set_title(title)
-    ax.set_xlabel("epoch")
 
 
 # ------------------------------------------------------------------------------ command line

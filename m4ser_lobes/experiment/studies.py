@@ -296,7 +296,7 @@ def checkpoint_origin(source_save, max_key="UA"):
     """
     from speechbrain.utils.checkpoints import Checkpointer
 
-    from m4ser_lobes.experiment.config import file_digest
+    from m4ser_lobes.utils.identity import file_digest
 
     best = Checkpointer(source_save).find_checkpoint(max_key=max_key)
     if best is None:

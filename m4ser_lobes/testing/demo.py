@@ -1,16 +1,16 @@
 """What the CPU demos of the recipes share (``recipes/IEMOCAP/demo.py``, ``recipes/MELD/demo.py``).
 
-A demo is the recipe's own ``train.py`` on ``hparams/m4ser.yaml`` with YAML overrides: a
-generated corpus, tiny random encoders saved locally (nothing is downloaded), the model and
-training sizes of :data:`DEMO_SIZES`, few epochs. A demo script adds only its corpus: where the
-generated corpus is, its words and what it prints.
+A demo is the recipe's own run (:func:`m4ser_lobes.experiment.run.plan_run` and ``train``) on
+``hparams/m4ser.yaml`` with overrides: a generated corpus, tiny random encoders saved locally
+(nothing is downloaded), the model and training sizes of :data:`DEMO_SIZES`, few epochs. A demo
+script adds only its corpus: where the generated corpus is, its words and what it prints. Every
+demo writes under ``demo_output/<corpus>/`` (ignored by git; ``make clean`` removes it).
 
 Example
 -------
->>> argv = train_argv({"fold": 1, "lr": 0.002, "expected_utterances": None},
-...                   ["--lr=0.01", "--noprogressbar"])
->>> argv[1:]
-['--fold=1', '--lr=0.01', '--expected_utterances=null', '--device=cpu', '--noprogressbar']
+>>> overrides, run_opts = demo_arguments({"fold": 1, "lr": 0.002}, ["--lr=0.01", "--noprogressbar"])
+>>> overrides, run_opts["device"], run_opts["noprogressbar"]
+({'fold': 1, 'lr': 0.01}, 'cpu', True)
 """
 
 from __future__ import annotations
@@ -99,27 +99,22 @@ def demo_overrides(out, corpus, words, epochs, seed):
     }
 
 
-def train_argv(overrides, extra_args=()):
-    """train.py's command line: the model YAML, the overrides, ``--device=cpu``, ``extra_args``.
-
-    A ``--key=value`` in ``extra_args`` whose key is an override replaces it (in place); anything
-    else is passed on after ``--device=cpu``.
+def demo_arguments(overrides, extra_args=()):
+    """``(overrides, run_opts)`` of a demo run: ``overrides`` updated by the ``--key=value`` of
+    ``extra_args`` (read by SpeechBrain's own parser), on the CPU unless ``--device`` says otherwise.
     """
-    from m4ser_lobes.testing.models import override_argv
+    import speechbrain as sb
 
-    overrides = dict(overrides)
-    passed_on = []
-    for arg in extra_args:
-        key, sep, value = arg[2:].partition("=")
-        if arg.startswith("--") and sep and key in overrides:
-            overrides[key] = value
-        else:
-            passed_on.append(arg)
-    return override_argv(HPARAMS_FILE, overrides, "--device=cpu", *passed_on)
+    from m4ser_lobes.experiment.run import overrides_dict
+
+    _, run_opts, extra = sb.parse_arguments([str(HPARAMS_FILE), *extra_args])
+    run_opts = {k: run_opts[k] for k in run_opts.overridden_args}
+    run_opts.setdefault("device", "cpu")
+    return {**overrides, **overrides_dict(extra)}, run_opts
 
 
-def run_training(train, argv):
-    """Run ``train.main(argv)`` on one CPU thread (unless OMP_NUM_THREADS says otherwise).
+def run_training(corpus, overrides, extra_args=()):
+    """Plan and train the demo run on one CPU thread (unless OMP_NUM_THREADS says otherwise).
 
     Returns
     -------
@@ -129,9 +124,12 @@ def run_training(train, argv):
     """
     import torch
 
+    from m4ser_lobes.experiment.run import plan_run, train
+
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # tiny models: one thread is several times faster on a CPU
-    brain = train.main(argv)
+    overrides, run_opts = demo_arguments(overrides, extra_args)
+    brain = train(plan_run(HPARAMS_FILE, overrides, corpus, run_opts))
     metrics_file = Path(brain.hparams.output_folder) / "test_metrics.json"
     return brain, json.loads(metrics_file.read_text(encoding="utf-8"))
 
@@ -141,6 +139,7 @@ def demo_parser(description, out):
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=out, help=f"working folder (default: {out})")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
+    parser.add_argument("--seed", type=int, default=7,
+                        help="training seed and validation split seed (default: 7)")
     return parser

@@ -1,7 +1,7 @@
 """Tiny, randomly initialised Hugging Face models saved to disk, for tests and the demo.
 
 Also the tiny model sizes every test passes to ``hparams/m4ser.yaml`` (:data:`TINY_OVERRIDES`),
-and the one way tests, demos and the study runner import a recipe script (:func:`import_script`).
+and the command line of a run for tests that start ``train.py`` in a subprocess (:func:`override_argv`).
 
 Nothing here downloads anything: every model is built from a config, initialised at random and
 written with ``save_pretrained`` into a folder, together with the files a hub repository would
@@ -20,9 +20,7 @@ Example
 
 from __future__ import annotations
 
-import importlib.util
 import string
-import sys
 from pathlib import Path
 
 import torch
@@ -37,75 +35,6 @@ TINY_OVERRIDES = {
     "discriminator_hidden": 32,
 }
 
-_BASELINE = {"use_aed": False, "use_aec": False, "use_gan": False, "use_lcl": False}
-#: The paper's Table IV rows: label -> (``experiment_name``, overrides of ``hparams/m4ser.yaml``),
-#: as README.md's "Table IV ablations" table runs them (``tests/unit/test_table4.py`` holds the
-#: two equal and trains every row).
-TABLE_IV = {
-    "M4SER (full)": ("full", {}),
-    "A(1) only speech": ("speech_only", {"modalities": "speech", **_BASELINE}),
-    "A(2) only text": ("text_only", {"modalities": "text", **_BASELINE}),
-    "A(3) speech & text + concat": ("concat", {"use_msr": False, "use_mir": False, **_BASELINE}),
-    "B(1) w/o MSR": ("wo_msr", {"use_msr": False}),
-    "B(2) w/o MIR": ("wo_mir", {"use_mir": False, "use_gan": False}),
-    "B(3) w/o MSR & MIR": ("wo_msr_mir", {"use_msr": False, "use_mir": False, "use_gan": False}),
-    "C(1) w/o AED": ("wo_aed", {"use_aed": False}),
-    "C(2) w/o AEC": ("wo_aec", {"use_aec": False}),
-    "C(3) w/o AED & AEC": ("wo_aed_aec", {"use_aed": False, "use_aec": False}),
-    "D(1) w/o GAN": ("wo_gan", {"use_gan": False}),
-    "D(2) w/o LCL": ("wo_lcl", {"use_lcl": False}),
-    "D(3) w/o GAN & LCL": ("wo_gan_lcl", {"use_gan": False, "use_lcl": False}),
-}
-
-
-def import_script(path, name=None):
-    """Import a recipe or benchmark script (``recipes/IEMOCAP/train.py`` ...) as a module, once.
-
-    Recipe scripts share basenames (``train.py`` in every corpus folder) and are not packages, so
-    each is imported under a private module name derived from its path (or ``name``) and cached in
-    ``sys.modules``: every caller gets the same module object. The script's folder is put on
-    ``sys.path`` first, so its own sibling imports (``import iemocap_prepare``) work as when it is
-    run from the command line.
-
-    Arguments
-    ---------
-    path : str or Path
-        The script file.
-    name : str, optional
-        Module name (default: ``_m4ser_script_<folder>_<stem>``). A module that the recipes
-        import by its plain name from their folder (``iemocap_prepare``, ``meld_prepare``) is
-        imported under that name, so that tests and recipe share one module object.
-
-    Returns
-    -------
-    module
-
-    Example
-    -------
-    >>> script = getfixture("tmp_path") / "train.py"
-    >>> _ = script.write_text("STEPS = 3\\n")
-    >>> module = import_script(script)
-    >>> module.STEPS, module is import_script(script), module.__name__.startswith("_m4ser_script_")
-    (3, True, True)
-    """
-    path = Path(path).resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such script; give the path of an existing .py file")
-    if name is None:
-        folder = "".join(c if c.isalnum() else "_" for c in path.parent.name)
-        name = f"_m4ser_script_{folder}_{path.stem}"
-    if name not in sys.modules:
-        if str(path.parent) not in sys.path:
-            sys.path.insert(0, str(path.parent))
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return sys.modules[name]
 
 
 def override_argv(hparams_file, overrides, *flags):

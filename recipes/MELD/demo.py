@@ -1,29 +1,20 @@
 #!/usr/bin/env python3
 """The MELD pipeline on a generated MELD look-alike, on a CPU, in a minute or two.
 
-    python recipes/MELD/demo.py [--out meld_demo_output] [--epochs 10] [--per-split 70]
+    python recipes/MELD/demo.py [--out demo_output/meld] [--epochs 10] [--per-split 70] [--key=value ...]
 
 Steps: generate the corpus in the exact release layout (``m4ser_lobes.testing.mini_meld``: CSVs,
 mp4 clips, the release's media problems) -> save tiny random HuBERT and BERT models locally (no
-download) -> ``recipes/MELD/train.py hparams/m4ser.yaml`` with the overrides of
-:func:`demo_overrides` and ``m4ser_lobes.testing.demo`` (prepare, train, select on dev W-F1,
-test) -> print test ACC and W-F1. It is the MELD recipe's own code
-(``hparams/meld_overrides.yaml`` included); only YAML values differ: encoder sources, sizes,
+download) -> the MELD run of ``hparams/m4ser.yaml`` (with ``hparams/meld.yaml``) and the
+overrides of :func:`demo_overrides` (prepare, train, select on dev W-F1, test) -> print test ACC
+and W-F1. It is the MELD recipe's own code; only YAML values differ: encoder sources, sizes,
 epochs, learning rate and the asserted counts. Rerunning resumes. Any ``--key=value`` of
 train.py is passed on (e.g. ``--class_weights=balanced``, ``--use_gan=False``).
 """
 
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
-
-def import_train():
-    """``recipes/MELD/train.py`` under a private module name (IEMOCAP has a ``train`` too)."""
-    from m4ser_lobes.testing.models import import_script
-
-    return import_script(HERE / "train.py")
+OUT = "demo_output/meld"
 
 
 def demo_words():
@@ -37,7 +28,7 @@ def demo_words():
 def demo_overrides(out, epochs=10, seed=7, per_split=70):
     """The overrides that shrink the MELD recipe to the demo (returns a dict)."""
     from m4ser_lobes.testing.mini_meld import generate_meld
-    from m4ser_lobes.experiment import demo
+    from m4ser_lobes.testing import demo
 
     out = Path(out).resolve()
     corpus_dir = out / "corpus"
@@ -52,33 +43,24 @@ def demo_overrides(out, epochs=10, seed=7, per_split=70):
     return demo.demo_overrides(out, corpus, demo_words(), epochs, seed)
 
 
-def argv_of(overrides, extra_args=()):
-    """train.py's command line (:func:`m4ser_lobes.testing.demo.train_argv`)."""
-    from m4ser_lobes.testing.demo import train_argv
-
-    return train_argv(overrides, extra_args)
-
-
-def run(out="meld_demo_output", epochs=10, seed=7, per_split=70, extra_args=()):
+def run(out=OUT, epochs=10, seed=7, per_split=70, extra_args=()):
     """Run the demo; returns ``(brain, test metrics dict)``."""
+    from m4ser_lobes.corpora.meld import MELD
     from m4ser_lobes.testing.demo import run_training
 
-    return run_training(import_train(),
-                        argv_of(demo_overrides(out, epochs, seed, per_split), extra_args))
+    return run_training(MELD, demo_overrides(out, epochs, seed, per_split), extra_args)
 
 
 def main(argv=None):
-    from m4ser_lobes.experiment.config import ConfigError
+    from m4ser_lobes.experiment.run import one_line_errors
     from m4ser_lobes.testing.demo import demo_parser
 
-    parser = demo_parser(__doc__, "meld_demo_output")
+    parser = demo_parser(__doc__, OUT)
     parser.add_argument("--per-split", type=int, default=70,
                         help="CSV rows per split of the generated corpus (7 classes rotate)")
     args, extra = parser.parse_known_args(argv)
-    try:
+    with one_line_errors():
         brain, metrics = run(args.out, args.epochs, args.seed, args.per_split, extra)
-    except ConfigError as error:  # one line, no traceback
-        sys.exit(f"error: {error}")
     print(f"\nMELD demo: test ACC {metrics['ACC']:.1f} %  W-F1 {metrics['W-F1']:.1f} %"
           f"  (UA {metrics['UA']:.1f} %; chance ACC {100 / len(metrics['classes']):.1f} %)")
     print(f"(outputs under {brain.hparams.output_folder})")

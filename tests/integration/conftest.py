@@ -14,7 +14,6 @@ from typing import NamedTuple
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-IEMOCAP_RECIPE = REPO / "recipes" / "IEMOCAP"
 
 
 #: Fixtures that train a model (``meld_run``: ``test_meld_recipe.py``).
@@ -50,8 +49,6 @@ def tiny_m4ser(tmp_path_factory):
     from m4ser_lobes.testing.mini_iemocap import corpus_words, generate_iemocap
     from m4ser_lobes.testing.models import (
         TINY_OVERRIDES,
-        import_script,
-        override_argv,
         save_tiny_speech_encoder,
         save_tiny_text_encoder,
         save_tiny_whisper,
@@ -64,9 +61,12 @@ def tiny_m4ser(tmp_path_factory):
     text = save_tiny_text_encoder(out / "models" / "tiny-bert", words=corpus_words())
     whisper = save_tiny_whisper(out / "models" / "tiny-whisper", words=corpus_words())
 
-    demo = import_script(IEMOCAP_RECIPE / "demo.py")
-    train = import_script(IEMOCAP_RECIPE / "train.py")
-    overrides = demo.demo_overrides(out, fold=1, epochs=1, seed=7)
+    from m4ser_lobes.corpora.iemocap import IEMOCAP
+    from m4ser_lobes.experiment.run import plan_run, train
+    from m4ser_lobes.testing.demo import HPARAMS_FILE, demo_overrides
+
+    overrides = demo_overrides(out, {"experiment_name": "demo", "fold": 1,
+                                     "expected_utterances": None}, corpus_words(), 1, 7)
     overrides.update(
         TINY_OVERRIDES,
         number_of_epochs=1,
@@ -76,7 +76,7 @@ def tiny_m4ser(tmp_path_factory):
         speech_encoder_source=str(speech),
         text_encoder_source=str(text),
     )
-    brain = train.main(override_argv(REPO / "hparams" / "m4ser.yaml", overrides, "--device=cpu"))
+    brain = train(plan_run(HPARAMS_FILE, overrides, IEMOCAP, {"device": "cpu"}))
     hparams = brain.hparams
     run = Path(hparams.output_folder)
     probabilities = dict(zip(brain.predictions["ids"], brain.predictions["prob"]))

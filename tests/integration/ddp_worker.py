@@ -3,7 +3,7 @@
     python -m torch.distributed.run --standalone --nproc_per_node=2 \
         tests/integration/ddp_worker.py hparams/m4ser.yaml [train.py arguments] --distributed_backend=gloo
 
-Runs ``train.main(argv)`` unchanged (prepare on main, fit, test) and writes
+Runs ``run_argv(argv)`` unchanged (prepare on main, fit, test) and writes
 ``<output_folder>/rank<RANK>.pt`` once it has returned:
 
 * ``module_types``: the class of every ``brain.modules`` entry after ``fit`` started (DDP or not);
@@ -67,12 +67,10 @@ def main(argv):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import torch
     import torch.distributed as dist
-    from tiny_recipe import import_train
-
-    train = import_train()
+    from tiny_recipe import run_argv
     record = {}
     install_recorder(record)
-    brain = train.main(argv)
+    brain = run_argv(argv)
     rank = dist.get_rank() if dist.is_initialized() else 0
     record.update(
         rank=rank,

@@ -45,14 +45,12 @@ def install_freeze(epoch, step, marker):
 
 def main(argv):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from tiny_recipe import import_train
-
-    train = import_train()
+    from tiny_recipe import run_argv
     freeze_at = os.environ.get("M4SER_FREEZE_AT")
     if freeze_at:
         epoch, step = (int(x) for x in freeze_at.split(":"))
         install_freeze(epoch, step, os.environ["M4SER_FREEZE_MARKER"])
-    train.main(argv)
+    run_argv(argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import json
 import pytest
 from tiny_recipe import (
     checkpoints,
-    import_train,
+    run_argv,
     in_process_run,
     make_tiny_assets,
     output_folder,
@@ -36,7 +36,7 @@ def test_bad_configuration_is_refused_before_any_work(tmp_path, switches, messag
               "text_encoder_source": tmp_path / "no_bert"}
     results = tmp_path / "results"
     with in_process_run(), pytest.raises(ConfigError, match=message) as error:
-        import_train().main(tiny_argv(assets, results, 1, **switches))
+        run_argv(tiny_argv(assets, results, 1, **switches))
     assert "\n" not in str(error.value)
     assert not results.exists()  # no output folder, no prepared manifests
 
@@ -46,11 +46,10 @@ def test_changed_switch_is_refused_same_resumes_overwrite_replaces(tmp_path):
     assets = make_tiny_assets(tmp_path / "assets")
     results = tmp_path / "results"
     folder = output_folder(results)
-    train = import_train()
     argv = tiny_argv(assets, results, 1)
 
     with in_process_run():
-        train.main(argv)
+        run_argv(argv)
     configuration = json.loads((folder / "configuration.json").read_text())
     assert configuration["modalities"] == "both" and configuration["gan"] is True
     assert configuration["aec"] == "selective" and configuration["text_encoder"]
@@ -64,7 +63,7 @@ def test_changed_switch_is_refused_same_resumes_overwrite_replaces(tmp_path):
 
     # A changed switch, same experiment_name: refused, nothing touched.
     with in_process_run(), pytest.raises(ConfigError) as error:
-        train.main(tiny_argv(assets, results, 1, use_lcl=False))
+        run_argv(tiny_argv(assets, results, 1, use_lcl=False))
     message = str(error.value)
     assert "use_lcl: True -> False" in message
     assert "--experiment_name=" in message and "--overwrite=True" in message
@@ -72,7 +71,7 @@ def test_changed_switch_is_refused_same_resumes_overwrite_replaces(tmp_path):
 
     # The same command: resumes (nothing left to train), tests the same checkpoint again.
     with in_process_run():
-        brain = train.main(argv)
+        brain = run_argv(argv)
     assert brain.hparams.epoch_counter.current == 1
     assert [c["path"] for c in checkpoints(folder / "save")] == first_checkpoints
     assert len(json.loads((folder / "history.json").read_text())) == 1
@@ -82,7 +81,7 @@ def test_changed_switch_is_refused_same_resumes_overwrite_replaces(tmp_path):
     speech_only = dict(modalities="speech", use_gan=False, use_aed=False, use_aec=False,
                        overwrite=True)
     with in_process_run():
-        brain = train.main(tiny_argv(assets, results, 1, **speech_only))
+        brain = run_argv(tiny_argv(assets, results, 1, **speech_only))
     model = brain.modules.model
     assert model.uses_speech and not model.uses_text
     assert brain.hparams.text_encoder is None  # never built

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_recipe import (checkpoints, import_train, in_process_run, make_tiny_assets,
+from tiny_recipe import (checkpoints, run_argv, in_process_run, make_tiny_assets,
                          output_folder, steps_per_epoch, subprocess_env, tiny_argv,
                          train_utterances)
 
@@ -51,7 +51,6 @@ def test_killed_run_resumes_with_same_optimizer_steps(tmp_path):
     ckpt_every = {"ckpt_interval_steps": CKPT_EVERY}
     argv = tiny_argv(assets, killed_results, EPOCHS, **ckpt_every)
     reference_argv = tiny_argv(assets, reference_results, EPOCHS, **ckpt_every)
-    train = import_train()
 
     # 1. The run to interrupt, in a subprocess; the uninterrupted reference meanwhile, in-process.
     marker, worker_log = tmp_path / "frozen.json", tmp_path / "worker.log"
@@ -64,7 +63,7 @@ def test_killed_run_resumes_with_same_optimizer_steps(tmp_path):
         )
     try:
         with in_process_run():
-            train.main(reference_argv)
+            run_argv(reference_argv)
         frozen = wait_for(marker, proc, worker_log)
         save = output_folder(killed_results) / "save"
         before_kill = checkpoints(save)
@@ -98,7 +97,7 @@ def test_killed_run_resumes_with_same_optimizer_steps(tmp_path):
     log_txt = output_folder(killed_results) / "log.txt"
     log_start = log_txt.stat().st_size
     with in_process_run():
-        train.main(argv)
+        run_argv(argv)
     rerun_log = log_txt.read_text(encoding="utf-8", errors="replace")[log_start:]
     assert f"Loading a checkpoint from {intra['path']}" in rerun_log
     assert "Going into epoch 1" not in rerun_log

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from m4ser_lobes.testing.models import TINY_OVERRIDES, import_script, override_argv
+from m4ser_lobes.testing.models import TINY_OVERRIDES, override_argv
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -40,9 +40,11 @@ TINY_TRAINING = {
 }
 
 
-def import_train():
-    """``recipes/IEMOCAP/train.py`` as a module (``m4ser_lobes.testing.models.import_script``)."""
-    return import_script(TRAIN_SCRIPT)
+def run_argv(argv):
+    """What ``recipes/IEMOCAP/train.py`` does with ``argv`` (returns the Brain)."""
+    from m4ser_lobes.experiment.run import run_argv as run
+
+    return run(argv)
 
 
 def make_tiny_assets(folder, utterances_per_dialog=2):
@@ -94,7 +96,7 @@ def output_folder(results_folder):
 def prepared_folder(results_folder):
     """The one manifest folder under ``<results_folder>/prepared/`` (``prepare_folder`` of the
     YAML: a subfolder keyed by the options that shape the manifests)."""
-    found = sorted(p.parent for p in (Path(results_folder) / "prepared").glob("*/prepare_opts.json"))
+    found = sorted(p.parent for p in (Path(results_folder) / "prepared").glob("*/identity.json"))
     if len(found) != 1:
         raise AssertionError(f"expected one prepared folder in {results_folder}/prepared, got {found}")
     return found[0]
@@ -129,12 +131,12 @@ def checkpoints(save_folder):
 
 @contextlib.contextmanager
 def in_process_run():
-    """Context for ``train.main`` inside pytest: one torch thread (cheaper for the tiny model,
+    """Context for a training run inside pytest: one torch thread (cheaper for the tiny model,
     and a subprocess may run beside it), and the root-logger handlers that
     ``sb.create_experiment_directory`` installs removed afterwards."""
     import torch
 
-    from m4ser_lobes.experiment.recipe import restore_root_logging
+    from m4ser_lobes.experiment.run import restore_root_logging
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -35,11 +35,11 @@ def make_brain(tiny_models, mini_iemocap_manifests):
     is built as the recipe builds it (corrections only when AED or AEC train).
     """
     import speechbrain as sb
-    from hyperpyyaml import load_hyperpyyaml
 
     from m4ser_lobes.brain import M4SERBrain
+    from m4ser_lobes.corpora.iemocap import IEMOCAP
     from m4ser_lobes.data.dataio import dataio_prep
-    from m4ser_lobes.experiment.recipe import tokenizer_of
+    from m4ser_lobes.experiment.run import load_objects, plan_run, tokenizer_of
     from m4ser_lobes.testing.models import TINY_OVERRIDES
 
     def build(out, batch_size=4, **extra):
@@ -47,15 +47,16 @@ def make_brain(tiny_models, mini_iemocap_manifests):
             **TINY_OVERRIDES,
             "data_folder": "unused",
             "results_folder": str(out),
-            "prepare_folder": str(mini_iemocap_manifests),
+            **{f"{split}_annotation": str(mini_iemocap_manifests / "fold1" / f"{split}.json")
+               for split in ("train", "valid", "test")},
+            "expected_utterances": None,
             "speech_encoder_source": str(tiny_models[0]),
             "text_encoder_source": str(tiny_models[1]),
             "lr": 0.01, "batch_size": batch_size, "num_workers": 0, "skip_prep": True,
             "ckpt_interval_minutes": 0, "max_audio_seconds": 2.0,
             **extra,
         }
-        with open(REPO / "hparams" / "m4ser.yaml", encoding="utf-8") as fin:
-            hparams = load_hyperpyyaml(fin, overrides)
+        hparams = load_objects(plan_run(REPO / "hparams" / "m4ser.yaml", overrides, IEMOCAP))
         datasets, label_encoder = dataio_prep(
             {"train": hparams["train_annotation"]},
             tokenizer_of(hparams),  # as the recipe: a speech-only run still tokenizes

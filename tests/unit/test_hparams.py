@@ -1,36 +1,37 @@
 """hparams/m4ser.yaml is the paper's Table I configuration, readable without building models;
+it holds no corpus (hparams/iemocap.yaml and hparams/meld.yaml are applied by one code path);
 what it builds follows the switches (no unused encoder), and its manifests follow the split."""
 
 import inspect
-import io
 from pathlib import Path
 
-import m4ser_lobes.corpora.iemocap as _IEMOCAP_PREP
+import m4ser_lobes.corpora.iemocap as iemocap_prepare
 import pytest
-import ruamel.yaml
-from hyperpyyaml import load_hyperpyyaml, resolve_references
 
-from m4ser_lobes.utils.fileio import load_hyperpyyaml_values
-from m4ser_lobes.testing.models import TINY_OVERRIDES, import_script
+from m4ser_lobes.corpora.iemocap import IEMOCAP
+from m4ser_lobes.corpora.meld import MELD
+from m4ser_lobes.experiment.run import load_objects, merged_overrides, plan_run
+from m4ser_lobes.experiment.settings import load_values
+from m4ser_lobes.testing.models import TINY_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[2]
 YAML = REPO / "hparams" / "m4ser.yaml"
-iemocap_prepare = _IEMOCAP_PREP
 
 
-
-def values(overrides=None):
-    with open(YAML, encoding="utf-8") as fin:
-        return load_hyperpyyaml_values(resolve_references(fin, overrides or {"data_folder": "/d"}))
+def values(overrides=None, corpus=IEMOCAP):
+    """The plain values of a run of ``corpus`` (path keys evaluated, nothing built or checked)."""
+    return load_values(YAML, merged_overrides(corpus.data_file, overrides or {"data_folder": "/d"}))
 
 
 def built(key, overrides):
-    """Build ONE key of the YAML (and nothing else) with ``overrides``."""
-    with open(YAML, encoding="utf-8") as fin:
-        tree = ruamel.yaml.YAML().load(resolve_references(fin, overrides))
-    stream = io.StringIO()
-    ruamel.yaml.YAML().dump({key: tree[key]}, stream)
-    return load_hyperpyyaml(stream.getvalue())[key]
+    return values(overrides)[key]
+
+
+def test_the_model_yaml_holds_no_corpus():
+    text = YAML.read_text(encoding="utf-8")
+    for key in ("fold", "validation", "expected_utterances", "train_annotation", "audio_cache"):
+        assert f"\n{key}:" not in text, key
+    assert "num_emotions: !PLACEHOLDER" in text
 
 
 def test_table_one():
@@ -103,8 +104,7 @@ def test_only_the_encoders_a_configuration_uses_are_built(
         "speech_encoder_source": str(tiny_encoders[0]) if speech else MISSING,
         "text_encoder_source": str(tiny_encoders[1]) if text else MISSING,
     }
-    with open(YAML, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams = load_objects(plan_run(YAML, {**overrides, "text_source": "transcript"}, IEMOCAP))
     model = hparams["model"]
     assert (hparams["speech_encoder"] is not None, hparams["text_encoder"] is not None) == (speech, text)
     assert (model.uses_speech, model.uses_text) == (speech, text)
@@ -141,21 +141,18 @@ def test_iemocap_selects_on_ua_with_the_plain_emotion_loss():
 
 
 def meld_overrides(**extra):
-    """hparams/meld_overrides.yaml with ``extra`` on top, as recipes/MELD/train.py applies them."""
-    from m4ser_lobes.experiment.recipe import merge_overrides
-
-    text = (REPO / "hparams" / "meld_overrides.yaml").read_text(encoding="utf-8")
-    return merge_overrides(text, "\n".join(f"{k}: {v}" for k, v in {"data_folder": "/m", **extra}.items()))
+    """The overrides of a MELD run (``hparams/meld.yaml`` is applied by :func:`values`)."""
+    return {"data_folder": "/m", **extra}
 
 
 def test_meld_overrides_give_the_official_split_manifests():
-    overrides = meld_overrides(hypotheses_file="null")
-    hp = values(overrides)
+    overrides = meld_overrides(hypotheses_file=None)
+    hp = values(overrides, MELD)
     assert hp["output_folder"] == "results/m4ser_meld/seed1986"
     assert (hp["num_emotions"], hp["lr"], hp["lr_encoders"], hp["batch_size"]) == (7, 1e-4, 1e-4, 16)
     assert hp["d_model"] == 768 and hp["use_gan"] is True  # the model section is m4ser.yaml's
-    prepared = built("prepare_folder", overrides)
+    prepared = hp["prepare_folder"]
     assert Path(prepared).parent == Path("results/prepared")
-    assert built("valid_annotation", overrides) == f"{prepared}/valid.json"
-    other = built("prepare_folder", meld_overrides(hypotheses_file="null", data_folder="/other"))
+    assert hp["valid_annotation"] == f"{prepared}/valid.json"
+    other = values(meld_overrides(hypotheses_file=None, data_folder="/other"), MELD)["prepare_folder"]
     assert other != prepared  # another corpus folder never shares manifests

@@ -1,29 +1,27 @@
 """Every row of Table IV trains one step of ``M4SERBrain`` built from ``hparams/m4ser.yaml``.
 
 The rows are read from README.md's "Table IV ablations" table (the commands users copy), and
-that table must equal ``m4ser_lobes.testing.models.TABLE_IV``, the ablations as the paper defines
+that table must equal ``m4ser_lobes.experiment.ablations.TABLE_IV``, the ablations as the paper defines
 them: the README, the YAML's switches and this test cannot drift apart. Per row, one ``fit_batch`` on 2 utterances
 with the tiny sizes must log exactly the row's loss terms (``M4SERBrain.compute_objectives``'s
 names) and change exactly the row's parts of the model, and the row's values must pass
-``m4ser_lobes.experiment.config`` validation.
+``m4ser_lobes.experiment.run.plan_run``'s checks.
 """
 
 import re
 from pathlib import Path
 
-import m4ser_lobes.corpora.iemocap as _IEMOCAP_PREP
 import pytest
 import speechbrain as sb
 import torch
 
 from m4ser_lobes.brain import unwrap
-from m4ser_lobes.experiment import config
-from m4ser_lobes.testing.models import TABLE_IV, import_script
+from m4ser_lobes.corpora.iemocap import IEMOCAP
+from m4ser_lobes.experiment.ablations import TABLE_IV
+from m4ser_lobes.experiment.run import plan_run
 
 REPO = Path(__file__).resolve().parents[2]
 HPARAMS = REPO / "hparams" / "m4ser.yaml"
-PREPARE = _IEMOCAP_PREP
-RULES = {**config.SCHEMA, **PREPARE.HPARAM_RULES}  # what train.py checks on IEMOCAP
 def readme_rows(text):
     """Table IV label -> (experiment_name, overrides) of README.md's "Table IV ablations" table.
 
@@ -48,7 +46,8 @@ def test_the_readme_table_is_table_iv():
 
 def switches(overrides):
     """The row's switch values: the YAML's defaults with the row's overrides."""
-    values = config.load_values(HPARAMS, {"data_folder": "unused", **overrides})
+    values = plan_run(HPARAMS, {"data_folder": "unused", "text_source": "transcript",
+                                **overrides}, IEMOCAP).values
     keys = ("modalities", "use_msr", "use_mir", "use_aed", "use_aec", "use_gan", "use_lcl")
     return {key: values[key] for key in keys}
 
@@ -108,10 +107,9 @@ def test_each_row_trains_one_step_with_its_terms_and_parts(label, make_brain, mi
                                                             tmp_path):
     experiment, overrides = TABLE_IV[label]
     s = switches(overrides)
-    config.validate(config.load_values(HPARAMS, {
-        "data_folder": str(mini_iemocap.root), "hypotheses_file": str(mini_iemocap.hypotheses),
-        "experiment_name": experiment, **overrides,
-    }), RULES)
+    plan_run(HPARAMS, {"data_folder": str(mini_iemocap.root),
+                       "hypotheses_file": str(mini_iemocap.hypotheses),
+                       "experiment_name": experiment, **overrides}, IEMOCAP)
     torch.manual_seed(0)
     brain, loader = make_brain(tmp_path, batch_size=2, experiment_name=experiment, **overrides)
     brain.on_fit_start()
