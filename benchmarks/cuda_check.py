@@ -3,8 +3,9 @@
 
     python benchmarks/cuda_check.py [--json OUT] [--epochs 2]
 
-1. Trains the real recipe (``recipes/IEMOCAP/train.py`` with ``hparams/m4ser.yaml``) on a
-   generated IEMOCAP look-alike with tiny random encoders, once per precision (fp32, bf16, fp16:
+1. Trains real runs (``m4ser_lobes.experiment.run``: ``plan_run`` of ``hparams/m4ser.yaml`` with
+   IEMOCAP's section, then ``train``, as ``recipes/IEMOCAP/train.py`` does) on a generated IEMOCAP
+   look-alike with tiny random encoders, once per precision (fp32, bf16, fp16:
    fp16 uses ONE GradScaler over the three optimisers), and reports the test WA/UA, the final
    training loss terms and SpeechBrain's non-finite counter.
 2. Encodes utterances of different lengths alone and padded together with each speech-encoder
@@ -23,20 +24,30 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(REPO / "tests" / "integration"))  # tiny_recipe: the tiny assets
 
 
 def train_once(assets, results, precision, epochs):
-    from tiny_recipe import import_train, tiny_argv
+    """One tiny IEMOCAP run on the GPU in ``precision``: planned from a dict, then trained."""
+    from tiny_recipe import BATCH_SIZE, SEED, TINY_TRAINING
 
-    train = import_train()
-    argv = tiny_argv(assets, results, epochs, device="cuda", precision=precision,
-                     experiment_name=f"cuda_{precision}")
+    from m4ser_lobes.corpora.iemocap import IEMOCAP
+    from m4ser_lobes.experiment.run import plan_run, restore_root_logging, train
+    from m4ser_lobes.testing.models import TINY_OVERRIDES
+
+    overrides = {
+        **{key: str(value) for key, value in assets.items()},
+        "results_folder": str(results), "experiment_name": f"cuda_{precision}", "seed": SEED,
+        "expected_utterances": None, **TINY_OVERRIDES, "number_of_epochs": epochs,
+        "batch_size": BATCH_SIZE, **{k: v for k, v in TINY_TRAINING.items() if k != "device"},
+    }
+    run = plan_run(REPO / "hparams" / "m4ser.yaml", overrides, IEMOCAP,
+                   {"device": "cuda", "precision": precision, "noprogressbar": True})
     start = time.perf_counter()
-    brain = train.main(argv)
+    with restore_root_logging():
+        brain = train(run)
     seconds = time.perf_counter() - start
-    out = Path(brain.hparams.output_folder)
-    metrics = json.loads((out / "test_metrics.json").read_text())
+    metrics = json.loads((run.output_folder / "test_metrics.json").read_text())
     return {
         "seconds": round(seconds, 1),
         "test_WA": round(metrics["WA"], 2),

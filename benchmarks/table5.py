@@ -37,17 +37,15 @@ two encoders (each row keeps its own optimiser state), which fits four base-size
 without changing any row's computation. ``--profile`` runs ``torch.profiler`` over a few training
 steps of the named rows instead: top operators by self CPU time, named ranges (``fit_batch``
 phases, lobe forwards, optimiser steps), the optimiser step alone per Adam implementation, and
-``batch_correction_targets`` alone (``benchmarks/PROFILE.md`` reads such runs).
+``batch_correction_targets`` alone (``benchmarks/PROFILE.md`` reads such runs). The rows are built
+by ``table5_rows.py`` (each a run planned from a dict), the profile by ``table5_profile.py``.
 
 The paper (one V100, batch 16, HuBERT-large): 9.6 / 12.0 / 20.8 / 21.5 h for 100 epochs and
 29.6 / 44.8 / 44.5 / 44.7 ms per utterance, 426.9 / 481.4 / 481.6 / 512.9 M parameters.
 """
 
 import argparse
-import contextlib
-import functools
 import math
-import platform
 import statistics
 import sys
 import tempfile
@@ -57,15 +55,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # param_counts, also when imported by path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the siblings, also when imported by path
 from param_counts import PAPER_DELTAS_M, count  # noqa: E402
+from table5_rows import (ROWS, build_rows, environment, fit_step, infer,  # noqa: E402
+                         inference_inputs, log, timed)
 
-import m4ser_lobes.corpora.iemocap as _IEMOCAP_PREP
 from m4ser_lobes.experiment import studies  # noqa: E402
 
-# The four Table V rows are the Table VIII rows (every switch of hparams/m4ser.yaml explicit).
-ROWS = {name: switches for name, (_, switches) in studies.ROWS.items()}
 LABELS = {name: label for name, (label, _) in studies.ROWS.items()}
 # Table V of the paper: parameters (M), training time (h / 100 epochs), inference (ms / utterance).
 PAPER = {
@@ -80,12 +76,6 @@ STAGES = {  # ratio name -> (numerator row, denominator row)
     "+AED & AEC (m4ser / gan_lcl)": ("m4ser", "gan_lcl"),
     "M4SER / baseline": ("m4ser", "baseline"),
 }
-HYPOTHESES = [
-    ("i think that is good", "i think that was good"),
-    ("what a day", "what a good day today"),
-    ("you know it was wrong", "you know it was wrong"),
-    ("honestly the trip was horrible", "honestly the trip was so horrible"),
-]
 # IEMOCAP, 4 classes (neu, hap+exc, ang, sad): 5531 utterances, about 7 h, mean 4.55 s.
 IEMOCAP_UTTERANCES = 5531
 IEMOCAP_MEAN_S = 4.55
@@ -93,158 +83,7 @@ ASSUMED_STD_S = 3.2  # an assumption (coefficient of variation 0.7), not a publi
 MAX_AUDIO_SECONDS = 20.0  # hparams/m4ser.yaml: max_audio_seconds (the training crop)
 
 
-def log(message):
-    """Progress on stderr (stdout carries the table)."""
-    print(f"[table5 {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------- models and batches
-def save_encoders(folder, size):
-    """Random speech/text encoders of the given size; returns their two folders.
-
-    ``tiny``: the test encoders of :mod:`m4ser_lobes.testing.models` (width 64). ``base``: the shapes of
-    facebook/hubert-base-ls960 and bert-base-uncased (V = 30,522), random weights, no download.
-    """
-    from m4ser_lobes.testing.models import save_tiny_speech_encoder, save_tiny_text_encoder
-
-    folder = Path(folder)
-    if size == "tiny":
-        return (save_tiny_speech_encoder(folder / "speech", hidden_size=64),
-                save_tiny_text_encoder(folder / "text", hidden_size=64))
-    from transformers import BertConfig, BertModel, HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
-
-    from m4ser_lobes.testing.models import save_wordpiece_tokenizer
-
-    HubertModel(HubertConfig(layerdrop=0.0)).save_pretrained(folder / "speech")
-    Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(folder / "speech")
-    save_wordpiece_tokenizer(folder / "text")
-    BertModel(BertConfig(vocab_size=30522), add_pooling_layer=False).save_pretrained(folder / "text")
-    return folder / "speech", folder / "text"
-
-
-def adam_class(lr, variant):
-    """The optimiser class of one parameter group: Adam per tensor, or with foreach/fused kernels."""
-    if variant == "per-tensor":
-        return functools.partial(torch.optim.Adam, lr=lr, foreach=False, fused=False)
-    return functools.partial(torch.optim.Adam, lr=lr, **{variant: True})
-
-
-def make_brain(row, folders, args, results_folder, shared=None):
-    """An ``M4SERBrain`` of one Table V row, ready for ``fit_batch`` (optimisers built).
-
-    ``shared`` = (speech encoder, text encoder) of an earlier row: the row uses those modules
-    (same computation, one copy in memory); its own freshly built copies are dropped.
-    """
-    from hyperpyyaml import load_hyperpyyaml
-
-    from m4ser_lobes.brain import M4SERBrain
-
-    d_model, nhead = (64, 4) if args.size == "tiny" else (768, 12)
-    overrides = {
-        "data_folder": "unused", "results_folder": str(results_folder),
-        "speech_encoder_source": str(folders[0]), "text_encoder_source": str(folders[1]),
-        "d_model": d_model, "nhead": nhead, "precision": args.precision,
-        "ckpt_interval_minutes": 0, **ROWS[row],
-    }
-    with open(REPO / "hparams" / "m4ser.yaml", encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    hparams["label_encoder"] = list(range(hparams["num_emotions"]))
-    if args.adam != "yaml":
-        for name in ("encoders", "head", "discriminator"):
-            hparams[f"opt_class_{name}"] = adam_class(hparams[f"lr_{name}"], args.adam)
-    model = hparams["modules"]["model"]
-    if shared is not None:
-        model.speech_encoder, model.text_encoder = shared
-        hparams["speech_encoder"], hparams["text_encoder"] = shared
-    run_opts = {"device": args.device, "precision": args.precision, "eval_precision": args.precision}
-    brain = M4SERBrain(modules=hparams["modules"], hparams=hparams, run_opts=run_opts,
-                       checkpointer=None)
-    brain.on_fit_start()
-    brain.on_stage_start("TRAIN")
-    brain.modules.train()
-    return brain
-
-
-def make_examples(tokenizer, batch_size, seconds, seed=0):
-    """Dataset items as the recipe's pipelines give them (``sig`` ... ``aec_targets``).
-
-    Utterance i lasts ``seconds * (1 - 0.1 * (i % 3))``: a padded batch, as in training.
-    """
-    from m4ser_lobes.text.alignment import align_transcripts
-
-    generator = torch.Generator().manual_seed(seed)
-    examples = []
-    for i in range(batch_size):
-        hyp, ref = HYPOTHESES[i % len(HYPOTHESES)]
-        aligned = align_transcripts(hyp, ref, tokenizer)
-        samples = int(16000 * seconds * (1.0 - 0.1 * (i % 3)))
-        examples.append({
-            "id": f"utt{i}",
-            "sig": torch.randn(samples, generator=generator),
-            "emo_encoded": torch.tensor([i % 4]),
-            "input_ids": torch.tensor(aligned.input_ids),
-            "aed_labels": torch.tensor(aligned.labels),
-            "aec_targets": aligned.targets,
-        })
-    return examples
-
-
-@contextlib.contextmanager
-def exported_view(model):
-    """The model as ``m4ser_lobes.inference.export`` ships it: no AED head, no AEC decoder; eval mode."""
-    heads = model.aed_head, model.aec_decoder
-    model.aed_head = model.aec_decoder = None
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.aed_head, model.aec_decoder = heads
-        model.train(was_training)
-
-
-def inference_inputs(batch, device):
-    """(wavs, wav_lens, input_ids, text_pad_mask) of a PaddedBatch, as ``compute_forward`` builds them."""
-    from m4ser_lobes.masks import lengths_to_pad_mask, relative_to_absolute
-
-    batch = batch.to(device)
-    wavs, wav_lens = batch.sig
-    input_ids, id_lens = batch.input_ids
-    pad_mask = lengths_to_pad_mask(relative_to_absolute(id_lens, input_ids.shape[1]), input_ids.shape[1])
-    return wavs, wav_lens, input_ids, pad_mask
-
-
-def infer(brain, inputs):
-    """Emotion logits of the exported-model path (what ``M4SERClassifier`` runs after tokenising)."""
-    from m4ser_lobes.brain import unwrap
-
-    model = unwrap(brain.modules.model)
-    with exported_view(model), torch.no_grad(), brain.evaluation_ctx:
-        return model(*inputs).logits
-
-
 # ---------------------------------------------------------------------------- measurements
-def synchronize(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def timed(fn, device):
-    """Seconds of ``fn()``, with the device synchronised on both sides."""
-    synchronize(device)
-    start = time.perf_counter()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - start
-
-
-def fit_step(brain, batch):
-    """One training step: ``fit_batch`` with its optimiser steps (no gradient accumulation)."""
-    brain.modules.train()
-    brain.step = 1
-    return brain.fit_batch(batch)
-
-
 def flops_of(fn):
     """(total FLOPs, FLOPs by top-level module) of ``fn()`` with ``FlopCounterMode``."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -356,7 +195,8 @@ def padding_fraction(batch_size=16, seed=0):
 def loader_throughput(folder, quick, batch_size=16):
     """Utterances per second of the data pipeline alone (recipe's ``dataio_prep``, no model).
 
-    A generated IEMOCAP look-alike is prepared by the recipe's ``prepare_iemocap`` (fold 1), read by
+    A generated IEMOCAP look-alike is prepared by ``m4ser_lobes.corpora.iemocap.prepare_iemocap``
+    (fold 1), read by
     ``m4ser_lobes.data.dataio.dataio_prep`` with a tiny text encoder's tokenizer (selective
     corrections, as for M4SER) and iterated with a SpeechBrain DataLoader over the recipe's
     bucketed batches (``m4ser_lobes.data.batching.train_loader_kwargs``, ``num_workers=0``).
@@ -364,12 +204,11 @@ def loader_throughput(folder, quick, batch_size=16):
     import speechbrain as sb
     from transformers import AutoTokenizer
 
-    from m4ser_lobes.testing.mini_iemocap import corpus_words, generate_iemocap
+    from m4ser_lobes.corpora.iemocap import prepare_iemocap
     from m4ser_lobes.data import batching
     from m4ser_lobes.data.dataio import dataio_prep
-    from m4ser_lobes.testing.models import import_script, save_tiny_text_encoder
-
-    prepare_iemocap = _IEMOCAP_PREP.prepare_iemocap
+    from m4ser_lobes.testing.mini_iemocap import corpus_words, generate_iemocap
+    from m4ser_lobes.testing.models import save_tiny_text_encoder
 
     folder = Path(folder)
     corpus = generate_iemocap(folder / "corpus", seed=0, utterances_per_dialog=3 if quick else 10)
@@ -399,22 +238,6 @@ def loader_throughput(folder, quick, batch_size=16):
 
 
 # ---------------------------------------------------------------------------- the benchmark
-def build_rows(args, folder, rows):
-    """Brains of the named rows sharing one copy of the encoders; and their batches."""
-    from speechbrain.dataio.batch import PaddedBatch
-
-    folders = save_encoders(Path(folder) / "encoders", args.size)
-    brains, shared = {}, None
-    for name in rows:
-        log(f"building row {name}")
-        brains[name] = make_brain(name, folders, args, Path(folder) / "results", shared)
-        model = brains[name].modules.model
-        shared = (model.speech_encoder, model.text_encoder)
-    tokenizer = shared[1].tokenizer
-    examples = make_examples(tokenizer, args.batch, args.seconds)
-    return brains, PaddedBatch(examples), PaddedBatch(examples[:1])
-
-
 def measure(args):
     """Run the benchmark; returns the JSON-ready results."""
     torch.manual_seed(0)
@@ -502,14 +325,6 @@ NOTES = [
 ]
 
 
-def environment(args):
-    env = {"torch": torch.__version__, "python": platform.python_version(),
-           "threads": torch.get_num_threads(), "machine": platform.machine()}
-    if str(args.device).startswith("cuda"):
-        env["gpu"] = torch.cuda.get_device_name()
-    return env
-
-
 def ratios(results):
     """Stage ratios of train time, inference time and FLOPs (JSON figures)."""
     out = {}
@@ -590,137 +405,6 @@ def report(figures):
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------- profiling
-def labelled(fn, label):
-    """``fn`` inside a ``torch.profiler.record_function(label)`` range."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with torch.profiler.record_function(label):
-            return fn(*args, **kwargs)
-
-    wrapper.labelled = True
-    return wrapper
-
-
-def instrument(brain):
-    """Name the phases of ``fit_batch`` and the lobes' forwards in the profile (instance attributes
-    only; the classes are untouched). The main backward is what ``phase:`` ranges leave of
-    ``fit_batch``."""
-    for method in ("compute_forward", "_discriminator_phase", "compute_objectives", "_step",
-                   "on_fit_batch_end"):
-        setattr(brain, method, labelled(getattr(brain, method), f"phase:{method.strip('_')}"))
-    model = brain.modules.model
-    lobes = {"speech_encoder": model.speech_encoder, "text_encoder": model.text_encoder,
-             "fusion": model.fusion, "aed_head": model.aed_head, "aec_decoder": model.aec_decoder,
-             "discriminator": brain.modules["discriminator"] if "discriminator" in brain.modules
-             else None}
-    for name, lobe in lobes.items():
-        if lobe is not None and not getattr(lobe.forward, "labelled", False):
-            lobe.forward = labelled(lobe.forward, f"forward:{name}")
-
-
-def profile(args, rows):
-    """``torch.profiler`` over ``args.steps`` training steps per row; top ops by self CPU time.
-
-    Besides the operator table, each row gets the CPU time (children included) of the named
-    ranges: ``fit_batch`` phases, lobe forwards and the optimiser (``Optimizer.step#Adam.step``).
-    """
-    import m4ser_lobes.brain as brain_module
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
-    activities = [ProfilerActivity.CPU]
-    if str(args.device).startswith("cuda"):
-        activities.append(ProfilerActivity.CUDA)
-    out = {"args": vars(args), "environment": environment(args), "rows": {}}
-    original_targets = brain_module.batch_correction_targets
-    brain_module.batch_correction_targets = labelled(original_targets, "batch_correction_targets")
-    try:
-        with tempfile.TemporaryDirectory(prefix="table5_profile_") as tmp:
-            brains, batch, _ = build_rows(args, tmp, rows)
-            device = brains[rows[0]].device
-            special_ids = brains[rows[0]].modules.model.text_encoder.special_ids()
-            for name, brain in brains.items():  # warm-up (allocations, Adam state)
-                log(f"warm-up step: {name}")
-                instrument(brain)
-                fit_step(brain, batch)
-            for name, brain in brains.items():
-                log(f"profiling {name}: {args.steps} steps")
-                walls = []
-                with torch_profile(activities=activities) as prof:
-                    for _ in range(args.steps):
-                        walls.append(timed(lambda: fit_step(brain, batch), device))
-                out["rows"][name] = profile_summary(prof.key_averages(), args, walls)
-                print(f"== {name}: median {statistics.median(walls) * 1e3:.0f} ms per step "
-                      f"under the profiler")
-                print(out["rows"][name]["table"])
-                for key, value in out["rows"][name]["ranges_ms_per_step"].items():
-                    print(f"  {key:45s} {value:9.1f} ms/step")
-            for name, brain in brains.items():
-                log(f"optimiser steps alone: {name}")
-                out["rows"][name]["optimizer_step_ms"] = optimizer_step_ms(brain, device)
-                print(f"  Adam over all groups of {name}: " + ", ".join(
-                    f"{k} {v:.0f} ms" for k, v in out["rows"][name]["optimizer_step_ms"].items()))
-    finally:
-        brain_module.batch_correction_targets = original_targets
-    if "m4ser" in rows:  # the per-step Python work of the AEC targets, alone
-        reps = 50
-        seconds = timed(lambda: [original_targets(batch.aec_targets, *special_ids, max_len=16)
-                                 for _ in range(reps)], "cpu")
-        out["batch_correction_targets_ms"] = seconds / reps * 1e3
-        print(f"batch_correction_targets alone: {out['batch_correction_targets_ms']:.3f} ms per batch")
-    return out
-
-
-def optimizer_step_ms(brain, device, repeats=3):
-    """Median time of one step of every optimiser of the row, per Adam implementation.
-
-    Each variant gets fresh optimisers over the row's parameter groups (random gradients, one
-    untimed step first so that its state exists); the row's own optimisers are untouched.
-    """
-    groups = brain.parameter_groups()
-    params = [p for group in groups.values() for p in group]
-    for p in params:
-        p.grad = torch.randn_like(p) * 1e-3
-    figures = {}
-    try:
-        for variant in ("per-tensor", "foreach", "fused"):
-            optimizers = [adam_class(1e-5, variant)(group) for group in groups.values() if group]
-
-            def step(optimizers=optimizers):
-                for optimizer in optimizers:
-                    optimizer.step()
-
-            step()
-            figures[variant] = statistics.median(timed(step, device) for _ in range(repeats)) * 1e3
-    finally:
-        for p in params:
-            p.grad = None
-    return figures
-
-
-def profile_summary(events, args, walls):
-    """Top operators by self CPU time and the named ranges, per step."""
-    total_us = sum(e.self_cpu_time_total for e in events)
-    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[: args.top]
-    ranges = {}
-    for e in events:
-        if e.key.startswith(("phase:", "forward:", "batch_correction_targets", "Optimizer.")):
-            ranges[e.key] = ranges.get(e.key, 0.0) + e.cpu_time_total / 1e3 / args.steps
-    return {
-        "wall_s_per_step": statistics.median(walls),
-        "op_self_cpu_s_per_step": total_us / 1e6 / args.steps,
-        "top_self_cpu": [
-            {"op": e.key, "self_cpu_ms_per_step": e.self_cpu_time_total / 1e3 / args.steps,
-             "share": e.self_cpu_time_total / total_us, "calls_per_step": e.count / args.steps}
-            for e in top
-        ],
-        "ranges_ms_per_step": dict(sorted(ranges.items())),
-        "table": events.table(sort_by="self_cpu_time_total", row_limit=args.top),
-    }
-
-
 # ---------------------------------------------------------------------------- command line
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -762,6 +446,8 @@ def main(argv=None):
     """Run the benchmark (or the profile) and print/write its figures; returns them."""
     args = parse_args(argv)
     if args.profile:
+        from table5_profile import profile
+
         figures = profile(args, args.profile)
     else:
         figures = measure(args)

@@ -2,7 +2,13 @@
 
 Modules (``modules:`` in the YAML):
   ``model``          the composed :class:`m4ser_lobes.model.M4SER`;
-  ``discriminator``  the modality discriminator D (only when ``use_gan``).
+  ``discriminator``  the modality discriminator D, present only when the YAML built it
+                     (``use_gan``).
+
+What runs is what was built: the GAN runs when a discriminator is in ``modules``, AED and AEC
+when the model has their head and decoder; only ``use_lcl``, a loss switch without an object,
+is read from the hparams. The loss terms are the active rows of
+:data:`m4ser_lobes.losses.LOSS_TERMS`, each computed by the method ``loss_<name>``.
 
 Each training batch runs the encoders and fusion ONCE, then two named phases (docs/design.md §5,
 Alg. 1 lines 21–25):
@@ -29,7 +35,7 @@ import speechbrain as sb
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from m4ser_lobes import losses
+from m4ser_lobes import losses, switches
 from m4ser_lobes.text.tags import IGNORE_INDEX
 from m4ser_lobes.text.targets import DEFAULT_AEC_MAX_LEN, batch_correction_targets
 from m4ser_lobes.utils.fileio import atomic_write_json
@@ -45,7 +51,6 @@ from m4ser_lobes.metrics import (
 logger = logging.getLogger(__name__)
 
 OPTIMIZER_NAMES = ("encoders", "head", "discriminator")
-PAPER_NAMES = {"er": "L_ER", "aed": "L_AED", "aec": "L_AEC", "g": "L_G", "lcl": "L_LCL"}
 
 
 def unwrap(module):
@@ -56,7 +61,8 @@ def unwrap(module):
 class M4SERBrain(sb.Brain):
     """Brain for M4SER and every Table IV ablation (hparams switches, see ``hparams/m4ser.yaml``).
 
-    Required hparams: ``alpha beta gamma lam tau use_aed use_aec use_gan use_lcl``, one optimiser
+    Required hparams: the weights of the active loss terms (``alpha beta gamma lam``), ``tau``
+    and ``use_lcl`` (the loss switches that build nothing), one optimiser
     class per name in :data:`OPTIMIZER_NAMES` (``opt_class_encoders`` ...), ``label_encoder``
     (set by the recipe), ``train_logger``, ``epoch_counter``; optional ``aec_max_len`` (16) and
     ``output_folder`` for the test-set files; ``max_tokens`` when ``use_aec`` without ``use_aed``;
@@ -74,26 +80,38 @@ class M4SERBrain(sb.Brain):
     at the text length limit ``max_tokens``, so the decoder learns whole utterances and when to
     stop. Longer targets are cut (no [EOS] taught) and their share of the decoder sequences is
     logged as ``aec_truncated``.
+
+    Loss terms: the rows of :data:`m4ser_lobes.losses.LOSS_TERMS` that the built parts and
+    ``use_lcl`` turn on (:attr:`loss_terms`); each is computed by ``loss_<name>(outputs, batch,
+    correction, emotions)``, which returns the term (or a dict of it and the logged-only terms it
+    computes too), is logged under its paper name in training and weighed by
+    :func:`m4ser_lobes.losses.joint_loss`.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         model = unwrap(self.modules.model)
-        self.use_gan = bool(self.hparams.use_gan)
-        if self.use_gan and not model.fusion.produces_invariant:
-            raise ValueError(
-                "use_gan needs the modality-invariant representation: set use_gan=False when "
-                "use_mir=False or modalities is not 'both'"
-            )
-        if self.use_gan and "discriminator" not in self.modules:
-            raise ValueError("use_gan=True needs a 'discriminator' entry in modules")
-        if not self.use_gan and "discriminator" in self.modules:
-            del self.modules["discriminator"]  # no unused module under DDP
-        if self.hparams.use_aed and model.aed_head is None:
-            raise ValueError("use_aed=True but the model has no aed_head")
-        if self.hparams.use_aec and model.aec_decoder is None:
-            raise ValueError("use_aec=True but the model has no aec_decoder")
-        self.aec_target_cap = self._aec_target_cap()
+        fusion = model.fusion
+        # What runs is what was built (the YAML builds a part only when its switch is on).
+        self.use_aed = model.aed_head is not None
+        self.use_aec = model.aec_decoder is not None
+        self.use_gan = "discriminator" in self.modules
+        built = {"use_aed": self.use_aed, "use_aec": self.use_aec, "use_gan": self.use_gan}
+        switches.check_switches(fusion.modalities, fusion.use_msr, fusion.use_mir, **built)
+        # Loss switches that build nothing (use_lcl) are read from the hparams.
+        values = {k: built[k] if k in built else bool(getattr(self.hparams, k))
+                  for k in losses.loss_switches()}
+        self.loss_terms = losses.active_terms(values)
+        for term in self.loss_terms:
+            method = f"loss_{term.computed_by or term.name}"
+            if not callable(getattr(self, method, None)):
+                raise TypeError(f"the loss term {term.paper} of losses.LOSS_TERMS has no "
+                                f"{type(self).__name__}.{method}: add the method that computes it")
+        self.loss_weights = {k: getattr(self.hparams, k)
+                             for k in losses.objective_weights(self.loss_terms)}
+        self.aec_target_cap = switches.aec_target_cap(
+            self.use_aed, self.use_aec, getattr(self.hparams, "aec_max_len", DEFAULT_AEC_MAX_LEN),
+            getattr(self.hparams, "max_tokens", None))
         self.selection_metric = getattr(self.hparams, "selection_metric", "UA")
         if self.selection_metric not in SELECTION_METRICS:
             raise ValueError(f"selection_metric={self.selection_metric!r} is not a validation "
@@ -101,18 +119,6 @@ class M4SERBrain(sb.Brain):
         weights = getattr(self.hparams, "emotion_class_weights", None)
         self.emotion_class_weights = None if weights is None else torch.as_tensor(
             weights, dtype=torch.float32, device=self.device)
-
-    def _aec_target_cap(self):
-        """Cap on AEC target tokens: ``aec_max_len`` (selective) or ``max_tokens`` (w/o AED)."""
-        if self.hparams.use_aec and not self.hparams.use_aed:
-            cap = getattr(self.hparams, "max_tokens", None)
-            if cap is None:
-                raise ValueError(
-                    "use_aec=True with use_aed=False corrects whole utterances, capped at the "
-                    "text length limit: set max_tokens in the hparams YAML (e.g. --max_tokens=128)"
-                )
-            return int(cap)
-        return int(getattr(self.hparams, "aec_max_len", DEFAULT_AEC_MAX_LEN))
 
     # ------------------------------------------------------------------ forward / objectives
     def compute_forward(self, batch, stage):
@@ -124,7 +130,7 @@ class M4SERBrain(sb.Brain):
             relative_to_absolute(id_lens, input_ids.shape[1]), input_ids.shape[1]
         )
         correction = None
-        if self.hparams.use_aec and stage == sb.Stage.TRAIN:
+        if self.use_aec and stage == sb.Stage.TRAIN:
             bos, eos, pad = unwrap(self.modules.model).text_encoder.special_ids()
             correction = batch_correction_targets(
                 batch.aec_targets, bos, eos, pad, max_len=self.aec_target_cap
@@ -164,46 +170,26 @@ class M4SERBrain(sb.Brain):
         return loss_d, loss_g, means
 
     def compute_objectives(self, predictions, batch, stage):
-        """The model-phase loss: L_ER + α(β L_AED + L_AEC) + γ L_G + λ L_LCL (Alg. 1 line 25)."""
+        """The model-phase loss: L_ER + α(β L_AED + L_AEC) + γ L_G + λ L_LCL (Alg. 1 line 25).
+
+        Every active row of :data:`~m4ser_lobes.losses.LOSS_TERMS` is computed by its
+        ``loss_<name>`` method (in training; at every stage when ``every_stage``) and, in
+        training, logged under its paper name.
+        """
         outputs, correction = predictions
         emotions = batch.emo_encoded.data.squeeze(1).to(self.device)
-        terms = {"er": losses.emotion_loss(outputs.logits.float(), emotions,
-                                           class_weights=self.emotion_class_weights)}
-        if stage == sb.Stage.TRAIN:
-            if self.hparams.use_aed:
-                labels = batch.aed_labels.data.to(self.device)
-                labels = labels.masked_fill(outputs.text_pad_mask, IGNORE_INDEX)
-                terms["aed"] = losses.aed_loss(outputs.aed_logits.float(), labels)
-            if self.hparams.use_aec:
-                terms["aec"] = losses.aec_loss(outputs.aec_logits.float(), correction.decoder_labels)
-                # share of decoder sequences whose target exceeded the cap
-                self._log_value(
-                    "aec_truncated", correction.num_truncated, count=correction.num_sequences
-                )
-            if self.hparams.use_lcl:
-                terms["lcl"] = losses.label_contrastive_loss(
-                    outputs.pooled.float(), emotions, temperature=self.hparams.tau
-                )
-                # share of anchors that L_LCL skips (no same-class partner in the batch)
-                self._log_value("LCL_no_positive", losses.anchors_without_positive(emotions),
-                                count=len(emotions))
-            if self.use_gan:
-                loss_d, loss_g, means = self.adversarial_terms(outputs, trainable=False)
-                terms["g"] = loss_g
-                self._log_value("L_D", loss_d)
-                self._log_value("L_GAN", loss_d + loss_g)
-                for name, value in means.items():
-                    self._log_value(name, value)
-        loss = losses.joint_loss(
-            terms,
-            alpha=self.hparams.alpha,
-            beta=self.hparams.beta,
-            gamma=self.hparams.gamma,
-            lam=self.hparams.lam,
-        )
-        if stage == sb.Stage.TRAIN:
-            for name, value in terms.items():
-                self._log_value(PAPER_NAMES[name], value)
+        train = stage == sb.Stage.TRAIN
+        terms = {}
+        for term in self.loss_terms:
+            if term.computed_by is None and (train or term.every_stage):
+                value = getattr(self, f"loss_{term.name}")(outputs, batch, correction, emotions)
+                terms.update(value if isinstance(value, dict) else {term.name: value})
+        objective = {t.name for t in self.loss_terms if t.in_objective}
+        loss = losses.joint_loss({k: v for k, v in terms.items() if k in objective},
+                                 self.loss_weights)
+        if train:
+            for term in self.loss_terms:
+                self._log_value(term.paper, terms[term.name])
         else:
             probabilities = torch.softmax(outputs.logits.float(), dim=-1)
             self.predictions["ids"].extend(batch.id)
@@ -211,6 +197,37 @@ class M4SERBrain(sb.Brain):
             self.predictions["pred"].extend(probabilities.argmax(dim=-1).tolist())
             self.predictions["prob"].extend(probabilities.tolist())
         return loss
+
+    # One method per row of losses.LOSS_TERMS: (outputs, batch, correction, emotions) -> term.
+    def loss_er(self, outputs, batch, correction, emotions):
+        """L_ER (Eq. 19), class-weighted when ``emotion_class_weights`` is set."""
+        return losses.emotion_loss(outputs.logits.float(), emotions,
+                                   class_weights=self.emotion_class_weights)
+
+    def loss_aed(self, outputs, batch, correction, emotions):
+        """L_AED (Eq. 3) on the K/D/C tags of the hypothesis tokens (padding ignored)."""
+        labels = batch.aed_labels.data.to(self.device)
+        labels = labels.masked_fill(outputs.text_pad_mask, IGNORE_INDEX)
+        return losses.aed_loss(outputs.aed_logits.float(), labels)
+
+    def loss_aec(self, outputs, batch, correction, emotions):
+        """L_AEC (Eq. 7); logs ``aec_truncated``, the share of decoder targets cut at the cap."""
+        self._log_value("aec_truncated", correction.num_truncated, count=correction.num_sequences)
+        return losses.aec_loss(outputs.aec_logits.float(), correction.decoder_labels)
+
+    def loss_g(self, outputs, batch, correction, emotions):
+        """L_G with the frozen, updated D, and the logged-only L_D and L_GAN = L_D + L_G; logs D(·)."""
+        loss_d, loss_g, means = self.adversarial_terms(outputs, trainable=False)
+        for name, value in means.items():
+            self._log_value(name, value)
+        return {"g": loss_g, "d": loss_d, "gan": loss_d + loss_g}
+
+    def loss_lcl(self, outputs, batch, correction, emotions):
+        """L_LCL (Eq. 21); logs ``LCL_no_positive``, the share of anchors it skips."""
+        self._log_value("LCL_no_positive", losses.anchors_without_positive(emotions),
+                        count=len(emotions))
+        return losses.label_contrastive_loss(outputs.pooled.float(), emotions,
+                                             temperature=self.hparams.tau)
 
     def _log_value(self, name, value, count=1):
         """Add ``value`` (a sum over ``count`` items) to the stage's running mean of ``name``.

@@ -29,22 +29,11 @@ from typing import NamedTuple, Optional
 import torch
 from torch import nn
 
+from m4ser_lobes import switches
 from m4ser_lobes.cme import CrossModalEncoder
 from m4ser_lobes.masks import mean_over_time
 from m4ser_lobes.mir import MIRGenerator
-
-MODALITIES = ("both", "speech", "text")
-
-
-def uses_modality(modalities, modality):
-    """Whether a ``modalities`` setting (``both``, ``speech``, ``text``) uses ``modality``.
-
-    Example
-    -------
-    >>> uses_modality("both", "text"), uses_modality("speech", "text")
-    (True, False)
-    """
-    return modalities in ("both", modality)
+from m4ser_lobes.switches import MODALITIES, uses_modality  # noqa: F401  (the switches' home)
 
 
 class FusionOutput(NamedTuple):
@@ -126,13 +115,15 @@ class MultimodalFusion(nn.Module):
             self.cme_text_to_speech = CrossModalEncoder(**cme)  # Eq. 8
             self.cme_speech_specific = CrossModalEncoder(**cme)  # Eq. 9
             self.cme_text_specific = CrossModalEncoder(**cme)  # Eq. 10
-        if self.interacts and use_mir:
+        if self.produces_invariant:
             self.mir = MIRGenerator(d_model, nhead, dropout, hst_text_source)
 
     @property
     def produces_invariant(self):
-        """Whether H_inv exists (both modalities and MIR on): what the GAN acts on."""
-        return self.interacts and self.use_mir
+        """Whether H_inv exists (:func:`m4ser_lobes.switches.produces_invariant`): what the GAN
+        acts on. The rule built on it, GAN needs H_inv, is ``switches.check_switches``.
+        """
+        return switches.produces_invariant(self.modalities, self.use_mir)
 
     @property
     def needs_speech(self):

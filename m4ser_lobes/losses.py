@@ -19,13 +19,13 @@ L_AED (Eq. 3)           :func:`aed_loss`
 L_AEC (Eq. 7)           :func:`aec_loss`
 L_D, L_G (Eq. 20)       :func:`gan_losses` (:func:`discriminator_loss`, :func:`generator_loss`)
 L_LCL, τ (Eq. 21)       :func:`label_contrastive_loss`, ``temperature``
-α β γ λ (Eq. 22)        :class:`LossWeights`, :func:`joint_loss`
+α β γ λ (Eq. 22)        :data:`LOSS_TERMS` (one row per term), :func:`joint_loss`
 ======================  =========================================================
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 from typing import NamedTuple
 
 import torch
@@ -33,9 +33,6 @@ import torch.nn.functional as F
 
 from m4ser_lobes.masks import check_pad_mask, mean_or_zero
 from m4ser_lobes.text.tags import IGNORE_INDEX, NUM_AED_TAGS
-
-#: Keys of the ``terms`` dictionary that :func:`joint_loss` understands.
-LOSS_TERMS = ("er", "aed", "aec", "g", "lcl")
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,56 +366,151 @@ def anchors_without_positive(labels):
 
 
 # --------------------------------------------------------------------------------------------
-# Joint objective (Eq. 22 / Alg. 1 line 25)
+# The loss terms, declared once (Eq. 22 / Alg. 1 line 25)
 # --------------------------------------------------------------------------------------------
-@dataclass
-class LossWeights:
-    """Weights of the joint objective; defaults are Table I (both corpora).
+class LossTerm(NamedTuple):
+    """One row of :data:`LOSS_TERMS`: a term of the model objective, or a term only logged.
 
     Arguments
     ---------
-    alpha : float
-        α, weight of the ASR-error-robustness block β L_AED + L_AEC.
-    beta : float
-        β, weight of L_AED inside that block.
-    gamma : float
-        γ, weight of the generator loss L_G.
-    lam : float
-        λ, weight of the label-based contrastive loss L_LCL.
+    name : str
+        Key of the term in the Brain's ``terms`` and in :func:`joint_loss`; the Brain computes it
+        with its method ``loss_<name>`` (:class:`m4ser_lobes.brain.M4SERBrain`).
+    paper : str
+        The paper's symbol: the name it is logged under (``history.json``) and its Fig. 8 panel.
+    weight : tuple of str, optional
+        The hparams whose product weighs the term in the objective (``()``: weight 1); None: the
+        term is logged only, never minimised by the model update.
+    switch : str, optional
+        The hparams switch that turns the term on (None: always on).
+    computed_by : str, optional
+        For a logged-only term: the term whose ``loss_<name>`` method computes it too (L_D comes
+        with L_G from one discriminator call).
+    reference : tuple, optional
+        ``(label, value)``: the reference line of its Fig. 8 panel (L_G's equilibrium 2 ln 2).
+    every_stage : bool
+        Also computed in validation and test (the stage loss); otherwise training only.
+    """
+
+    name: str
+    paper: str
+    weight: tuple | None
+    switch: str | None
+    computed_by: str | None = None
+    reference: tuple | None = None
+    every_stage: bool = False
+
+    @property
+    def in_objective(self):
+        """Whether the model update minimises this term (it has a weight)."""
+        return self.weight is not None
+
+
+#: Every loss term, in the order of the objective's sum and of the Fig. 8 panels. The Brain's
+#: objective and logging, the report's Fig. 8 panels and the configuration check (which weights
+#: a switch brings in) all read this table. A new term is one row here plus the method that
+#: computes it, ``M4SERBrain.loss_<name>`` (using a loss function of this module).
+LOSS_TERMS = (
+    LossTerm("er", "L_ER", weight=(), switch=None, every_stage=True),  # Eq. 19
+    LossTerm("aed", "L_AED", weight=("alpha", "beta"), switch="use_aed"),  # Eq. 3
+    LossTerm("aec", "L_AEC", weight=("alpha",), switch="use_aec"),  # Eq. 7
+    LossTerm("g", "L_G", weight=("gamma",), switch="use_gan",  # Eq. 20, Alg. 1 line 25
+             reference=("2 ln 2", 2 * math.log(2))),
+    LossTerm("d", "L_D", weight=None, switch="use_gan", computed_by="g"),  # D's side (≤ 0)
+    LossTerm("gan", "L_GAN", weight=None, switch="use_gan", computed_by="g"),  # L_D + L_G
+    LossTerm("lcl", "L_LCL", weight=("lam",), switch="use_lcl"),  # Eq. 21
+)
+TERMS_BY_NAME = {term.name: term for term in LOSS_TERMS}
+
+
+def loss_switches():
+    """The switches that turn loss terms on, in :data:`LOSS_TERMS` order.
 
     Example
     -------
-    >>> w = LossWeights()
-    >>> round(w.alpha * w.beta, 4), w.alpha  # effective AED and AEC weights
-    (0.3, 0.1)
-    >>> w({"er": torch.tensor(1.0), "g": torch.tensor(2.0)})
-    tensor(1.0200)
+    >>> loss_switches()
+    ('use_aed', 'use_aec', 'use_gan', 'use_lcl')
     """
-
-    alpha: float = 0.1
-    beta: float = 3.0
-    gamma: float = 0.01
-    lam: float = 0.1
-
-    def __call__(self, terms):
-        """Combine ``terms`` with these weights, see :func:`joint_loss`."""
-        return joint_loss(terms, self.alpha, self.beta, self.gamma, self.lam)
+    return tuple(dict.fromkeys(t.switch for t in LOSS_TERMS if t.switch))
 
 
-def joint_loss(terms, alpha=0.1, beta=3.0, gamma=0.01, lam=0.1):
+def objective_weights(terms):
+    """The hparams that weigh ``terms`` (rows of :data:`LOSS_TERMS`) in the objective.
+
+    Example
+    -------
+    >>> objective_weights(LOSS_TERMS)
+    ('alpha', 'beta', 'gamma', 'lam')
+    >>> objective_weights([TERMS_BY_NAME["er"], TERMS_BY_NAME["aec"], TERMS_BY_NAME["d"]])
+    ('alpha',)
+    """
+    return tuple(dict.fromkeys(k for t in terms if t.in_objective for k in t.weight))
+
+
+def active_terms(values):
+    """The rows of :data:`LOSS_TERMS` that a configuration turns on, in table order.
+
+    Arguments
+    ---------
+    values : mapping
+        Switch name -> value for every switch of :func:`loss_switches` (plain YAML values or the
+        ones the Brain derives from the built objects).
+
+    Returns
+    -------
+    list of LossTerm
+
+    Example
+    -------
+    >>> on = active_terms({"use_aed": True, "use_aec": False, "use_gan": False, "use_lcl": True})
+    >>> [t.paper for t in on]
+    ['L_ER', 'L_AED', 'L_LCL']
+    >>> objective_weights(on)  # the weights that matter
+    ('alpha', 'beta', 'lam')
+    """
+    missing = [s for s in loss_switches() if s not in values]
+    if missing:
+        raise KeyError(f"the loss switches {missing} have no value; set them in the hparams "
+                       f"YAML (e.g. --{missing[0]}=False)")
+    return [t for t in LOSS_TERMS if t.switch is None or values[t.switch]]
+
+
+def term_weight(term, weights):
+    """The weight of ``term`` in the objective: the product of its :attr:`LossTerm.weight` hparams.
+
+    Example
+    -------
+    >>> round(term_weight(TERMS_BY_NAME["aed"], {"alpha": 0.1, "beta": 3.0}), 4)  # α · β
+    0.3
+    >>> term_weight(TERMS_BY_NAME["er"], {})
+    1.0
+    """
+    if not term.in_objective:
+        raise KeyError(f"{term.paper} is logged only: it has no weight in the objective")
+    product = 1.0
+    for key in term.weight:
+        if key not in weights:
+            raise KeyError(f"the weight {key} of {term.paper} (Eq. 22) has no value; set it in "
+                           f"the hparams YAML (--{key}=<number>)")
+        product = product * weights[key]
+    return product
+
+
+def joint_loss(terms, weights):
     """Objective of the model update, Alg. 1 line 25 (Eq. 22 with L_G in place of L_GAN).
 
-    ``L = L_ER + α (β L_AED + L_AEC) + γ L_G + λ L_LCL``. Each term is the *mean* form defined
-    in this module (token-, frame- and anchor-means instead of the paper's sums, docs/design.md §3.3).
-    A missing (or None) term counts as 0, so ablations drop a term by not computing it.
+    ``L = L_ER + α (β L_AED + L_AEC) + γ L_G + λ L_LCL``: the sum, in :data:`LOSS_TERMS` order,
+    of each term times :func:`term_weight`. Each term is the *mean* form defined in this module
+    (token-, frame- and anchor-means instead of the paper's sums, docs/design.md §3.3). A missing
+    (or None) term counts as 0, so ablations drop a term by not computing it.
 
     Arguments
     ---------
     terms : dict
-        Scalars keyed by ``"er"``, ``"aed"``, ``"aec"``, ``"g"``, ``"lcl"`` (any subset).
-        Other keys raise ``KeyError`` (L_D is not part of this update, docs/design.md §5).
-    alpha, beta, gamma, lam : float
-        α, β, γ, λ (Table I: 0.1, 3, 0.01, 0.1).
+        Scalars keyed by the names of the objective's terms (any subset). Other keys, the
+        logged-only L_D and L_GAN included (docs/design.md §5), raise ``KeyError``.
+    weights : mapping
+        The hparams the present terms' weights read: α β γ λ (Table I: 0.1, 3, 0.01, 0.1).
 
     Returns
     -------
@@ -427,22 +519,23 @@ def joint_loss(terms, alpha=0.1, beta=3.0, gamma=0.01, lam=0.1):
 
     Example
     -------
-    >>> terms = {"er": torch.tensor(1.0), "aed": torch.tensor(1.0), "aec": torch.tensor(1.0),
-    ...          "g": torch.tensor(1.0), "lcl": torch.tensor(1.0)}
-    >>> round(joint_loss(terms).item(), 4)  # 1 + 0.1 * (3 + 1) + 0.01 + 0.1
+    >>> weights = {"alpha": 0.1, "beta": 3.0, "gamma": 0.01, "lam": 0.1}
+    >>> terms = {name: torch.tensor(1.0) for name in ("er", "aed", "aec", "g", "lcl")}
+    >>> round(joint_loss(terms, weights).item(), 4)  # 1 + 0.1 * (3 + 1) + 0.01 + 0.1
     1.51
-    >>> joint_loss({"er": torch.tensor(2.0)})
+    >>> joint_loss({"er": torch.tensor(2.0)}, {})
     tensor(2.)
     """
-    unknown = set(terms) - set(LOSS_TERMS)
+    objective = [t for t in LOSS_TERMS if t.in_objective]
+    unknown = set(terms) - {t.name for t in objective}
     if unknown:
-        raise KeyError(f"unknown loss terms {sorted(unknown)}; expected a subset of {LOSS_TERMS}")
-    weights = {"er": 1.0, "aed": alpha * beta, "aec": alpha, "g": gamma, "lcl": lam}
+        raise KeyError(f"unknown loss terms {sorted(unknown)}; expected a subset of "
+                       f"{[t.name for t in objective]}")
     total = None
-    for name in LOSS_TERMS:
-        value = terms.get(name)
+    for term in objective:
+        value = terms.get(term.name)
         if value is None:
             continue
-        contribution = weights[name] * value
+        contribution = term_weight(term, weights) * value
         total = contribution if total is None else total + contribution
     return torch.zeros(()) if total is None else total

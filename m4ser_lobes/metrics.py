@@ -93,6 +93,9 @@ def write_predictions_csv(path, ids, y_true, y_pred, probabilities, class_names)
 def plot_confusion_matrix(confusion, class_names, path, title="Confusion matrix", normalize=True):
     """Save a confusion matrix as a PNG (rows = true class; row-normalised percentages by default).
 
+    Drawn by scikit-learn's ``ConfusionMatrixDisplay`` on a fixed 0-100 % scale (counts: 0 to the
+    largest), without a colour bar, white text on the darker half of the scale.
+
     Example
     -------
     >>> path = getfixture("tmp_path") / "cm.png"
@@ -104,21 +107,20 @@ def plot_confusion_matrix(confusion, class_names, path, title="Confusion matrix"
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
 
     cm = np.asarray(confusion, dtype=float)
     shown = 100.0 * cm / np.maximum(cm.sum(axis=1, keepdims=True), 1e-12) if normalize else cm
-    fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.2 * len(class_names) + 1.5))
-    ax.imshow(shown, cmap="Blues", vmin=0, vmax=100 if normalize else None)
-    for i in range(len(class_names)):
-        for j in range(len(class_names)):
-            text = f"{shown[i, j]:.1f}" if normalize else f"{int(shown[i, j])}"
-            color = "white" if shown[i, j] > (50 if normalize else shown.max() / 2) else "black"
-            ax.text(j, i, text, ha="center", va="center", color=color)
-    ax.set_xticks(range(len(class_names)), class_names)
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
+    size = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.2 * size + 2, 1.2 * size + 1.5))
+    values = shown if normalize else cm.astype(int)
+    display = ConfusionMatrixDisplay(values, display_labels=class_names)
+    display.plot(ax=ax, cmap="Blues", colorbar=False, values_format=".1f" if normalize else "d",
+                 im_kw={"vmin": 0, "vmax": 100 if normalize else None})
+    threshold = 50 if normalize else shown.max() / 2  # white text on the darker half of the scale
+    for (i, j), text in np.ndenumerate(display.text_):
+        text.set_color("white" if shown[i, j] > threshold else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -226,10 +226,10 @@ class M4SER(nn.Module):
 def build_if(flag, builder, **kwargs):
     """``builder(**kwargs)`` when ``flag`` is true, else None; nothing is constructed when off.
 
-    This is the one way the YAML switches a part of the model off: it receives the class
-    (``!name:``) and builds it only when the configuration uses it (``!new:`` would build it
-    first), so a speech-only run never loads a text encoder and ``use_aed=False`` builds no AED
-    head.
+    This is the one way the YAML switches a part off: it receives the class (``!name:``) and
+    builds it only when the configuration uses it (``!new:`` would build it first), so a
+    speech-only run never loads a text encoder, ``use_aed=False`` builds no AED head and
+    ``use_gan=False`` no discriminator. The Brain then runs what exists (:func:`present`).
 
     Example
     -------
@@ -239,3 +239,18 @@ def build_if(flag, builder, **kwargs):
     3
     """
     return builder(**kwargs) if flag else None
+
+
+def present(**objects):
+    """The ``objects`` that exist: a dict without the None values, in the given order.
+
+    What the YAML gives SpeechBrain as ``modules`` and as the checkpointer's ``recoverables``,
+    so that a part a switch left unbuilt (:func:`build_if`) is neither trained, wrapped by DDP
+    nor checkpointed.
+
+    Example
+    -------
+    >>> present(model="m", discriminator=None, counter="c")
+    {'model': 'm', 'counter': 'c'}
+    """
+    return {name: obj for name, obj in objects.items() if obj is not None}

@@ -17,22 +17,15 @@ The CSV files and the three clip folders are found by name anywhere below ``data
 (archives unpacked in place, into subfolders, or next to each other all work); files whose name
 starts with ``.`` are ignored. The CSV columns are ``Sr No., Utterance, Speaker, Emotion,
 Sentiment, Dialogue_ID, Utterance_ID, Season, Episode, StartTime, EndTime`` (times as
-``00:16:16,059``). Copies of the CSVs circulate in UTF-8 and in cp1252 (the older ones, with
-curly quotes and ``\\x85``); both are read (strict UTF-8 first, cp1252 otherwise), and the
-typographic characters of the transcripts are normalised (:data:`TYPOGRAPHY`: ``’`` -> ``'``,
-``…`` -> ``...``, ``–`` -> ``-``, no-break space -> space), so the two copies give the same
-manifests.
+``00:16:16,059``). Copies of the CSVs circulate in UTF-8 and in cp1252; each file is read in
+the one encoding it is written in (a file that is neither, such as UTF-8 with a stray cp1252 byte,
+is an error naming the line and byte), and the typographic characters of the transcripts are
+normalised (``’`` -> ``'``, ``…`` -> ``...``), so the two copies give the same manifests; see
+:mod:`m4ser_lobes.corpora.meld_csv`.
 
-Users who already converted the clips to 16 kHz mono wav or flac keep the folder names and file
-stems (``train_splits/dia0_utt0.wav``) and point ``data_folder`` at them: such files are used
-in place. Anything else (the mp4 clips, or wav/flac at another rate) is decoded once into
-``audio_cache`` (default ``<save_folder>/audio16k``) as ``<split>/dia{D}_utt{U}.wav``, 16 kHz
-mono 16-bit PCM. The decoder is PyAV (``pip install av``), which ships FFmpeg's own libraries,
-so no system ffmpeg is needed and the result is what ``ffmpeg -ac 1 -ar 16000`` gives (FFmpeg's
-default downmix, see :func:`decode_audio`). The conversion runs on ``num_workers`` processes
-with a progress bar, writes each file atomically and skips files already in the cache, so an
-interrupted run resumes where it stopped (delete the cache after replacing clips in
-``data_folder``).
+The audio is decoded once into ``audio_cache`` (default ``<save_folder>/audio16k``), 16 kHz mono
+wav; clips already converted to 16 kHz mono wav or flac (same folder names and stems) are used in
+place. How, and the rules applied per clip: :mod:`m4ser_lobes.corpora.meld_audio`.
 
 Split protocol and labels
 -------------------------
@@ -53,22 +46,16 @@ Known media problems, and what is done (each by rule, logged, counted in ``summa
   both names exist the plain one is used and the choice is logged (flag ``prefixed`` when only
   the prefixed clip exists).
 * Mis-cut clips (test ``dia220_utt0``, ``dia38_utt4``; train ``dia309_utt0``, ``dia793_utt0``)
-  run for minutes although their CSV span ``EndTime - StartTime`` is a few seconds. Rule: the
-  decoded duration exceeds the CSV span by more than ``miscut_margin`` seconds (default 10) and
-  is longer than ``miscut_min_seconds`` (default 30; correctly cut clips last a few seconds).
-  Flag ``miscut``. In the splits listed in ``trim_miscut`` (default train and dev) the audio is
-  trimmed to its first ``EndTime - StartTime`` seconds (flag ``trimmed``; a copy under
-  ``<audio_cache>/<split>/trimmed/``). This assumes the cut started at ``StartTime`` and only its
-  end went wrong, so the first span seconds are the labelled utterance; training on minutes of
-  other dialogue under that label would teach the model noise. The test clips are kept whole by
-  default: the paper's test set (2610 rows) includes them, trimming would change the evaluation
-  data, and the recipe's ``max_audio_seconds`` crop already limits what the model hears (the
-  first seconds, where the trim would also look). Pass ``trim_miscut=("train", "dev", "test")``
-  to trim them too.
-* CSV times that do not parse, or an ``EndTime`` not after ``StartTime``: the row is kept
-  (times are metadata), flagged ``bad_span`` and never trimmed; the times become null.
-* Very quiet clips (RMS below ``quiet_dbfs``, default -50 dBFS) are kept and flagged ``quiet``:
-  silence is a property of the data, not a decoding failure, and the label is still valid.
+  run for minutes although their CSV span ``EndTime - StartTime`` is a few seconds: flag
+  ``miscut`` (rule in :mod:`m4ser_lobes.corpora.meld_audio`), and in the splits of
+  ``trim_miscut`` (default train and dev) trimmed to their first span seconds (``trimmed``):
+  minutes of other dialogue under one label would teach the model noise. The test clips are kept
+  whole by default: the paper's test set (2610 rows) includes them, and the recipe's
+  ``max_audio_seconds`` crop already limits what the model hears (the first seconds, where the
+  trim would also look). Pass ``trim_miscut=("train", "dev", "test")`` to trim them too.
+* CSV times that do not parse, or an ``EndTime`` not after ``StartTime``: kept, flagged
+  ``bad_span``, never trimmed, times null. Very quiet clips (RMS below ``quiet_dbfs``, default
+  -50 dBFS): kept, flagged ``quiet`` (silence is a property of the data, not a failure).
 
 Counts: the number of CSV rows per split is asserted before any decoding, the number of kept
 utterances (9988 / 1108 / 2610 on the full release, after the undecodable and the missing clip)
@@ -85,7 +72,7 @@ Outputs: ``<save_folder>/{train,valid,test}.json`` (SpeechBrain JSON manifests k
 id, the IEMOCAP fields ``wav``, ``duration``, ``emo``, ``speaker``, ``gender`` (null: MELD has no
 gender labels), ``session``, ``transcript``, ``hypothesis``, plus ``dialogue``, ``utterance``,
 ``start``, ``end`` (CSV times, seconds into the episode) and ``flags``), ``summary.json`` and
-``prepare_opts.json``. Work already done with the same options (and hypothesis cache content) is
+``identity.json``. Work already done with the same options (and hypothesis cache content) is
 skipped; the corpus is not hashed, so delete ``save_folder`` after changing ``data_folder``.
 
 Example
@@ -102,28 +89,45 @@ Example
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
-import math
 import os
 import re
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import NamedTuple
+from typing import Annotated, List, Literal, NamedTuple, Optional
 
-import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from m4ser_lobes.corpora import HPARAMS, Corpus, meld_audio, prepare_folders
+from m4ser_lobes.corpora.meld_audio import (  # noqa: F401 (public names of the MELD prep)
+    AUDIO_SUFFIXES,
+    SAMPLE_RATE,
+    AudioResult,
+    convert_audio,
+    decode_audio,
+    rms_dbfs,
+    write_wav,
+)
+from m4ser_lobes.corpora.meld_csv import (  # noqa: F401 (public names of the MELD prep)
+    CSV_COLUMNS,
+    EMOTIONS,
+    TYPOGRAPHY,
+    MeldPrepError,
+    Row,
+    check_counts,
+    decode_csv_bytes,
+    normalize_transcript,
+    parse_row,
+    parse_time,
+    read_csv,
+    utterance_id,
+)
 from m4ser_lobes.data import prep
 from m4ser_lobes.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
-
-SAMPLE_RATE = 16000
-EMOTIONS = ("neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear")
 
 
 class Split(NamedTuple):
@@ -140,8 +144,6 @@ SPLITS = {
     "dev": Split("dev", "dev_sent_emo.csv", "dev_splits_complete", "valid"),
     "test": Split("test", "test_sent_emo.csv", "output_repeated_splits_test", "test"),
 }
-CSV_COLUMNS = ("Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID",
-               "Utterance_ID", "Season", "Episode", "StartTime", "EndTime")
 # Asserted counts of the full release: CSV rows, and utterances kept after the undecodable
 # train dia125_utt3 and the missing dev dia110_utt7.
 FULL_RELEASE = {
@@ -149,36 +151,9 @@ FULL_RELEASE = {
     "kept": {"train": 9988, "dev": 1108, "test": 2610},
 }
 PREFIX = "final_videos_test"  # carried by some test clips
-AUDIO_SUFFIXES = (".wav", ".flac")  # already-converted clips, used in place when 16 kHz mono
 CLIP_SUFFIXES = (".mp4",) + AUDIO_SUFFIXES
 SKIP_REASONS = ("missing", "undecodable")
-# cp1252 typography (and the same characters as C1 controls, as some UTF-8 copies hold them).
-TYPOGRAPHY = {
-    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2026": "...",
-    "\u2013": "-", "\u2014": "-", "\u00a0": " ",
-    "\x91": "'", "\x92": "'", "\x93": '"', "\x94": '"', "\x85": "...", "\x96": "-", "\x97": "-",
-}
-
 _CLIP_NAME = re.compile(rf"^({PREFIX})?dia(\d+)_utt(\d+)(\.\w+)$", re.IGNORECASE)
-_TIME = re.compile(r"^(\d+):(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?$")
-
-
-class MeldPrepError(prep.PrepError):
-    """The corpus on disk is not what the prep expects; the message says what to do."""
-
-
-class Row(NamedTuple):
-    """One CSV row, parsed."""
-
-    utt_id: str
-    split: str
-    dialogue: int
-    utterance: int
-    emotion: str
-    speaker: str
-    transcript: str
-    start: float
-    end: float
 
 
 class ClipName(NamedTuple):
@@ -188,79 +163,6 @@ class ClipName(NamedTuple):
     utterance: int
     prefixed: bool
     suffix: str
-
-
-class AudioResult(NamedTuple):
-    """The usable audio of one utterance, or why there is none."""
-
-    utt_id: str
-    wav: str | None
-    duration: float | None
-    rms_dbfs: float | None
-    decoded: bool  # decoded by this run (False: found in the cache or used in place)
-    error: str | None
-
-
-def utterance_id(split, dialogue, utterance):
-    """Return the manifest id of a MELD utterance (dialogue ids repeat across splits).
-
-    Example
-    -------
-    >>> utterance_id("dev", 110, 7)
-    'dev_dia110_utt7'
-    """
-    return f"{split}_dia{dialogue}_utt{utterance}"
-
-
-def normalize_transcript(text):
-    """Replace the typographic characters of :data:`TYPOGRAPHY`, collapse spaces, strip.
-
-    Example
-    -------
-    >>> normalize_transcript("\\u201cOh\\u2026 I\\u2019m\\u00a0fine \\u2013 really.\\u201d ")
-    '"Oh... I\\'m fine - really."'
-    """
-    for char, plain in TYPOGRAPHY.items():
-        text = text.replace(char, plain)
-    return re.sub(r"[ \t]+", " ", text).strip()
-
-
-def decode_csv_bytes(data):
-    """Decode a MELD CSV: strict UTF-8 (BOM tolerated), else cp1252.
-
-    Returns
-    -------
-    text : str
-    encoding : str
-        ``"utf-8"`` or ``"cp1252"``.
-
-    Example
-    -------
-    >>> decode_csv_bytes("I\\u2019m\\u2026".encode("cp1252"))
-    ('I’m…', 'cp1252')
-    >>> decode_csv_bytes("I\\u2019m\\u2026".encode("utf-8"))
-    ('I’m…', 'utf-8')
-    """
-    try:
-        return data.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace"), "cp1252"
-
-
-def parse_time(value):
-    """Seconds of a CSV time ``H:MM:SS,mmm`` (a ``.`` before the milliseconds also works).
-
-    Example
-    -------
-    >>> parse_time("00:16:16,059"), parse_time("0:00:03.5")
-    (976.059, 3.5)
-    """
-    match = _TIME.match(value.strip())
-    if match is None:
-        raise ValueError(f"{value!r} is not a time like '00:16:16,059'")
-    hours, minutes, seconds, fraction = match.groups()
-    fraction = float(f"0.{fraction}") if fraction else 0.0
-    return round(int(hours) * 3600 + int(minutes) * 60 + int(seconds) + fraction, 3)
 
 
 def parse_clip_name(name):
@@ -280,82 +182,6 @@ def parse_clip_name(name):
         return None
     prefix, dialogue, utterance, suffix = match.groups()
     return ClipName(int(dialogue), int(utterance), prefix is not None, suffix.lower())
-
-
-def parse_row(fields, split):
-    """Turn one CSV record (column -> text) into a :class:`Row`; ValueError says what is wrong.
-
-    A time that does not parse gives ``start`` / ``end`` None (times are metadata; the prep
-    flags the row ``bad_span``); an unknown emotion or a non-integer id raises.
-
-    Example
-    -------
-    >>> parse_row({"Utterance": "Oh my God, he\\u2019s lost it.", "Speaker": "Monica",
-    ...            "Emotion": "Surprise", "Dialogue_ID": "0", "Utterance_ID": "3",
-    ...            "StartTime": "00:16:16,059", "EndTime": "00:16:17,500"}, "train")
-    Row(utt_id='train_dia0_utt3', split='train', dialogue=0, utterance=3, emotion='surprise',
-        speaker='Monica', transcript="Oh my God, he's lost it.", start=976.059, end=977.5)
-    """
-    emotion = fields["Emotion"].strip().lower()
-    if emotion not in EMOTIONS:
-        raise ValueError(f"unknown Emotion {fields['Emotion']!r} (known: {', '.join(EMOTIONS)})")
-    try:
-        dialogue, utterance = int(fields["Dialogue_ID"]), int(fields["Utterance_ID"])
-    except ValueError:
-        raise ValueError(f"Dialogue_ID {fields['Dialogue_ID']!r} / Utterance_ID "
-                         f"{fields['Utterance_ID']!r} are not integers") from None
-    return Row(
-        utterance_id(split, dialogue, utterance), split, dialogue, utterance, emotion,
-        normalize_transcript(fields["Speaker"]), normalize_transcript(fields["Utterance"]),
-        _time_or_none(fields["StartTime"]), _time_or_none(fields["EndTime"]),
-    )
-
-
-def _time_or_none(value):
-    """A CSV time in seconds, or None when it does not parse (the row stays usable)."""
-    try:
-        return parse_time(value or "")
-    except ValueError:
-        return None
-
-
-def read_csv(path, split):
-    """Read one ``*_sent_emo.csv``; return ``(rows, encoding)``, rows in file order.
-
-    Raises :class:`MeldPrepError` naming the file and line of every problem (missing columns,
-    unknown emotion, bad numbers or times, an utterance listed twice).
-    """
-    path = Path(path)
-    text, encoding = decode_csv_bytes(path.read_bytes())
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = [c.strip() for c in reader.fieldnames or []]
-    missing = [c for c in CSV_COLUMNS if c not in columns]
-    if missing:
-        raise MeldPrepError(f"{path}: missing column(s) {missing}; the header must hold "
-                            f"{','.join(CSV_COLUMNS)}. Restore the file from MELD.Raw.tar.gz.")
-    reader.fieldnames = columns
-    rows, seen, problems = [], {}, []
-    for record in reader:
-        line = reader.line_num
-        try:
-            row = parse_row(record, split)
-        except (ValueError, TypeError, AttributeError) as error:  # short rows give None fields
-            problems.append(f"{path}:{line}: {error}")
-            continue
-        if row.start is None or row.end is None:
-            logger.warning("%s:%d: StartTime %r / EndTime %r do not parse; %s is flagged "
-                           "bad_span", path, line, record["StartTime"], record["EndTime"],
-                           row.utt_id)
-        if row.utt_id in seen:
-            problems.append(f"{path}:{line}: dia{row.dialogue}_utt{row.utterance} repeats line "
-                            f"{seen[row.utt_id]}")
-            continue
-        seen[row.utt_id] = line
-        rows.append(row)
-    prep.raise_problems(problems, "MELD",
-                        "Fix these rows or restore the file from MELD.Raw.tar.gz",
-                        error=MeldPrepError)
-    return rows, encoding
 
 
 class Layout(NamedTuple):
@@ -451,182 +277,7 @@ def find_files(data_folder, exclude=()):
     return Layout(csvs, clips, prefixed)
 
 
-# ---------------------------------------------------------------------------------- audio
-def decode_audio(path, sample_rate=SAMPLE_RATE):
-    """Decode the first audio stream of a media file to mono float32 at ``sample_rate`` (PyAV).
-
-    FFmpeg's resampler (libswresample) converts the rate and downmixes with its default matrix,
-    as ``ffmpeg -ac 1`` does: the centre channel of a 5.1 track, where film dialogue sits, keeps
-    its level (a plain channel mean would lower it by 15 dB), left and right are mixed at -3 dB,
-    the LFE channel is dropped. A result beyond full scale (two loud in-phase channels) is scaled
-    down to a peak of 1, never clipped.
-
-    Arguments
-    ---------
-    path : str or Path
-        mp4 (or any container FFmpeg reads).
-    sample_rate : int
-
-    Returns
-    -------
-    numpy.ndarray
-        [L] float32.
-
-    Example
-    -------
-    >>> from m4ser_lobes.testing.mini_meld import write_clip
-    >>> path = getfixture("tmp_path") / "a.mp4"
-    >>> write_clip(path, np.zeros(48000, dtype=np.float32) + 0.1)
-    >>> audio = decode_audio(path)
-    >>> audio.dtype, round(len(audio) / SAMPLE_RATE, 1)
-    (dtype('float32'), 1.0)
-    """
-    import av
-
-    chunks = []
-    with av.open(os.fspath(path)) as container:
-        if not container.streams.audio:
-            raise ValueError("no audio stream")
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        for frame in container.decode(stream):
-            chunks += [out.to_ndarray() for out in resampler.resample(frame)]
-        chunks += [out.to_ndarray() for out in resampler.resample(None)]
-    if not chunks or sum(c.shape[1] for c in chunks) == 0:
-        raise ValueError("the audio stream holds no samples")
-    audio = np.concatenate(chunks, axis=1)[0].astype(np.float32)
-    peak = float(np.abs(audio).max())
-    return audio / np.float32(peak) if peak > 1.0 else audio
-
-
-def write_wav(path, audio, sample_rate=SAMPLE_RATE):
-    """Atomically write float audio as 16-bit PCM wav (temporary file + ``os.replace``)."""
-    import soundfile as sf
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def rms_dbfs(audio):
-    """RMS level in dB relative to full scale (-200 for digital silence).
-
-    Example
-    -------
-    >>> round(rms_dbfs(np.full(100, 0.1, dtype=np.float32)), 1), rms_dbfs(np.zeros(4))
-    (-20.0, -200.0)
-    """
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
-    return round(20 * math.log10(rms), 2) if rms > 1e-10 else -200.0
-
-
-def _read_mono(path):
-    """A 16 kHz mono file as float32, or ValueError when it is something else."""
-    import soundfile as sf
-
-    audio, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
-    if rate != SAMPLE_RATE or audio.shape[1] != 1:
-        raise ValueError(f"{rate} Hz, {audio.shape[1]} channel(s)")
-    return audio[:, 0]
-
-
-def _convert_one(job):
-    """Pool worker: return the :class:`AudioResult` of one ``(utt_id, source, target)`` job.
-
-    A 16 kHz mono wav/flac source is used in place; otherwise an existing ``target`` is reused,
-    or the source is decoded into it.
-    """
-    utt_id, source, target = job
-    if Path(source).suffix.lower() in AUDIO_SUFFIXES:
-        try:
-            audio = _read_mono(source)
-            return AudioResult(utt_id, source, len(audio) / SAMPLE_RATE, rms_dbfs(audio),
-                               False, None)
-        except Exception:  # not 16 kHz mono (or unreadable): decode it below
-            pass
-    if os.path.isfile(target):
-        try:
-            audio = _read_mono(target)
-            return AudioResult(utt_id, target, len(audio) / SAMPLE_RATE, rms_dbfs(audio),
-                               False, None)
-        except Exception as error:
-            logger.warning("%s: unreadable cache file (%s), decoding again", target, error)
-    try:
-        audio = decode_audio(source)
-    except Exception as error:  # PyAV raises many types (InvalidDataError, ValueError, ...)
-        return AudioResult(utt_id, None, None, None, False, f"{type(error).__name__}: {error}")
-    write_wav(target, audio)
-    return AudioResult(utt_id, target, len(audio) / SAMPLE_RATE, rms_dbfs(audio), True, None)
-
-
-def convert_audio(jobs, num_workers=2):
-    """Run :func:`_convert_one` over ``jobs`` with a progress bar; return utt_id -> result.
-
-    Arguments
-    ---------
-    jobs : list of (utt_id, source, target)
-    num_workers : int
-        Processes (0 or 1: in this process).
-    """
-    from tqdm import tqdm
-
-    results = {}
-    bar = tqdm(total=len(jobs), desc="MELD audio", unit="clip", disable=not jobs, leave=False)
-    if num_workers > 1 and len(jobs) > 1:
-        import multiprocessing
-
-        context = multiprocessing.get_context(
-            "fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        with context.Pool(num_workers) as pool:
-            for result in pool.imap_unordered(_convert_one, jobs, chunksize=4):
-                results[result.utt_id] = result
-                bar.update()
-    else:
-        for job in jobs:
-            result = _convert_one(job)
-            results[result.utt_id] = result
-            bar.update()
-    bar.close()
-    return results
-
-
-def _cache_path(audio_cache, row):
-    return Path(audio_cache) / row.split / f"dia{row.dialogue}_utt{row.utterance}.wav"
-
-
 # ---------------------------------------------------------------------------- the whole prep
-def check_counts(found, expected, what, hint="Check that the CSVs and clip archives were "
-                                             "extracted completely"):
-    """Raise when per-split counts differ from the expected ones (None: accept anything).
-
-    Example
-    -------
-    >>> check_counts({"train": 3}, None, "kept utterances")
-    >>> try:
-    ...     check_counts({"train": 3, "dev": 1}, {"train": 3, "dev": 2}, "kept utterances")
-    ... except MeldPrepError as error:
-    ...     print(error)
-    found 4 kept utterances, expected 5 (dev: 1, expected 2). Check that the CSVs and ...
-    """
-    if expected is None:
-        return
-    wrong = {s: (found.get(s, 0), n) for s, n in expected.items() if found.get(s, 0) != n}
-    if wrong:
-        detail = ", ".join(f"{s}: {f}, expected {n}" for s, (f, n) in wrong.items())
-        raise MeldPrepError(
-            f"found {sum(found.values())} {what}, expected {sum(expected.values())} ({detail}). "
-            f"{hint}; for part of the corpus pass expected_counts=None (--subset)."
-        )
-
-
 def prepare_meld(
     data_folder,
     save_folder,
@@ -652,7 +303,7 @@ def prepare_meld(
     data_folder : str or Path
         The ``MELD.Raw`` folder (CSVs and clip folders anywhere below it).
     save_folder : str or Path
-        Where the manifests, ``summary.json`` and ``prepare_opts.json`` go.
+        Where the manifests, ``summary.json`` and ``identity.json`` go.
     hypotheses : str, Path or None
         ASR hypothesis cache keyed by utterance id (docs/CONTRACTS.md); None writes null.
     expected_counts : dict or None
@@ -720,42 +371,30 @@ def prepare_meld(
                  hint="Use the CSVs of the MELD.Raw release, unmodified")
     hyps = _load_hypotheses(hypotheses) if hypotheses else None
 
-    # 2. Match rows to clips; decode what is not in the cache yet.
-    skipped, jobs = {}, []
+    # 2. Match rows to clips; decode what is not in the cache yet, flag and trim (meld_audio).
+    skipped, with_clip = {}, []
     for row in rows:
-        clip = layout.clips[row.split].get((row.dialogue, row.utterance))
-        if clip is None:
+        if (row.dialogue, row.utterance) in layout.clips[row.split]:
+            with_clip.append(row)
+        else:
             skipped[row.utt_id] = ("missing", f"no dia{row.dialogue}_utt{row.utterance} clip "
                                               f"in {SPLITS[row.split].folder}/")
-        else:
-            jobs.append((row.utt_id, str(clip), str(_cache_path(audio_cache, row))))
     row_keys = {(r.split, r.dialogue, r.utterance) for r in rows}
     ignored = {s: sorted(layout.clips[s][k].name for k in layout.clips[s]
                          if (s, *k) not in row_keys) for s in SPLITS}
-    audio = convert_audio(jobs, num_workers)
-    for result in audio.values():
-        if result.error is not None:
-            skipped[result.utt_id] = ("undecodable", result.error)
+    audio, undecodable, media = meld_audio.prepare_audio(
+        with_clip, layout.clips, audio_cache, num_workers, trim_miscut, miscut_margin,
+        miscut_min_seconds, quiet_dbfs)
+    skipped.update(undecodable)
 
-    # 3. Flags (mis-cut, quiet, prefixed name), trimming, entries.
+    # 3. Flags (prefixed name, then the media flags) and entries.
     entries, flagged = {s: {} for s in SPLITS}, {}
     for row in rows:
         if row.utt_id in skipped:
             continue
-        result = audio[row.utt_id]
-        wav, duration, flags = result.wav, result.duration, []
+        wav, duration, flags = media[row.utt_id]
         if (row.dialogue, row.utterance) in layout.prefixed[row.split]:
-            flags.append("prefixed")
-        span = round(row.end - row.start, 3) if None not in (row.start, row.end) else 0.0
-        if span <= 0:
-            flags.append("bad_span")
-        if duration > max(span, 0.0) + miscut_margin and duration > miscut_min_seconds:
-            flags.append("miscut")
-            if row.split in trim_miscut and span > 0:
-                wav, duration = _trim(wav, audio_cache, row, span), span
-                flags.append("trimmed")
-        if result.rms_dbfs < quiet_dbfs:
-            flags.append("quiet")
+            flags = ["prefixed", *flags]
         for flag in flags:
             flagged.setdefault(flag, []).append(row.utt_id)
         entries[row.split][row.utt_id] = _entry(row, wav, duration, flags)
@@ -785,13 +424,6 @@ def prepare_meld(
     logger.info("MELD: %s kept, skipped %s, flagged %s; written to %s", summary["manifests"],
                 summary["skipped"], summary["flagged"], save_folder)
     return summary
-
-
-def _trim(wav, audio_cache, row, span):
-    """Write the first ``span`` seconds of ``wav`` under ``<audio_cache>/<split>/trimmed/``."""
-    target = Path(audio_cache) / row.split / "trimmed" / f"dia{row.dialogue}_utt{row.utterance}.wav"
-    write_wav(target, _read_mono(wav)[: int(round(span * SAMPLE_RATE))])
-    return str(target)
 
 
 def _entry(row, wav, duration, flags):
@@ -908,6 +540,38 @@ def main(argv=None):
                                               "ignored_clips", "csv_encoding", "audio")},
                      indent=2))
     return summary
+
+
+
+# ------------------------------------------------------------------------------ the corpus of a run
+_BOOK = {"fingerprint": False}  # bookkeeping: not part of a run's fingerprint
+
+
+class MeldSettings(BaseModel):
+    """The keys of ``hparams/meld.yaml``, checked before any work (one-line errors)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    expected_counts: Annotated[Optional[Literal["full_release"]], Field(json_schema_extra=_BOOK)]
+    audio_cache: Annotated[Optional[StrictStr], Field(json_schema_extra=_BOOK)]
+    trim_miscut: List[Literal[tuple(SPLITS)]]
+    num_emotions: Literal[len(EMOTIONS)]
+
+
+def prepare_kwargs(values):
+    """The :func:`prepare_meld` arguments of a run."""
+    return {
+        **prepare_folders(values),
+        "expected_counts": FULL_RELEASE if values["expected_counts"] == "full_release" else None,
+        "audio_cache": values["audio_cache"],
+        "num_workers": max(values["num_workers"], 1),
+        "trim_miscut": tuple(values["trim_miscut"]),
+    }
+
+
+#: MELD as a run sees it (``recipes/MELD/train.py``).
+MELD = Corpus(name="MELD", data_file=HPARAMS / "meld.yaml", settings=MeldSettings,
+              prepare=prepare_meld, prepare_kwargs=prepare_kwargs, metrics=("ACC", "W-F1", "UA"))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,14 @@ Per utterance they provide ``sig`` (16 kHz mono; the ``train`` split randomly cr
 text the encoder reads, with [CLS]/[SEP]), ``aed_labels`` (K/D/C per input id, -100 ignored) and
 ``aec_targets`` (CHANGE position -> reference WordPiece ids; a Python dict, batched later by
 :func:`m4ser_lobes.text.targets.batch_correction_targets`).
+
+The text items do not change from one epoch to the next, so :func:`dataio_prep` computes them
+once per utterance when it builds the datasets (in the main process, before any DataLoader
+worker forks) and the pipeline reads them back from that memo; only the audio is read per epoch.
 """
 
 import logging
+import time
 
 import speechbrain as sb
 import torch
@@ -46,6 +51,7 @@ def make_text_pipeline(
     correction_mode="selective",
     max_tokens=None,
     with_corrections=True,
+    memo=None,
 ):
     """Build the text pipeline (docs/design.md §4).
 
@@ -64,34 +70,56 @@ def make_text_pipeline(
         Align with the reference for AED labels and AEC targets. Without them (no AED nor AEC)
         the text is only encoded: labels are all ignored (-100) and there are no targets, so no
         reference is needed.
+    memo : dict, optional
+        Filled with the items of every utterance the pipeline sees, keyed by ``(id, hypothesis,
+        transcript)``, and read back on the next call: the alignment runs once per utterance.
+        None computes every call.
 
     Returns
     -------
     callable
         A SpeechBrain dynamic item taking ``id, hypothesis, transcript``.
+
+    Example
+    -------
+    >>> from m4ser_lobes.testing.models import save_wordpiece_tokenizer
+    >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"), ["hello", "world"])
+    >>> memo = {}
+    >>> pipeline = make_text_pipeline(tok, max_tokens=128, memo=memo)
+    >>> ids, labels, targets = pipeline.func("u1", "hello word", "hello world")  # the generator
+    >>> labels.tolist(), list(memo)
+    ([0, 0, 1, 1, 1, 2, -100], [('u1', 'hello word', 'hello world')])
     """
     if text_source not in TEXT_SOURCES:
         raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
     if correction_mode not in ("selective", "full"):
         raise ValueError(f"correction_mode must be 'selective' or 'full', got {correction_mode!r}")
 
-    @sb.utils.data_pipeline.takes("id", "hypothesis", "transcript")
-    @sb.utils.data_pipeline.provides("input_ids", "aed_labels", "aec_targets")
-    def text_pipeline(utt_id, hypothesis, transcript):
+    def encode(utt_id, hypothesis, transcript):
+        """``(input ids, AED labels, AEC targets)`` of one utterance, as plain Python values."""
         text = text_of(hypothesis, transcript, text_source, utt_id)
         if not with_corrections:
             ids = encode_hypothesis(text, tokenizer, max_length=max_tokens)
-            yield torch.tensor(ids, dtype=torch.long)
-            yield torch.full((len(ids),), IGNORE_INDEX, dtype=torch.long)
-            yield {}
-            return
+            return ids, [IGNORE_INDEX] * len(ids), {}
         aligned = align_transcripts(text, transcript, tokenizer, max_length=max_tokens)
         targets = aligned.targets
         if correction_mode == "full":
             targets = {0: full_correction_target(transcript, tokenizer)}
-        yield torch.tensor(aligned.input_ids, dtype=torch.long)
-        yield torch.tensor(aligned.labels, dtype=torch.long)
-        yield targets
+        return aligned.input_ids, aligned.labels, targets
+
+    @sb.utils.data_pipeline.takes("id", "hypothesis", "transcript")
+    @sb.utils.data_pipeline.provides("input_ids", "aed_labels", "aec_targets")
+    def text_pipeline(utt_id, hypothesis, transcript):
+        key = (utt_id, hypothesis, transcript)
+        item = memo.get(key) if memo is not None else None
+        if item is None:
+            item = encode(utt_id, hypothesis, transcript)
+            if memo is not None:
+                memo[key] = item
+        ids, labels, targets = item
+        yield torch.tensor(ids, dtype=torch.long)
+        yield torch.tensor(labels, dtype=torch.long)
+        yield dict(targets)  # a copy: a consumer that edits it leaves the memo intact
 
     return text_pipeline
 
@@ -140,7 +168,9 @@ def dataio_prep(
         The text encoder's tokenizer.
     label_encoder_path : str
         Where the ``CategoricalEncoder`` is saved (``label_encoder.txt``).
-    text_source, correction_mode, max_tokens, with_corrections : see :func:`make_text_pipeline`.
+    text_source, correction_mode, max_tokens, with_corrections : see :func:`make_text_pipeline`;
+        the text items of every utterance are computed here, once (a missing hypothesis fails
+        here, before training).
     max_audio_seconds : float, optional
         Crop longer ``train`` utterances to a random window of this many seconds (training
         memory; a new window each time an utterance is read, drawn with torch's RNG, which
@@ -170,8 +200,9 @@ def dataio_prep(
         raise ValueError(
             f"max_audio_seconds must be > 0 (or null for no crop), got {max_audio_seconds}"
         )
+    memo = {}
     text_pipeline = make_text_pipeline(
-        tokenizer, text_source, correction_mode, max_tokens, with_corrections
+        tokenizer, text_source, correction_mode, max_tokens, with_corrections, memo
     )
     audio_pipelines = {
         "train": make_audio_pipeline(max_audio_seconds, random_crop=True),
@@ -188,4 +219,11 @@ def dataio_prep(
     label_encoder.load_or_create(
         path=label_encoder_path, from_didatasets=[datasets["train"]], output_key="emo"
     )
+    start = time.perf_counter()
+    for dataset in datasets.values():  # the text items, once per utterance (audio untouched)
+        with dataset.output_keys_as(["input_ids"]):
+            for index in range(len(dataset)):
+                dataset[index]
+    logger.info("text items of %d utterances computed in %.1f s", len(memo),
+                time.perf_counter() - start)
     return datasets, label_encoder

@@ -496,7 +496,7 @@ def report_markdown(report):
     if configuration:
         described = f"Configuration: {configuration.get('summary', '?')}"
         if configuration.get("settings_digest"):
-            described += f" (settings `{configuration['settings_digest']}`, `fingerprint.json`)"
+            described += f" (settings `{configuration['settings_digest']}`, `identity.json`)"
     else:
         described = "Configuration: unknown (the folds have no `configuration.json`)."
     parts = [

@@ -345,14 +345,12 @@ def configuration_of(run, claimed, manifests):
     """``configuration.json``: which parts of M4SER run, the corpus, the identity, the protocol."""
     values = run.values
     configuration = cfg.describe(values)
-    configuration.update(
+    configuration.update(  # the same for every fold of one experiment (the report checks it)
         corpus=run.corpus.name,
-        settings_digest=ident.digest(run_identity(run, manifests)),
-        data_digest=manifest_digest(manifests),
+        settings_digest=ident.digest(run.settings),
         selection_metric=values["selection_metric"],
         validation=values.get("validation"),
         valid_ratio=values.get("valid_ratio"),
-        claim=claimed.status,
     )
     return configuration
 
@@ -440,8 +438,9 @@ def _fit_and_test(run, hparams, manifests, claimed):
                                    hyperparams_to_save=run.hparams_file,
                                    overrides=run.yaml_overrides)
     configuration = configuration_of(run, claimed, manifests)
-    logger.info("M4SER on %s: %s (identity %s)", run.corpus.name, configuration["summary"],
-                configuration["settings_digest"])
+    logger.info("M4SER on %s: %s (settings %s, data %s, %s run)", run.corpus.name,
+                configuration["summary"], configuration["settings_digest"],
+                manifest_digest(manifests), claimed.status)
     sb.utils.distributed.run_on_main(
         atomic_write_json, args=[run.output_folder / CONFIGURATION_FILE, configuration])
     tokenizer = tokenizer_of(hparams)

@@ -3,7 +3,7 @@
 The paper trains on one corpus and tests on the other, in 4 classes (section V-G):
 
 * **Shared classes** (:data:`LABEL_MAPS`, the one visible mapping): IEMOCAP's four classes as
-  ``recipes/IEMOCAP/iemocap_prepare.py`` writes them (``neu``, ``hap`` with ``exc`` merged,
+  :mod:`m4ser_lobes.corpora.iemocap` writes them (``neu``, ``hap`` with ``exc`` merged,
   ``ang``, ``sad``) and MELD's ``neutral -> neu``, ``joy -> hap``, ``anger -> ang``,
   ``sadness -> sad``; MELD's ``surprise``, ``fear`` and ``disgust`` are dropped.
 * **Target split** (:func:`stratified_split`): 30 % of the target corpus for validation, 70 % for
@@ -14,12 +14,15 @@ The paper trains on one corpus and tests on the other, in 4 classes (section V-G
 * **Fine-tuning from a source run** (:func:`seed_finetune_checkpoint`): the new run's save
   folder receives a copy of the source run's best checkpoint as its *starting* checkpoint,
   with the epoch counter at 0, fresh optimiser state and no validation metric (so it is never
-  selected as "best"); SpeechBrain's ordinary recovery then starts training from it.
+  selected as "best"); SpeechBrain's ordinary recovery then starts training from it. The
+  digest of that checkpoint (:func:`checkpoint_origin`) is the run's ``init_from``, part of its
+  identity.
 * **Tables** (:func:`cross_corpus_table`, :func:`few_shot_table`): shaped like the paper's, our
   numbers beside :data:`PAPER_TABLE8` / :data:`PAPER_TABLE9`. A MELD target reports ACC (= WA)
   and weighted F1, an IEMOCAP target WA and UA (:data:`TARGET_METRICS`).
 
-The commands are ``recipes/studies/cross_corpus.py`` and ``recipes/studies/few_shot.py``.
+The commands are ``recipes/studies/cross_corpus.py`` and ``recipes/studies/few_shot.py``
+(``recipes/studies/study_runner.py``: command line, data folders, runs).
 """
 
 from __future__ import annotations
@@ -31,15 +34,17 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from m4ser_lobes.experiment.settings import ConfigError
+
 #: The four classes both corpora share, in table order.
 SHARED_CLASSES = ("neu", "hap", "ang", "sad")
 
 #: Corpus label (as its data prep writes it) -> shared class. Labels listed in
 #: :data:`DROPPED_LABELS` are left out of the study; any other label is an error.
 LABEL_MAPS = {
-    # iemocap_prepare.EMOTION_MAP already merged exc into hap and dropped the other codes.
+    # m4ser_lobes.corpora.iemocap.EMOTION_MAP already merged exc into hap and dropped the other codes.
     "iemocap": {"neu": "neu", "hap": "hap", "ang": "ang", "sad": "sad"},
-    # meld_prepare writes the CSV's lowercase names.
+    # m4ser_lobes.corpora.meld writes the CSV's lowercase names.
     "meld": {"neutral": "neu", "joy": "hap", "anger": "ang", "sadness": "sad"},
 }
 DROPPED_LABELS = {"iemocap": (), "meld": ("surprise", "fear", "disgust")}
@@ -116,8 +121,8 @@ PAPER_SHOTS = (5, 10, 20, 60)
 TARGET_VALID_RATIO = 0.3  # "30% of the target corpus is reserved for validation"
 
 
-class StudyError(ValueError):
-    """A study setting or input that cannot work; the message says what to change."""
+class StudyError(ConfigError):
+    """A study setting or input that cannot work; the message (one line) says what to change."""
 
 
 # ------------------------------------------------------------------------------ labels
@@ -294,11 +299,11 @@ def checkpoint_origin(source_save, max_key="UA"):
     dict
         ``{"source_checkpoint": absolute path, "model_sha1": ...}``.
     """
-    from speechbrain.utils.checkpoints import Checkpointer
+    from m4ser_lobes.checkpoints import AtomicCheckpointer
 
     from m4ser_lobes.utils.identity import file_digest
 
-    best = Checkpointer(source_save).find_checkpoint(max_key=max_key)
+    best = AtomicCheckpointer(source_save).find_checkpoint(max_key=max_key)  # whole ones only
     if best is None:
         raise StudyError(f"{source_save} holds no checkpoint with a validation {max_key}: run "
                          "(or finish) the source run first")

@@ -21,31 +21,28 @@ one :class:`TranscriptInfo` per utterance. Passing that text back
 
 What runs (paper §III-I): the speech and text encoders, the fusion and the emotion head. The
 modality discriminator is never exported; AED and AEC are built from ``corrector.ckpt`` only the
-first time a correction is asked for. Without a transcript the ASR model named by ``asr_model``
-in the model's ``hyperparams.yaml`` transcribes the audio, as in training, where the text branch
-read Whisper hypotheses: Whisper through ``transformers``, or through faster-whisper
-(CTranslate2) with ``asr_backend: faster-whisper``. It is loaded once, at first use
-(:meth:`M4SERClassifier.load_asr`); when it cannot be loaded, offline without a cached model for
-instance, :class:`ASRUnavailableError` says what to do: give the transcript, or point
-``asr_model`` at a local Whisper folder (:meth:`M4SERClassifier.set_asr`, or
-``overrides={"asr_model": ...}``). A transcript is given when it is a string, even an empty one
-(``""``: the text branch reads an empty text, as for an empty ASR hypothesis in training); only
-``None`` asks for the ASR. ``m4ser-classify`` reads an empty cell of its ``--transcripts`` CSV
-the same way.
+first time a correction is asked for. A transcript is given when it is a string, even an empty
+one (``""``: the text branch reads an empty text, as for an empty ASR hypothesis in training);
+only ``None`` asks for the ASR model of the export (:mod:`m4ser_lobes.inference.asr`: loaded once,
+at first use; :class:`ASRUnavailableError` says what to do when it cannot be). Text goes through
+the training pipeline's normaliser and tokenizer
+(:func:`m4ser_lobes.text.tokens.encode_hypothesis`).
 
-Text goes through the training pipeline's normaliser and tokenizer
-(:func:`m4ser_lobes.text.tokens.encode_hypothesis`, capped at ``max_tokens``).
+An export folder or Hub repo is data: before HyperPyYAML builds anything, its
+``hyperparams.yaml`` must be the packaged ``inference.yaml`` with plain values, naming only the
+project's own classes and SpeechBrain's (:mod:`m4ser_lobes.inference.safety`); anything else is
+refused with one line and nothing runs (``trust_code=True`` skips the check, for a folder you
+wrote yourself). Weights are read with ``torch.load(..., weights_only=True)``.
 
-Long audio (:mod:`m4ser_lobes.inference.windows`): a file longer than ``window_seconds`` (the
-training crop) is classified as at most ``max_windows`` windows of exactly that length, evenly
-spaced from its start to its end, ``batch_size`` at a time, their probabilities averaged; without
-a given transcript each window is transcribed separately and the texts are joined. A file no
-longer than ``window_seconds`` is classified whole, as the training Brain's test stage crops it.
-Padding never changes a prediction:
+Files are read in one place, :func:`m4ser_lobes.inference.windows.read_windows` (any sample rate
+and channel count; the long-audio policy): a file longer than ``window_seconds`` (the training
+crop) is classified as at most ``max_windows`` windows of exactly that length, evenly spaced from
+its start to its end, ``batch_size`` at a time, their probabilities averaged; without a given
+transcript each window is transcribed and the texts are joined. A shorter file is classified
+whole, as the training Brain's test stage crops it. Padding never changes a prediction:
 :meth:`classify_batch` gives each utterance of a padded batch the probabilities it gets alone
-(tested to 1e-5, for group-norm speech encoders such as HuBERT/wav2vec2 base too, see
-:class:`m4ser_lobes.encoders.SpeechEncoder`), so the Brain's padded test batches, a batch of one
-and :meth:`classify_file` agree.
+(tested to 1e-5, for group-norm speech encoders such as HuBERT/wav2vec2 base too), so the Brain's
+padded test batches, a batch of one and :meth:`classify_file` agree.
 
 Shape legend: B batch, L samples, N windows, T_t tokens, C classes. Masks: True = padding.
 """
@@ -55,20 +52,27 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from speechbrain.inference.interfaces import Pretrained, pretrained_from_hparams
-from speechbrain.utils.fetching import FetchConfig
+from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.fetching import FetchConfig, LocalStrategy
 
+from m4ser_lobes.inference.asr import (
+    ASRUnavailableError,
+    check_backend,
+    load_transcriber,
+)
+from m4ser_lobes.inference.folder import check_export_files, corrector_file, resolve_source
+from m4ser_lobes.inference.safety import check_export_yaml, load_checked
+from m4ser_lobes.inference.windows import (
+    check_window_settings,
+    file_text,
+    mean_probabilities,
+    read_windows,
+)
 from m4ser_lobes.text.alignment import correct as correct_text
 from m4ser_lobes.text.tokens import encode_hypothesis
-from m4ser_lobes.text.transcribers import BACKENDS, DEFAULT_BACKEND
-from m4ser_lobes.data.audio import AudioError, load_audio
-
-from m4ser_lobes.inference.folder import CORRECTOR_FILE, resolve_source
-from m4ser_lobes.inference.windows import split_windows
 
 logger = logging.getLogger(__name__)
 
@@ -82,59 +86,6 @@ class TranscriptInfo(NamedTuple):
     text: str | None  # raw transcript the text encoder read (None: speech-only model)
     source: str  # "given", "asr" or "unused" (speech-only model)
     corrected: str | None = None  # AED + AEC correction, normalised (when asked for)
-
-
-class ASRUnavailableError(RuntimeError):
-    """The ASR model, needed because a transcript was not given, cannot be loaded."""
-
-
-def asr_unavailable(model, backend, err):
-    """An :class:`ASRUnavailableError` that says why and what to do instead.
-
-    Example
-    -------
-    >>> err = asr_unavailable("openai/whisper-medium.en", "transformers", OSError("offline"))
-    >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
-    cannot load the ASR model 'openai/whisper-medium.en' (asr_backend transformers), which
-    transcribes audio given without a transcript: OSError: offline.
-    Either give the transcript: classify_file(path, transcript="..."),
-    classify_batch(wavs, transcripts=[...]), or m4ser-classify --transcripts FILE (CSV id,transcript
-    or JSON {id: text}); or point at a local Whisper folder: classifier.set_asr("/path/to/whisper"),
-    M4SERClassifier.from_hparams(source, overrides={"asr_model": "/path/to/whisper"}), or
-    m4ser-classify --asr-model /path/to/whisper (with --asr-backend faster-whisper for a CTranslate2
-    folder).
-    """
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return ASRUnavailableError(
-        f"cannot load the ASR model {str(model)!r} (asr_backend {backend}), which transcribes "
-        f"audio given without a transcript: {type(err).__name__}: {reason.rstrip('.')}.\n"
-        'Either give the transcript: classify_file(path, transcript="..."), '
-        "classify_batch(wavs, transcripts=[...]), or m4ser-classify --transcripts FILE "
-        "(CSV id,transcript or JSON {id: text}); or point at a local Whisper folder: "
-        'classifier.set_asr("/path/to/whisper"), M4SERClassifier.from_hparams(source, '
-        'overrides={"asr_model": "/path/to/whisper"}), or m4ser-classify --asr-model '
-        "/path/to/whisper (with --asr-backend faster-whisper for a CTranslate2 folder)."
-    )
-
-
-def _refuse_transcript_flags(method, replacement, flags):
-    """``classify_*`` return SpeechBrain's 4-tuple only: point old transcript flags elsewhere.
-
-    Example
-    -------
-    >>> _refuse_transcript_flags("classify_file", "transcribe_file(path)", {"correct": True})
-    Traceback (most recent call last):
-    ...
-    TypeError: classify_file() got correct=True: it returns (probabilities, score, index, labels)
-    only; for the transcript and its correction call classifier.transcribe_file(path) ...
-    """
-    if flags:
-        given = ", ".join(f"{k}={v!r}" for k, v in flags.items())
-        raise TypeError(
-            f"{method}() got {given}: it returns (probabilities, score, index, labels) only; "
-            f"for the transcript and its correction call classifier.{replacement} "
-            "(correct=True corrects it), which returns a TranscriptInfo"
-        )
 
 
 @contextmanager
@@ -158,11 +109,8 @@ class M4SERClassifier(Pretrained):
     corrections, ``has_corrector``, ``corrector_path``, ``aed_head`` and ``aec_decoder``
     (``!name:`` constructors, not built at load time).
 
-    Transcripts: a given one (a string, even ``""``: the text branch then reads an empty text,
-    as for an empty ASR hypothesis in training) is used as is; a missing one (None) is
-    transcribed by the ASR model, loaded once at first use or by :meth:`load_asr`, which
-    raises :class:`ASRUnavailableError` saying what to do when it cannot be loaded (offline
-    without a cached model, for instance). :meth:`set_asr` points at another ASR model.
+    Transcripts: a given one (a string, even ``""``) is used as is; a missing one (None) is
+    transcribed by the ASR model (:meth:`load_asr`, :meth:`set_asr`).
 
     Usage (tested in ``tests/integration/test_inference.py`` on a trained tiny model)::
 
@@ -173,29 +121,48 @@ class M4SERClassifier(Pretrained):
     """
 
     MODULES_NEEDED = ["model"]
-    HPARAMS_NEEDED = [
-        "label_encoder",
-        "sample_rate",
-        "max_tokens",
-        "window_seconds",
-        "max_windows",
-        "batch_size",
-        "asr_model",
-    ]
+    HPARAMS_NEEDED = ["label_encoder", "sample_rate", "max_tokens", "window_seconds",
+                      "max_windows", "batch_size", "asr_model"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        encoder = self.hparams.label_encoder
-        encoder.expect_len(getattr(self.hparams, "num_emotions", len(encoder)))
+        hparams = self.hparams
+        where = os.path.join(str(getattr(hparams, "pretrained_path", ".")), "hyperparams.yaml")
+        check_window_settings(
+            hparams.window_seconds, hparams.max_windows, hparams.batch_size, where
+        )
+        encoder = hparams.label_encoder
+        expected = getattr(hparams, "num_emotions", None) or len(encoder)
+        if len(encoder) != expected:
+            raise ValueError(
+                f"{os.path.dirname(where)}: label_encoder.txt holds {len(encoder)} classes but "
+                f"the model has {expected}; export the model again with m4ser-export"
+            )
+        encoder.expect_len(expected)
         self.source = None  # set by from_hparams (for a lazy download of corrector.ckpt)
         self.fetch_config = FetchConfig()
-        self.asr = None  # an m4ser_lobes.text.asr transcriber, built at first use (load_asr)
+        self.asr = None  # an m4ser_lobes.text.transcribers transcriber, built at first use
         self.corrector = None  # ModuleDict(aed_head, aec_decoder), built at first use
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_hparams(cls, source, hparams_file="hyperparams.yaml", overrides=None, **kwargs):
+    def from_hparams(
+        cls,
+        source,
+        hparams_file="hyperparams.yaml",
+        overrides=None,
+        savedir=None,
+        fetch_config=None,
+        local_strategy=LocalStrategy.SYMLINK,
+        trust_code=False,
+        **kwargs,
+    ):
         """Load an export from a local folder or a Hub repo id (offline once cached).
+
+        As SpeechBrain's ``pretrained_from_hparams``, except that the folder is data: its
+        ``hyperparams.yaml`` is checked before HyperPyYAML runs any of it
+        (:func:`m4ser_lobes.inference.safety.check_export_yaml`), and the checked text is the one
+        loaded.
 
         Arguments
         ---------
@@ -207,22 +174,46 @@ class M4SERClassifier(Pretrained):
             YAML overrides, e.g. ``{"window_seconds": 10.0, "asr_model": "openai/whisper-small"}``;
             ``asr_model`` and ``asr_backend`` are applied with :meth:`set_asr` (so they also work
             on exports whose YAML has no ``asr_backend``).
+        savedir : str or Path, optional
+            Where the Pretrainer links (or copies) ``model.ckpt`` and ``label_encoder.txt``.
+        fetch_config : speechbrain.utils.fetching.FetchConfig, optional
+            ``revision``, ``token``, ``huggingface_cache_dir``, ``allow_network`` for a Hub id.
+        local_strategy : speechbrain.utils.fetching.LocalStrategy
+            How the Pretrainer collects the files in ``savedir``.
+        trust_code : bool
+            Skip the check of ``hyperparams.yaml``: HyperPyYAML then runs whatever it names.
+            Only for a folder you wrote yourself.
         **kwargs
-            Forwarded to ``speechbrain.inference.interfaces.pretrained_from_hparams`` (``savedir``,
-            ``fetch_config``, ``local_strategy``) and the constructor (``run_opts``).
+            Forwarded to the constructor (``run_opts``, ``freeze_params``).
 
         Returns
         -------
         M4SERClassifier
+
+        Raises
+        ------
+        m4ser_lobes.inference.safety.UnsafeYAMLError
+            ``hyperparams.yaml`` is not what ``m4ser-export`` writes (one line naming the tag).
+        FileNotFoundError
+            The folder lacks ``hyperparams.yaml``, ``model.ckpt`` or ``label_encoder.txt``.
         """
-        fetch_config = kwargs.get("fetch_config") or FetchConfig()
+        fetch_config = fetch_config or FetchConfig()
         local = resolve_source(source, fetch_config)
+        check_export_files(local, hparams_file)
         overrides = dict(overrides or {})
         asr = {k: overrides.pop(k) for k in ("asr_model", "asr_backend") if k in overrides}
         overrides.setdefault("pretrained_path", str(local))
-        classifier = pretrained_from_hparams(
-            cls, source=str(local), hparams_file=hparams_file, overrides=overrides, **kwargs
+        hparams = load_checked(
+            local / hparams_file, check_export_yaml, overrides, trust_code=trust_code
         )
+        hparams["savedir"] = savedir
+        pretrainer = hparams["pretrainer"]
+        pretrainer.set_collect_in(savedir)
+        pretrainer.collect_files(
+            default_source=str(local), local_strategy=local_strategy, fetch_config=fetch_config
+        )
+        pretrainer.load_collected()
+        classifier = cls(modules=hparams["modules"], hparams=hparams, **kwargs)
         classifier.source = str(source)
         classifier.fetch_config = fetch_config
         if asr:
@@ -275,7 +266,7 @@ class M4SERClassifier(Pretrained):
     @property
     def asr_backend(self):
         """``asr_backend`` of the YAML (``transformers`` when absent) or of :meth:`set_asr`."""
-        return getattr(self.hparams, "asr_backend", None) or DEFAULT_BACKEND
+        return check_backend(getattr(self.hparams, "asr_backend", None))
 
     def set_asr(self, model=None, backend=None):
         """Use another ASR model and/or backend for the inputs given without a transcript.
@@ -288,22 +279,14 @@ class M4SERClassifier(Pretrained):
         backend : str, optional
             ``"transformers"`` or ``"faster-whisper"``; default: keep ``asr_backend``.
         """
-        if backend is not None and backend not in BACKENDS:
-            choices = ", ".join(BACKENDS)
-            raise ValueError(f"unknown ASR backend {backend!r}; choose one of {choices}")
+        if backend is not None:
+            self.hparams.asr_backend = check_backend(backend)
         if model is not None:
             self.hparams.asr_model = os.fspath(model)
-        if backend is not None:
-            self.hparams.asr_backend = backend
         self.asr = None  # loaded again, from the new settings, at first use
 
     def load_asr(self):
-        """Load the ASR model (once) and return it; a failure says what to do instead.
-
-        Returns
-        -------
-        callable
-            ``list of [L] arrays -> list of str``.
+        """Load the ASR model (once) and return it (:func:`.asr.load_transcriber`).
 
         Raises
         ------
@@ -312,20 +295,13 @@ class M4SERClassifier(Pretrained):
             installed); the message names it and the ways around it.
         """
         if self.asr is None:
-            from m4ser_lobes.text.transcribers import make_transcriber
-
-            model, backend = self.hparams.asr_model, self.asr_backend
-            logger.info("Loading the ASR model %s (%s)", model, backend)
-            try:
-                self.asr = make_transcriber(
-                    backend,
-                    str(model),
-                    device=str(self.device),
-                    batch_size=getattr(self.hparams, "asr_batch_size", 8),
-                    chunk_seconds=getattr(self.hparams, "asr_chunk_seconds", 30.0),
-                )
-            except (OSError, ValueError, ImportError, RuntimeError) as err:
-                raise asr_unavailable(model, backend, err) from err
+            self.asr = load_transcriber(
+                self.hparams.asr_model,
+                self.asr_backend,
+                device=str(self.device),
+                batch_size=getattr(self.hparams, "asr_batch_size", 8),
+                chunk_seconds=getattr(self.hparams, "asr_chunk_seconds", 30.0),
+            )
         return self.asr
 
     def transcribe(self, waveforms):
@@ -353,20 +329,7 @@ class M4SERClassifier(Pretrained):
                 "this model has no transcript corrector: it was trained without AED and AEC, or "
                 "exported with --no-corrector"
             )
-        path = Path(self.hparams.corrector_path)
-        if not path.exists() and self.source and not Path(self.source).is_dir():
-            from huggingface_hub import hf_hub_download
-
-            path = Path(
-                hf_hub_download(
-                    repo_id=self.source,
-                    filename=CORRECTOR_FILE,
-                    revision=self.fetch_config.revision,
-                    cache_dir=self.fetch_config.huggingface_cache_dir,
-                    token=self.fetch_config.token,
-                    local_files_only=not self.fetch_config.allow_network,
-                )
-            )
+        path = corrector_file(self.hparams.corrector_path, self.source, self.fetch_config)
         if not path.exists():
             raise RuntimeError(f"{path}: the transcript corrector's weights are missing")
         corrector = torch.nn.ModuleDict(
@@ -464,7 +427,7 @@ class M4SERClassifier(Pretrained):
         labels = self.hparams.label_encoder.decode_torch(index)
         return probabilities, score, index, labels
 
-    def classify_batch(self, wavs, wav_lens=None, transcripts=None, **removed):
+    def classify_batch(self, wavs, wav_lens=None, transcripts=None):
         """Classify a padded batch of 16 kHz mono waveforms.
 
         The text each prediction read (and its correction) comes from :meth:`transcribe_batch`.
@@ -490,7 +453,6 @@ class M4SERClassifier(Pretrained):
         labels : list of str
             Names of the best classes.
         """
-        _refuse_transcript_flags("classify_batch", "transcribe_batch(wavs, wav_lens)", removed)
         wavs, wav_lens = self._check_batch(wavs, wav_lens)
         texts, _ = self._texts(wavs, wav_lens, transcripts)
         return self._result(self.emotion_probabilities(wavs, wav_lens, texts))
@@ -520,82 +482,44 @@ class M4SERClassifier(Pretrained):
         corrected = self.correct_transcripts(texts) if correct else [None] * len(texts)
         return [TranscriptInfo(t, s, c) for t, s, c in zip(texts, sources, corrected)]
 
-    def _file_windows(self, path):
-        """[N, window] windows of an audio file (the long-audio policy), on the device."""
-        rate = self.hparams.sample_rate
-        wav = load_audio(path, sample_rate=rate)
-        if wav.shape[0] < self.min_samples:
-            raise AudioError(
-                f"{os.fspath(path)}: {wav.shape[0] / rate:.3f} s of audio is too short; the "
-                f"speech encoder needs at least {self.min_samples / rate:.3f} s"
-            )
-        windows = split_windows(
-            wav, int(self.hparams.window_seconds * rate), int(self.hparams.max_windows)
+    def _file(self, path, transcript=None, classify=True, correct=False):
+        """The one code path that reads an audio file: decoded once, the ASR run at most once.
+
+        The file is read and cut by :func:`m4ser_lobes.inference.windows.read_windows` (the
+        long-audio policy); each window is paired with the given transcript, or transcribed.
+
+        Returns
+        -------
+        result : tuple or None
+            ``(probabilities, score, index, labels)`` with B = 1 (None unless ``classify``).
+        info : TranscriptInfo
+            The text read (window texts joined when transcribed), its source and, with
+            ``correct``, its AED + AEC correction.
+        """
+        hparams = self.hparams
+        windows = read_windows(
+            path, hparams.sample_rate, hparams.window_seconds, hparams.max_windows, self.min_samples
         ).to(self.device)
-        if windows.shape[0] > 1:
-            logger.info(
-                "%s: %.1f s classified as %d windows of %.1f s",
-                path,
-                wav.shape[0] / rate,
-                windows.shape[0],
-                windows.shape[1] / rate,
-            )
-        return windows
-
-    def _window_texts(self, windows, transcript):
-        """(one text per window, source): the given transcript, or the ASR of each window."""
         count = windows.shape[0]
-        if transcript is not None or not self.model.uses_text:
-            return [transcript] * count, "given" if self.model.uses_text else "unused"
-        return self.transcribe(list(windows)), "asr"
-
-    def _window_probabilities(self, windows, texts):
-        """SpeechBrain's 4-tuple of a file's windows: their probabilities averaged (B = 1)."""
-        ones = torch.ones(windows.shape[0], device=self.device)
-        step = max(1, int(self.hparams.batch_size))
-        probabilities = torch.cat(
-            [
-                self.emotion_probabilities(
-                    windows[i : i + step], ones[i : i + step], texts[i : i + step]
-                )
-                for i in range(0, windows.shape[0], step)
-            ]
-        ).mean(dim=0, keepdim=True)
-        return self._result(probabilities)
-
-    def _transcript_info(self, texts, source, correct):
-        """The :class:`TranscriptInfo` of a file's window texts (joined when transcribed)."""
-        used = texts[0] if source != "asr" else " ".join(t for t in texts if t)
+        if not self.model.uses_text:
+            texts, source = [transcript] * count, "unused"
+        elif transcript is not None:
+            texts, source = [transcript] * count, "given"
+        else:
+            texts, source = self.transcribe(list(windows)), "asr"
+        result = None
+        if classify:
+            probabilities = mean_probabilities(
+                self.emotion_probabilities, windows, texts, hparams.batch_size
+            )
+            result = self._result(probabilities)
         corrected = None
         if correct:
             parts = texts[:1] if source != "asr" else [t for t in texts if t]
             corrected = " ".join(c for c in self.correct_transcripts(parts) if c)
-        return TranscriptInfo(used, source, corrected)
+        return result, TranscriptInfo(file_text(texts, source), source, corrected)
 
-    def _classify_path(self, path, transcript=None, correct=False):
-        """Classify an audio file and say what it read: the file is decoded once and the ASR
-        runs at most once (``m4ser-classify`` calls this once per file).
-
-        Arguments
-        ---------
-        path, transcript
-            As :meth:`classify_file`.
-        correct : bool
-            As :meth:`transcribe_file`.
-
-        Returns
-        -------
-        result : tuple
-            ``(probabilities, score, index, labels)``, as :meth:`classify_file` returns.
-        info : TranscriptInfo
-            As :meth:`transcribe_file` returns.
-        """
-        windows = self._file_windows(path)
-        texts, source = self._window_texts(windows, transcript)
-        result = self._window_probabilities(windows, texts)
-        return result, self._transcript_info(texts, source, correct)
-
-    def classify_file(self, path, transcript=None, **removed):
+    def classify_file(self, path, transcript=None):
         """Classify one audio file of any sample rate and channel count.
 
         The file is read with :func:`m4ser_lobes.data.audio.load_audio` (resampled to 16 kHz,
@@ -621,10 +545,7 @@ class M4SERClassifier(Pretrained):
         m4ser_lobes.data.audio.AudioError
             The file is missing, not audio, empty, not finite or too short; the message names it.
         """
-        _refuse_transcript_flags("classify_file", "transcribe_file(path)", removed)
-        windows = self._file_windows(path)
-        texts, _ = self._window_texts(windows, transcript)
-        return self._window_probabilities(windows, texts)
+        return self._file(path, transcript)[0]
 
     def transcribe_file(self, path, transcript=None, correct=False):
         """The text the model reads for an audio file (what :meth:`classify_file` pairs with it).
@@ -653,9 +574,20 @@ class M4SERClassifier(Pretrained):
         m4ser_lobes.data.audio.AudioError
             As :meth:`classify_file`.
         """
-        windows = self._file_windows(path)
-        texts, source = self._window_texts(windows, transcript)
-        return self._transcript_info(texts, source, correct)
+        return self._file(path, transcript, classify=False, correct=correct)[1]
+
+    def classify_and_transcribe_file(self, path, transcript=None, correct=False):
+        """:meth:`classify_file` and :meth:`transcribe_file` of a file, read and transcribed once
+        (what ``m4ser-classify`` calls for each file).
+
+        Returns
+        -------
+        result : tuple
+            ``(probabilities, score, index, labels)``, as :meth:`classify_file` returns.
+        info : TranscriptInfo
+            As :meth:`transcribe_file` returns.
+        """
+        return self._file(path, transcript, correct=correct)
 
     def forward(self, wavs, wav_lens=None, transcripts=None):
         """Class probabilities [B, C] of a batch (see :meth:`classify_batch`)."""

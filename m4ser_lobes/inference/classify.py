@@ -21,13 +21,20 @@ key) are transcribed by the model's ASR: ``asr_model``/``asr_backend`` of the ex
 loaded (offline without a cached model, for instance) the run stops with exit status 2 and a
 message saying what to do (give ``--transcripts``, or ``--asr-model`` a local Whisper folder).
 
-Output (``--output``, written atomically; ``.json`` or ``.csv`` by suffix, or ``--format``):
-one record per input with ``id``, ``path``, ``status`` (``ok`` or ``skipped``), ``label``,
-``score``, one probability per class, the ``transcript`` used and its ``transcript_source``
-(``given``/``asr``), ``corrected`` with ``--correct``, and the ``error`` of a skipped input.
-Missing, unreadable, empty or non-finite files are skipped with their reason (also logged)
-instead of stopping the run. Exit status: 0 when at least one file was classified, 1 when
-none was, 2 on a usage error or a model (emotion or ASR) that cannot be loaded.
+Output (``--output``; ``.csv``, ``.jsonl`` or ``.json`` by suffix, or ``--format``): one record
+per input with ``id``, ``path``, ``status`` (``ok`` or ``skipped``), ``label``, ``score``, one
+probability per class, the ``transcript`` used and its ``transcript_source`` (``given``/``asr``),
+``corrected`` with ``--correct``, and the ``error`` of a skipped input. It is written as the run
+goes (:mod:`m4ser_lobes.inference.results`: a CSV row or JSON line appended per input; a JSON
+document rewritten atomically as it grows), and running the same command again resumes: inputs
+with an ``ok`` row are not classified again, ``skipped`` ones are tried again. ``--output`` is
+checked before any model loads (a folder, a path under a file, a folder that cannot be written:
+one error line, exit status 2). Missing, unreadable, empty or non-finite files are skipped with
+their reason (also logged) instead of stopping the run; a model that cannot be loaded (a missing
+``label_encoder.txt``, a ``hyperparams.yaml`` that is not what ``m4ser-export`` writes, see
+:mod:`m4ser_lobes.inference.safety`) or a bad option stops it with one error before any input is
+classified. Exit status: 0 when at least one file has an ``ok`` row, 1 when none has, 2 on a
+usage error or a model (emotion or ASR) that cannot be loaded.
 
 Each file is classified on its own (``M4SERClassifier.classify_file``: any sample rate and
 channel count, long files as averaged windows), so a file's result does not depend on the others;
@@ -37,19 +44,20 @@ The file is decoded once and the ASR runs at most once per file for both.
 
 from __future__ import annotations
 
+import argparse
 import csv
-import io
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from m4ser_lobes.text.transcribers import BACKENDS
 from m4ser_lobes.data.audio import AudioError
+from m4ser_lobes.inference.results import FORMATS, OutputError, ResultsFile
+from m4ser_lobes.text.transcribers import BACKENDS
 from m4ser_lobes.utils.cli import command_parser, log_to_console
-from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -171,28 +179,28 @@ def attach_transcripts(items, transcripts):
     return out
 
 
-def classify_items(classifier, items, correct=False, progress=True):
-    """Classify every item; unreadable ones become ``skipped`` records with their reason.
+def iter_records(classifier, items, correct=False, progress=True):
+    """Classify the items one by one, yielding each record as soon as it is known.
 
-    An ASR model that cannot be loaded is no reason to skip a file: its
-    :class:`~m4ser_lobes.inference.classifier.ASRUnavailableError` stops the run.
+    Unreadable inputs become ``skipped`` records with their reason. An ASR model that cannot be
+    loaded is no reason to skip a file: its
+    :class:`~m4ser_lobes.inference.asr.ASRUnavailableError` stops the run.
 
-    Returns
-    -------
-    list of dict
+    Yields
+    ------
+    dict
         One record per item (see the module docstring).
     """
     from tqdm import tqdm
 
-    from m4ser_lobes.inference.classifier import ASRUnavailableError
+    from m4ser_lobes.inference.asr import ASRUnavailableError
 
     classes = classifier.classes
-    records = []
     for item in tqdm(items, desc="m4ser-classify", unit="file", disable=not progress):
         record = {"id": item.id, "path": item.path}
         try:
             # one decode and at most one ASR pass: the prediction, the text it read, its correction
-            (probs, score, _, labels), info = classifier._classify_path(
+            (probs, score, _, labels), info = classifier.classify_and_transcribe_file(
                 item.path, item.transcript, correct=correct
             )
         except ASRUnavailableError:
@@ -200,49 +208,52 @@ def classify_items(classifier, items, correct=False, progress=True):
         except (AudioError, RuntimeError, ValueError, OSError) as err:
             reason = str(err) if isinstance(err, AudioError) else f"{type(err).__name__}: {err}"
             logger.warning("skipped %s: %s", item.id, reason)
-            records.append(dict(record, status="skipped", error=reason))
+            yield dict(record, status="skipped", error=reason)
             continue
-        records.append(
-            dict(
-                record,
-                status="ok",
-                label=labels[0],
-                score=float(score[0]),
-                probabilities=dict(zip(classes, (float(p) for p in probs[0]))),
-                transcript=info.text,
-                transcript_source=info.source,
-                **({"corrected": info.corrected} if correct else {}),
-            )
+        yield dict(
+            record,
+            status="ok",
+            label=labels[0],
+            score=float(score[0]),
+            probabilities=dict(zip(classes, (float(p) for p in probs[0]))),
+            transcript=info.text,
+            transcript_source=info.source,
+            **({"corrected": info.corrected} if correct else {}),
         )
-    return records
 
 
-def write_records(records, path, classes, fmt=None, model=None):
-    """Write the records atomically as CSV or JSON (by ``fmt`` or the file suffix)."""
-    fmt = fmt or ("json" if str(path).lower().endswith(".json") else "csv")
-    if fmt == "json":
-        atomic_write_json(path, {"model": model, "classes": classes, "results": records})
-        return
-    corrected = any("corrected" in r for r in records)
-    header = ["id", "path", "status", "label", "score"] + [f"p_{c}" for c in classes]
-    header += ["transcript", "transcript_source"] + (["corrected"] if corrected else []) + ["error"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    for r in records:
-        probs = r.get("probabilities", {})
-        row = [
-            r["id"],
-            r["path"],
-            r["status"],
-            r.get("label", ""),
-            f"{r['score']:.6f}" if "score" in r else "",
-        ]
-        row += [f"{probs[c]:.6f}" if c in probs else "" for c in classes]
-        row += [r.get("transcript") or "", r.get("transcript_source", "")]
-        row += ([r.get("corrected") or ""] if corrected else []) + [r.get("error", "")]
-        writer.writerow(row)
-    atomic_write_text(path, buffer.getvalue())
+def classify_items(classifier, items, correct=False, progress=True):
+    """:func:`iter_records` as a list."""
+    return list(iter_records(classifier, items, correct, progress))
+
+
+def _named(items, shown=3):
+    """``a, b, c and 2 more``: the ids of some items, for a message.
+
+    Example
+    -------
+    >>> _named([Item(i, i) for i in "abcde"]), _named([Item("a", "a")])
+    ('a, b, c and 2 more', 'a')
+    """
+    names = ", ".join(item.id for item in items[:shown])
+    return names + (f" and {len(items) - shown} more" if len(items) > shown else "")
+
+
+def _positive(kind):
+    """An argparse type: a finite number > 0 (``float``) or >= 1 (``int``)."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def build_parser():
@@ -282,9 +293,14 @@ def build_parser():
         choices=BACKENDS,
         help="ASR implementation (default: the export's asr_backend, else transformers)",
     )
-    parser.add_argument("--output", required=True, help="results file (.csv or .json)")
     parser.add_argument(
-        "--format", choices=("csv", "json"), help="output format (default: --output's suffix)"
+        "--output",
+        required=True,
+        help="results file (.csv, .jsonl or .json), written as the run goes; the same command "
+        "run again resumes it",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, help="output format (default: --output's suffix, else csv)"
     )
     parser.add_argument(
         "--correct",
@@ -296,10 +312,20 @@ def build_parser():
         "--savedir", help="where to link/copy the fetched model files (default: none)"
     )
     parser.add_argument(
-        "--window-seconds", type=float, help="long-audio window (default: the export's)"
+        "--window-seconds",
+        type=_positive(float),
+        help="long-audio window in seconds, > 0 (default: the export's)",
     )
     parser.add_argument(
-        "--max-windows", type=int, help="long-audio window cap (default: the export's)"
+        "--max-windows",
+        type=_positive(int),
+        help="long-audio window cap, >= 1 (default: the export's)",
+    )
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="load a model whose hyperparams.yaml is not what m4ser-export writes (only for a "
+        "folder you wrote yourself: HyperPyYAML runs what it names)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -310,18 +336,28 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     log_to_console()
+
+    def fail(message):
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
+
     if not args.inputs and not args.manifest:
         parser.error("give audio files, folders or --manifest")
     try:
+        results = ResultsFile(args.output, args.format)  # before any work
         items = collect_inputs(args.inputs, args.manifest, args.text_key, args.data_root)
         if args.transcripts:
             items = attach_transcripts(items, read_transcripts(args.transcripts))
+        todo = results.pending(items)
+    except OutputError as err:
+        return fail(err)
     except (OSError, ValueError) as err:
         parser.error(str(err))
     if not items:
         parser.error("no audio files found in the inputs")
 
-    from m4ser_lobes.inference.classifier import ASRUnavailableError, M4SERClassifier
+    from m4ser_lobes.inference.asr import ASRUnavailableError
+    from m4ser_lobes.inference.classifier import M4SERClassifier
 
     overrides = {}
     if args.window_seconds is not None:
@@ -334,37 +370,51 @@ def main(argv=None):
             savedir=args.savedir,
             overrides=overrides,
             run_opts={"device": args.device} if args.device else None,
+            trust_code=args.trust_code,
         )
-    except (OSError, ValueError, RuntimeError) as err:
-        print(f"{parser.prog}: error: cannot load the model {args.model}: {err}", file=sys.stderr)
-        return 2
+    except (OSError, ValueError, RuntimeError, KeyError, ImportError) as err:
+        return fail(f"cannot load the model {args.model}: {err}")
     if args.correct and not getattr(classifier.hparams, "has_corrector", False):
         parser.error(
             f"{args.model} has no transcript corrector (trained or exported without AED/AEC)"
         )
     classifier.set_asr(args.asr_model, args.asr_backend)
-    untranscribed = sum(item.transcript is None for item in items)
+    untranscribed = [item for item in todo if item.transcript is None]
     try:
         if untranscribed and classifier.model.uses_text:
-            logger.info("%d inputs have no transcript: loading the ASR model", untranscribed)
+            logger.info("%d inputs have no transcript: loading the ASR model", len(untranscribed))
             classifier.load_asr()
-        records = classify_items(
-            classifier, items, correct=args.correct, progress=not args.no_progress
-        )
+        results.start(classifier.classes, args.correct, model=args.model)
     except ASRUnavailableError as err:
-        print(
-            f"{parser.prog}: error: {untranscribed} of {len(items)} inputs have no transcript, "
-            f"so the ASR model must run, but {err}",
-            file=sys.stderr,
+        return fail(
+            f"{len(untranscribed)} of {len(todo)} inputs have no transcript "
+            f"({_named(untranscribed)}), so the ASR model must run, but {err}"
         )
-        return 2
-    write_records(records, args.output, classifier.classes, args.format, model=args.model)
-    done = sum(r["status"] == "ok" for r in records)
+    except OutputError as err:
+        return fail(err)
+    if len(todo) < len(items):
+        logger.info(
+            "%d of %d inputs are already in %s; classifying the other %d",
+            len(items) - len(todo),
+            len(items),
+            args.output,
+            len(todo),
+        )
+    skipped = 0
+    try:
+        for record in iter_records(classifier, todo, args.correct, not args.no_progress):
+            results.add(record)
+            skipped += record["status"] != "ok"
+    except ASRUnavailableError as err:
+        return fail(f"the ASR model stopped working: {err}")
+    finally:
+        results.close()
+    done = len(items) - skipped
     logger.info(
         "classified %d of %d inputs (%d skipped); results in %s",
         done,
-        len(records),
-        len(records) - done,
+        len(items),
+        skipped,
         args.output,
     )
     return 0 if done else 1

@@ -29,10 +29,20 @@ its ASR model, utterance counts read from the training manifests) and about the 
 model never includes a local path: a local folder is named by its last component only
 (:func:`m4ser_lobes.inference.card.public_name`), so the folder can be published as is.
 
+The training YAML is data too: before HyperPyYAML rebuilds the model from it, its tags must be
+those of the project's training YAMLs (:func:`m4ser_lobes.inference.safety.check_training_yaml`:
+the ``m4ser_lobes``, ``speechbrain`` and ``torch.optim`` objects of ``hparams/*.yaml``); anything
+else is refused with one line and nothing runs (``--trust-code`` skips the check, for a YAML you
+wrote yourself). Checkpoints are read with ``torch.load(..., weights_only=True)``.
+
 The modality discriminator and the optimisers are not exported. The folder is written under a
-temporary name, loaded back with :class:`m4ser_lobes.inference.classifier.M4SERClassifier` and checked
-against the trained model (identical weights, identical logits), then renamed into place; an
-existing ``--out`` is replaced only with ``--overwrite``.
+hidden name beside ``--out``, loaded back with
+:class:`m4ser_lobes.inference.classifier.M4SERClassifier` (its YAML checked like any export's) and
+compared with the trained model (identical weights, identical logits), then published
+(:func:`m4ser_lobes.inference.folder.publish`): an existing ``--out`` is replaced only with
+``--overwrite``, and it is never left missing. What a killed export left beside ``--out`` is
+cleaned up by the next export of the same destination
+(:func:`m4ser_lobes.inference.folder.clean_leftovers`).
 
 Sharing on the Hugging Face Hub (the exported folder is the repo root)::
 
@@ -51,14 +61,26 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from m4ser_lobes.inference.card import model_card, public_name, training_data
+from m4ser_lobes.inference.folder import (
+    BACKBONE_PREFIXES,
+    CORRECTOR_FILE,
+    clean_leftovers,
+    make_shareable,
+    publish,
+    staging_folder,
+)
 from m4ser_lobes.inference.hparams import BUNDLED_ASR, export_overrides, write_inference_yaml
-from m4ser_lobes.inference.folder import BACKBONE_PREFIXES, CORRECTOR_FILE
+from m4ser_lobes.inference.safety import (
+    UnsafeYAMLError,
+    check_training_yaml,
+    load_checked,
+    plain_values,
+)
 from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -104,9 +126,9 @@ def best_checkpoint(save_folder, key="UA"):
     >>> best_checkpoint(save).name
     'CKPT+2'
     """
-    from speechbrain.utils.checkpoints import Checkpointer
+    from m4ser_lobes.checkpoints import AtomicCheckpointer
 
-    checkpointer = Checkpointer(save_folder)
+    checkpointer = AtomicCheckpointer(save_folder)  # incomplete checkpoints skipped
     found = checkpointer.find_checkpoint(max_key=key)
     if found is None:
         found = checkpointer.find_checkpoint()
@@ -123,11 +145,10 @@ def best_checkpoint(save_folder, key="UA"):
 
 def selection_key(hparams_file):
     """The validation metric the recipe kept its test checkpoint by (``selection_metric``: UA for
-    IEMOCAP, W-F1 for MELD); UA for runs recorded before that key existed."""
-    from m4ser_lobes.utils.fileio import load_hyperpyyaml_values
-
+    IEMOCAP, W-F1 for MELD); UA for runs recorded before that key existed. Only plain values are
+    read (:func:`m4ser_lobes.inference.safety.plain_values`): nothing of the YAML runs."""
     try:
-        values = load_hyperpyyaml_values(Path(hparams_file).read_text(encoding="utf-8"))
+        values = plain_values(Path(hparams_file).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return "UA"
     return values.get("selection_metric") or "UA"
@@ -170,12 +191,13 @@ def locate_run(checkpoint, hparams_file=None, label_encoder=None):
 # --------------------------------------------------------------------------------------------
 
 
-def load_trained_model(run):
-    """Rebuild the trained M4SER from the training YAML and load the checkpoint (strict)."""
-    from hyperpyyaml import load_hyperpyyaml
+def load_trained_model(run, trust_code=False):
+    """Rebuild the trained M4SER from the training YAML and load the checkpoint (strict).
 
-    with open(run.hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin)
+    The YAML is checked first (:func:`m4ser_lobes.inference.safety.check_training_yaml`) unless
+    ``trust_code``; the checked text is the one loaded.
+    """
+    hparams = load_checked(run.hparams_file, check_training_yaml, trust_code=trust_code)
     model = hparams["model"]
     state = torch.load(run.checkpoint / "model.ckpt", map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
@@ -202,38 +224,6 @@ def default_asr_model(hparams):
         if isinstance(name, str) and name.startswith("openai/whisper"):
             return name
     return DEFAULT_ASR_MODEL
-
-
-def publish(tmp, out, overwrite=False):
-    """Move a finished folder ``tmp`` to ``out``; an existing ``out`` only goes with ``overwrite``.
-
-    The old folder is renamed aside first and deleted last, so ``out`` is at every moment either
-    the old export or the new one.
-
-    Example
-    -------
-    >>> root = getfixture("tmp_path")
-    >>> for name in ("new", "newer"):
-    ...     (root / name).mkdir(); _ = (root / name / "f").write_text(name)
-    >>> publish(root / "new", root / "out")
-    >>> publish(root / "newer", root / "out")
-    Traceback (most recent call last):
-    ...
-    FileExistsError: .../out exists; pass --overwrite (overwrite=True) to replace it
-    >>> publish(root / "newer", root / "out", overwrite=True)
-    >>> (root / "out" / "f").read_text(), sorted(p.name for p in root.iterdir())
-    ('newer', ['out'])
-    """
-    tmp, out = Path(tmp), Path(out)
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    if not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite (overwrite=True) to replace it")
-    aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-    os.replace(out, aside / out.name)
-    os.replace(tmp, out)
-    shutil.rmtree(aside)
 
 
 def _write_folder(folder, run, hparams, model, args):
@@ -364,18 +354,6 @@ def verify_export(folder, model, atol=1e-5):
         )
 
 
-def _make_shareable(folder):
-    """Ordinary permissions (mkdtemp/mkstemp create owner-only ones), the umask respected."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-    for root, dirs, files in os.walk(folder):
-        for name in dirs:
-            os.chmod(os.path.join(root, name), 0o777 & ~umask)
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o666 & ~umask)
-
-
 def export_model(
     checkpoint,
     out,
@@ -390,6 +368,7 @@ def export_model(
     overwrite=False,
     verify=True,
     asr_backend="transformers",
+    trust_code=False,
 ):
     """Export a training run's checkpoint as an inference folder (module docstring).
 
@@ -420,6 +399,8 @@ def export_model(
     asr_backend : str
         ``transformers`` or ``faster-whisper`` (then ``asr_model`` is a CTranslate2 folder, a
         faster-whisper size or an ``openai/whisper-*`` id).
+    trust_code : bool
+        Build the model from the training YAML without checking its tags (a YAML you wrote).
 
     Returns
     -------
@@ -427,13 +408,13 @@ def export_model(
         ``out``.
     """
     out = Path(out).resolve()
+    clean_leftovers(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite (overwrite=True) to replace it")
     run = locate_run(checkpoint, hparams_file, label_encoder)
     logger.info("Exporting %s (the selected checkpoint: %s) to %s", run.checkpoint, run.is_best, out)
-    hparams, model = load_trained_model(run)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    hparams, model = load_trained_model(run, trust_code)
+    tmp = staging_folder(out)
     try:
         _write_folder(
             tmp,
@@ -452,7 +433,7 @@ def export_model(
         )
         if verify:
             verify_export(tmp, model)
-        _make_shareable(tmp)
+        make_shareable(tmp)
         publish(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -509,6 +490,12 @@ def build_parser():
     parser.add_argument("--no-corrector", action="store_true", help="leave AED/AEC out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--no-verify", action="store_true", help="skip loading the export back")
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="build the model from a training YAML that names other objects than the project's "
+        "training YAMLs (only for a YAML you wrote yourself: HyperPyYAML runs what it names)",
+    )
     return parser
 
 
@@ -534,9 +521,11 @@ def main(argv=None):
             overwrite=args.overwrite,
             verify=not args.no_verify,
             asr_backend=args.asr_backend,
+            trust_code=args.trust_code,
         )
-    except (FileExistsError, FileNotFoundError, KeyError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+    except (FileExistsError, FileNotFoundError, KeyError, UnsafeYAMLError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

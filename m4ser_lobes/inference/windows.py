@@ -1,4 +1,6 @@
-"""The long-audio policy of ``M4SERClassifier.classify_file`` (:func:`split_windows`).
+"""The long-audio policy of ``M4SERClassifier.classify_file``: :func:`read_windows` reads a file
+(the one place inference reads audio), :func:`split_windows` cuts it, :func:`mean_probabilities`
+averages the windows' predictions.
 
 A file longer than ``window_seconds`` (the training crop, ``max_audio_seconds``) is cut into windows
 of exactly that length, never shorter: ``ceil(length / window_seconds)`` windows, at most
@@ -16,9 +18,137 @@ Shape legend: L samples, N windows.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 
 import torch
+
+from m4ser_lobes.data.audio import AudioError, load_audio
+
+logger = logging.getLogger(__name__)
+
+
+def check_window_settings(window_seconds, max_windows, batch_size, where="hyperparams.yaml"):
+    """Refuse window settings that cannot classify anything (one line naming the key).
+
+    Example
+    -------
+    >>> check_window_settings(20.0, 8, 8)
+    >>> check_window_settings(0, 8, 8, "export/hyperparams.yaml")
+    Traceback (most recent call last):
+    ...
+    ValueError: export/hyperparams.yaml: window_seconds is 0; it must be a positive number of seconds (override it with --window-seconds or overrides={"window_seconds": 20.0})
+    """
+    checks = (
+        ("window_seconds", window_seconds, float, 0.0, "a positive number of seconds", 20.0),
+        ("max_windows", max_windows, int, 1, "a whole number >= 1", 8),
+        ("batch_size", batch_size, int, 1, "a whole number >= 1", 8),
+    )
+    for key, value, kind, low, what, example in checks:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and (value > low if kind is float else value >= low)
+        ok = ok and (kind is float or float(value).is_integer())
+        if not ok:
+            flag = "--" + key.replace("_", "-")
+            how = f"{flag} or " if key != "batch_size" else ""
+            raise ValueError(
+                f"{where}: {key} is {value!r}; it must be {what} (override it with {how}"
+                f'overrides={{"{key}": {example}}})'
+            )
+
+
+def read_windows(path, sample_rate, window_seconds, max_windows, min_samples=1):
+    """Read an audio file for inference and cut it into windows (the long-audio policy).
+
+    Every inference path that starts from a file (``classify_file``, ``transcribe_file``,
+    ``m4ser-classify``) reads it here, once.
+
+    Arguments
+    ---------
+    path : str or Path
+        Audio file of any sample rate and channel count
+        (:func:`m4ser_lobes.data.audio.load_audio`: resampled, channels averaged).
+    sample_rate : int
+        The model's rate (16 kHz).
+    window_seconds : float
+        Window length (the training crop).
+    max_windows : int
+        Cap on the number of windows.
+    min_samples : int
+        Shortest input the speech encoder accepts.
+
+    Returns
+    -------
+    torch.Tensor
+        [N, window] windows ([1, L] for a file no longer than ``window_seconds``).
+
+    Raises
+    ------
+    m4ser_lobes.data.audio.AudioError
+        The file is missing, not audio, empty, not finite or too short; the message names it.
+    """
+    wav = load_audio(path, sample_rate=sample_rate)
+    if wav.shape[0] < min_samples:
+        raise AudioError(
+            f"{os.fspath(path)}: {wav.shape[0] / sample_rate:.3f} s of audio is too short; the "
+            f"speech encoder needs at least {min_samples / sample_rate:.3f} s"
+        )
+    windows = split_windows(wav, int(window_seconds * sample_rate), int(max_windows))
+    if windows.shape[0] > 1:
+        logger.info(
+            "%s: %.1f s classified as %d windows of %.1f s",
+            path,
+            wav.shape[0] / sample_rate,
+            windows.shape[0],
+            windows.shape[1] / sample_rate,
+        )
+    return windows
+
+
+def mean_probabilities(probabilities, windows, texts, batch_size):
+    """The probabilities of a file: its windows' averaged, ``batch_size`` windows a pass.
+
+    Arguments
+    ---------
+    probabilities : callable
+        ``(wavs [b, L], wav_lens [b], texts) -> [b, C]``, as
+        ``M4SERClassifier.emotion_probabilities``.
+    windows : torch.Tensor
+        [N, window] from :func:`read_windows`.
+    texts : list
+        One text (or None) per window.
+    batch_size : int
+
+    Returns
+    -------
+    torch.Tensor
+        [1, C].
+
+    Example
+    -------
+    >>> fake = lambda wavs, lens, texts: wavs[:, :2]
+    >>> mean_probabilities(fake, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), [None] * 3, 2)
+    tensor([[0.5000, 0.5000]])
+    """
+    ones = torch.ones(windows.shape[0], device=windows.device)
+    step = max(1, int(batch_size))
+    parts = [
+        probabilities(windows[i : i + step], ones[i : i + step], texts[i : i + step])
+        for i in range(0, windows.shape[0], step)
+    ]
+    return torch.cat(parts).mean(dim=0, keepdim=True)
+
+
+def file_text(texts, source):
+    """The text of a file from its windows' texts: the given one, or the ASR texts joined.
+
+    Example
+    -------
+    >>> file_text(["oh no", "oh no"], "given"), file_text(["oh", "", "no"], "asr")
+    ('oh no', 'oh no')
+    """
+    return texts[0] if source != "asr" else " ".join(t for t in texts if t)
 
 
 def split_windows(wav, window, max_windows):

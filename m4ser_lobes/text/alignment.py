@@ -33,6 +33,20 @@ Words are compared through their WordPiece ids (two words match when the text en
 ids), and tokens are mapped to words by :mod:`m4ser_lobes.text.tokens`. :func:`correct` runs the
 other way at inference: predicted labels and decoded spans back to text.
 
+Cost. The LCS takes time and memory proportional to (hypothesis words) x (reference words). With
+a cap ``max_length`` only the first ``max_length - 1`` hypothesis tokens are kept, so only windows
+are aligned: the first ``max_length + WINDOW_MARGIN`` hypothesis words (the kept ones and at least
+:data:`WINDOW_MARGIN` words of right context) against the first ``2 * (max_length +
+WINDOW_MARGIN) + WINDOW_MARGIN`` reference words (room for an ASR that dropped as many words as it
+kept). The cost is then bounded by the cap whatever the lengths of the texts (a 50,000-word
+hypothesis of a 20,000-word reference aligns in a fraction of a second, in a few MB). Texts that
+fit in the windows (at the recipes' cap of 128: 192 hypothesis and 448 reference words, far beyond
+a normal IEMOCAP or MELD utterance) are aligned whole, exactly as without a cap. Otherwise the
+labels of the kept tokens are those of the alignment of the windows (for transcripts with
+ordinary ASR errors, those of the whole texts: a test checks it), and a target whose reference
+run reaches the end of a cut reference window is dropped (its host keeps CHANGE; what it must
+become lies partly beyond the window).
+
 Example
 -------
 >>> from m4ser_lobes.testing.models import save_wordpiece_tokenizer
@@ -57,7 +71,10 @@ from m4ser_lobes.text.normalize import normalize_text
 from m4ser_lobes.text.tags import IGNORE_INDEX, AEDTag
 from m4ser_lobes.text.tokens import cut_ids, encode_with_specials, tokenize_words, word_spans
 
-__all__ = ["Alignment", "align_transcripts", "reconstruct", "correct"]
+__all__ = ["Alignment", "align_transcripts", "reconstruct", "correct", "WINDOW_MARGIN"]
+
+#: Words of context aligned beyond the ``max_length`` cut (module docstring, "Cost").
+WINDOW_MARGIN = 64
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,11 +145,13 @@ class Alignment:
     targets : dict of int to list of int
         CHANGE position -> the WordPiece ids it must become (no BOS/EOS).
     reference_ids : list of int
-        WordPiece ids of the whole normalised reference (no specials).
+        WordPiece ids of the normalised reference (no specials); of its window when ``truncated``.
     num_cut_targets : int
-        CHANGE targets dropped because ``max_length`` cut their host (0 when nothing was cut).
+        CHANGE targets dropped because ``max_length`` cut their host or the reference window cut
+        their reference run (0 when nothing was cut; counted within the windows).
     truncated : bool
-        Whether ``max_length`` cut the hypothesis.
+        Whether ``max_length`` cut the hypothesis or the reference window cut the reference;
+        ``reconstruct`` returns the reference only when it is False.
     """
 
     input_ids: list[int]
@@ -153,7 +172,8 @@ def align_transcripts(hypothesis, reference, tokenizer, max_length=None):
     cut alike, and the targets of CHANGE hosts that fall in the cut part are dropped (counted in
     ``num_cut_targets``). A word cut in the middle keeps the labels of its surviving sub-tokens.
     The reference words those hosts carried are then lost, so ``reconstruct`` returns the reference
-    only when ``truncated`` is False.
+    only when ``truncated`` is False. ``max_length`` also bounds the cost: long texts are aligned
+    in windows (module docstring, "Cost").
 
     Arguments
     ---------
@@ -180,8 +200,14 @@ def align_transcripts(hypothesis, reference, tokenizer, max_length=None):
     >>> tok.convert_ids_to_tokens(a.targets[3])
     ['it', 'is']
     """
-    hyp_ids, hyp_owners = encode_with_specials(normalize_text(hypothesis), tokenizer)
-    ref_ids, ref_owners, _ = tokenize_words(normalize_text(reference), tokenizer, False)
+    hyp_text, ref_text, ref_cut = normalize_text(hypothesis), normalize_text(reference), False
+    if max_length is not None:
+        if max_length < 2:
+            raise ValueError(f"max_length must be >= 2 to hold [CLS] and [SEP], got {max_length}")
+        hyp_text, _ = _first_words(hyp_text, max_length + WINDOW_MARGIN)
+        ref_text, ref_cut = _first_words(ref_text, 2 * (max_length + WINDOW_MARGIN) + WINDOW_MARGIN)
+    hyp_ids, hyp_owners = encode_with_specials(hyp_text, tokenizer)
+    ref_ids, ref_owners, _ = tokenize_words(ref_text, tokenizer, False)
     hyp_words, ref_words = word_spans(hyp_owners), word_spans(ref_owners)
     hyp_keys = [tuple(hyp_ids[p] for p in span) for span in hyp_words]
     ref_keys = [tuple(ref_ids[p] for p in span) for span in ref_words]
@@ -203,8 +229,30 @@ def align_transcripts(hypothesis, reference, tokenizer, max_length=None):
             labels[span[-1]] = AEDTag.CHANGE
             targets[span[-1]] = ref_slice(*word_targets[w])
     labels = [int(label) for label in labels]  # plain ints, as stored and serialised
-    alignment = Alignment(hyp_ids, labels, targets, list(ref_ids))
+    num_cut = 0
+    if ref_cut:  # the run that reaches the end of the window goes on beyond it: unknown target
+        ends = {0: cls_target} if cls_target is not None else {}
+        ends.update({hyp_words[w][-1]: r for w, r in word_targets.items()})
+        for position, (_, stop) in ends.items():
+            if stop == len(ref_words):
+                del targets[position]
+                num_cut += 1
+    alignment = Alignment(hyp_ids, labels, targets, list(ref_ids), num_cut, ref_cut)
     return _truncate(alignment, max_length)
+
+
+def _first_words(text, n):
+    """The first ``n`` words of normalised ``text``, and whether words were cut.
+
+    Example
+    -------
+    >>> _first_words("a b c", 2), _first_words("a b", 2)
+    (('a b', True), ('a b', False))
+    """
+    words = text.split(" ", n)
+    if len(words) <= n:
+        return text, False
+    return " ".join(words[:n]), True
 
 
 def _truncate(alignment, max_length):
@@ -219,7 +267,7 @@ def _truncate(alignment, max_length):
         labels,
         targets,
         alignment.reference_ids,
-        num_cut_targets=len(alignment.targets) - len(targets),
+        num_cut_targets=alignment.num_cut_targets + len(alignment.targets) - len(targets),
         truncated=True,
     )
 

@@ -6,7 +6,7 @@ r"""Table IX: few-shot domain adaptation of the cross-corpus models.
         --meld_folder=/data/MELD.Raw --meld_hypotheses=meld_hyps.json \
         [--shots=5,10,20,60] [--draws=5] [--finetune_epochs=10] [--finetune_lr=1e-5] \
         [--rows=m4ser] [--directions=ie2me,me2ie] [--study_folder=results/studies] \
-        [train.py overrides]
+        [the other options of cross_corpus.py] [any key of hparams/m4ser.yaml for every run]
 
 Protocol (paper, section V-G): ``k`` labelled target utterances per class are drawn from the
 target validation part (30 % of the target corpus, see ``cross_corpus.py``), the source model is
@@ -19,91 +19,141 @@ The source model is the cross-corpus run of the same row and direction in the sa
 ``--study_folder`` (trained first when it is not there, with the same overrides). Fine-tuning
 runs in its own folder ``<study_folder>/runs/<direction>/<row>/k<k>/draw<d>``, whose save folder
 starts with a copy of the source run's best checkpoint (epoch counter 0, fresh optimiser state
-with this run's learning rates, no validation metric: ``studies.seed_finetune_checkpoint``);
-train.py then resumes from it for ``--finetune_epochs`` epochs (``number_of_epochs`` of the
-fine-tuning runs) with ``--finetune_lr`` (``lr`` of the fine-tuning runs; default: the source
-runs' learning rates); the other train.py overrides apply to both. ``init.json`` records the source
-checkpoint; a changed source is refused. Rerunning skips finished runs.
+with this run's learning rates, no validation metric: ``studies.seed_finetune_checkpoint``); the
+run then resumes from it for ``--finetune_epochs`` epochs (its ``number_of_epochs``) with
+``--finetune_lr`` (its ``lr``; default: the source runs' learning rates); the other overrides
+apply to both. The run's ``init_from`` is the digest of that source checkpoint, part of its
+identity: a retrained source makes the fine-tuning runs refused, not silently reused. Rerunning
+skips finished runs.
 
 Writes ``<study_folder>/few_shot.md`` and ``.json``: our numbers beside the paper's.
 """
 
 import sys
 from pathlib import Path
+from typing import Annotated, List, Literal, Optional
+
+from pydantic import Field, StrictInt, field_validator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import study_runner  # noqa: E402
 
 from m4ser_lobes.experiment import studies  # noqa: E402
 
-#: The paper gives neither the fine-tuning epochs nor its learning rate: 10 epochs (of a few
-#: dozen to a few hundred utterances) and the source run's learning rates by default.
-OPTIONS = {"rows": "m4ser", "shots": ",".join(map(str, studies.PAPER_SHOTS)), "draws": 5,
-           "finetune_epochs": 10, "finetune_lr": None}
+COMMAND = "recipes/studies/few_shot.py"
+Positive = Annotated[StrictInt, Field(ge=1)]
 
 
-def notes(options):
+class Options(study_runner.StudyOptions):
+    """The few-shot study's options. The paper gives neither the fine-tuning epochs nor its
+    learning rate: 10 epochs (of a few dozen to a few hundred utterances) and the source run's
+    learning rates by default."""
+
+    rows: Annotated[List[Literal[tuple(studies.ROWS)]], Field(min_length=1)] = ["m4ser"]
+    shots: Annotated[List[Positive], Field(min_length=1)] = list(studies.PAPER_SHOTS)
+    draws: Positive = 5
+    finetune_epochs: Positive = 10
+    finetune_lr: Optional[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = None
+
+    _shots = field_validator("shots", mode="before")(study_runner.comma_list)
+
+
+def notes(study):
     """The protocol lines printed under the table."""
+    options = study.options
     return [
         f"{options.draws} seeded draws per shot size from the target validation part "
         f"({options.target_valid_ratio:.0%} of the target corpus, seed {options.split_seed}); "
         "the rest of it selects the checkpoint (MELD: best W-F1, IEMOCAP: best UA); "
-        "test: the fixed "
-        f"{1 - options.target_valid_ratio:.0%}.",
+        f"test: the fixed {1 - options.target_valid_ratio:.0%}.",
         f"Fine-tuned for {options.finetune_epochs} epochs (lr: "
         f"{options.finetune_lr or 'as the source run'}) from the best checkpoint of the "
         f"cross-corpus run (model selection of that run: {options.select_on} validation).",
         "ACC = WA (overall accuracy); W-F1 = support-weighted F1; UA = mean per-class recall.",
-        f"train.py overrides: {options.passthrough or 'none'}.",
+        f"Run overrides: {study.overrides or 'none'}.",
     ]
 
 
-def _positive_int(options, key):
-    value = options[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise studies.StudyError(f"--{key}={value!r}: a positive integer is needed")
-    return value
+def finetune_plan(study, direction, row, paths, shot_paths, shots, draw, init_from):
+    """A fine-tuning run: trained on the shots, selected on the rest of the target validation
+    part (with the target's metric), tested on the fixed test part, started from ``init_from``."""
+    options = study.options
+    extra = {"number_of_epochs": options.finetune_epochs, "init_from": init_from}
+    if options.finetune_lr is not None:
+        extra["lr"] = options.finetune_lr
+    target = studies.DIRECTIONS[direction][1]
+    return study_runner.plan(study, study_runner.run_overrides(
+        study, direction, row, {**paths, **shot_paths},
+        study_runner.run_folder(study, direction, row, shots, draw), extra=extra,
+        valid_corpus=target))
+
+
+def source_start(study, direction, row):
+    """(save folder, selection metric, origin) of the source run's best checkpoint."""
+    source, target, _ = studies.DIRECTIONS[direction]
+    max_key = studies.SELECTION_METRICS[target if study.options.select_on == "target" else source]
+    save = study_runner.run_folder(study, direction, row) / "save"
+    return save, max_key, studies.checkpoint_origin(save, max_key=max_key)
+
+
+def finetune(run, start, label):
+    """Seed ``run``'s save folder from the source checkpoint (its folder claimed first, with its
+    identity), then train it; returns its test metrics. A finished run is skipped."""
+    from m4ser_lobes.experiment import run as runs
+    from m4ser_lobes.utils.runlock import hold
+
+    save, max_key, origin = start
+    if study_runner.run_state(run) != "done":
+        with hold(run.output_folder):  # released before train() takes it
+            # the identity first (--overwrite=True: the old folder is moved aside here), so
+            # that the seeded checkpoint is this run's work
+            runs.claim_folder(run, runs.manifests_of(run.values))
+            lrs = {name: run.values[f"lr_{name}"] for name in ("encoders", "head", "discriminator")}
+            studies.seed_finetune_checkpoint(save, run.values["save_folder"], lrs=lrs,
+                                             max_key=max_key, origin=origin)
+    return study_runner.train_run(run, label)
 
 
 def main(argv):
     """Train (or skip) the source runs and every fine-tuning run; write the table."""
-    options = study_runner.parse_args(argv, OPTIONS, "recipes/studies/few_shot.py")
-    try:
-        shots = sorted({int(k) for k in options.shots})
-    except ValueError as error:
-        raise studies.StudyError(f"--shots={options.shots}: comma-separated integers") from error
-    draws = _positive_int(options, "draws")
-    epochs = _positive_int(options, "finetune_epochs")
-    extra = {"number_of_epochs": epochs}
-    if options.finetune_lr is not None:
-        extra["lr"] = options.finetune_lr
-    pools = study_runner.prepare_pools(options)
-    study_runner.check_study_record(options, pools)
-    sources, finetunes = [], []
+    study = study_runner.parse_command_line(argv, Options, COMMAND, __doc__)
+    options = study.options
+    shots, rows = sorted(set(options.shots)), options.rows
+    pools = study_runner.prepare_pools(study, rows)
+    sources, planned, data = {}, [], {}
     for direction in options.directions:
         paths = study_runner.write_direction_data(options, pools, direction)
-        for draw in range(draws):
+        data[direction] = str(paths["folder"])
+        for row in rows:
+            sources[(direction, row)] = study_runner.source_plan(study, direction, row, paths)
+        for draw in range(options.draws):
             for k in shots:
-                shot_paths = study_runner.write_shot_data(options, direction, paths, k, draw)
-                for row in options.rows:
-                    finetunes.append((row, direction, k, draw, paths, shot_paths))
-        for row in options.rows:
-            output = study_runner.run_folder(options, direction, row)
-            sources.append((row, direction, study_runner.run_argv(options, direction, row,
-                                                                   paths, output)))
-    study_runner.precheck(
-        [argv for *_, argv in sources]
-        + [study_runner.finetune_argv(options, d, r, p, sp, k, draw, extra)
-           for r, d, k, draw, p, sp in finetunes])
-    for row, direction, argv in sources:
-        study_runner.train_run(argv, f"{direction} {row} (source)")
+                shot_paths = study_runner.write_shot_data(options, paths, k, draw)
+                planned += [(direction, row, k, draw, paths, shot_paths) for row in rows]
+    # Everything is checked before anything trains; a fine-tuning start is known (and
+    # compared) when its source run has finished.
+    study_runner.precheck(sources.values())
+    starts = {key: source_start(study, *key) if study_runner.run_state(run) == "done" else None
+              for key, run in sources.items()}
+    for direction, row, k, draw, paths, shot_paths in planned:
+        start = starts[(direction, row)]
+        run = finetune_plan(study, direction, row, paths, shot_paths, k, draw,
+                            start and start[2]["model_sha1"])
+        study_runner.precheck([run], start_known=start is not None)
+    for (direction, row), run in sources.items():
+        study_runner.train_run(run, f"{direction} {row} (source)")
     results = {}
-    for row, direction, k, draw, paths, shot_paths in finetunes:
-        metrics = study_runner.finetune_run(options, direction, row, paths, shot_paths, k, draw,
-                                            extra)
+    for direction, row, k, draw, paths, shot_paths in planned:
+        if starts[(direction, row)] is None:
+            starts[(direction, row)] = source_start(study, direction, row)
+        start = starts[(direction, row)]
+        run = finetune_plan(study, direction, row, paths, shot_paths, k, draw,
+                            start[2]["model_sha1"])
+        metrics = finetune(run, start, f"{direction} {row} {k}-shot draw {draw}")
         results.setdefault((row, direction, k), []).append(metrics)
-    table = studies.few_shot_table(results, rows=options.rows, shots=shots)
-    return study_runner.publish(table, options, "few_shot", notes(options))
+    table = studies.few_shot_table(results, rows=rows, shots=shots)
+    table["data"] = data
+    return study_runner.publish(table, study, "few_shot", notes(study))
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from m4ser_lobes.inference import classify
-
 from m4ser_lobes.inference import card, export
 from m4ser_lobes.inference import hparams as config
 from m4ser_lobes.data.audio import AudioError, load_audio
@@ -234,9 +232,11 @@ def test_the_export_writes_the_packaged_yaml_with_the_trained_values(tiny_m4ser)
 
 
 def test_the_packaged_yaml_holds_the_papers_configuration():
-    """Its defaults are hparams/m4ser.yaml's values; hparams/ holds no second inference YAML."""
+    """Its defaults are the paper's IEMOCAP values (hparams/m4ser.yaml with hparams/iemocap.yaml);
+    hparams/ holds no second inference YAML."""
     packaged = _top_level(config.INFERENCE_YAML)
-    training = _top_level(REPO / "hparams" / "m4ser.yaml")
+    training = {**_top_level(REPO / "hparams" / "m4ser.yaml")}
+    training.update(_top_level(REPO / "hparams" / "iemocap.yaml"))
     for key in config.TRAINING_KEYS + ("aec_max_len", "aec_layers", "aec_ffn"):
         assert packaged[key] == training[key], key
     assert packaged["window_seconds"] == training["max_audio_seconds"]
@@ -368,7 +368,7 @@ def test_without_transcript_the_asr_model_runs(tiny_m4ser, utterance, monkeypatc
     monkeypatch.setattr(
         classifier, "transcribe", lambda wavs: asr_calls.append(len(wavs)) or original(wavs)
     )
-    (probs, *_), heard = classifier._classify_path(path)
+    (probs, *_), heard = classifier.classify_and_transcribe_file(path)
     assert isinstance(heard, TranscriptInfo)
     assert heard.source == "asr" and isinstance(heard.text, str) and heard.corrected is None
     assert asr_calls == [1], "classified and transcribed in one pass: the ASR runs once"
@@ -383,17 +383,13 @@ def test_without_transcript_the_asr_model_runs(tiny_m4ser, utterance, monkeypatc
     assert torch.allclose(classifier.classify_batch(wav)[0], probs, atol=1e-6)
 
 
-def test_classify_returns_speechbrains_four_values_whatever_is_asked(tiny_classifier, utterance):
-    """(probabilities, score, index, labels) only; the old transcript flags point elsewhere."""
+def test_classify_returns_speechbrains_four_values(tiny_classifier, utterance):
+    """(probabilities, score, index, labels) only; the text comes from transcribe_*."""
     path, text = utterance
     result = tiny_classifier.classify_file(path, transcript=text)
     assert len(result) == 4 and result[3] == [tiny_classifier.classes[int(result[2][0])]]
     batch = tiny_classifier.classify_batch(load_audio(path), transcripts=[text])
     assert len(batch) == 4 and torch.allclose(batch[0], result[0], atol=1e-6)
-    with pytest.raises(TypeError, match=r"transcribe_file\(path\)"):
-        tiny_classifier.classify_file(path, transcript=text, correct=True)
-    with pytest.raises(TypeError, match=r"transcribe_batch\(wavs, wav_lens\)"):
-        tiny_classifier.classify_batch(load_audio(path), return_transcripts=True)
     infos = tiny_classifier.transcribe_batch(
         torch.stack([load_audio(path)] * 2), transcripts=[text, ""], correct=True
     )
@@ -432,29 +428,6 @@ def test_a_long_file_is_classified_as_averaged_windows(tiny_classifier, tmp_path
     assert info.source == "asr" and info.text == " ".join(t for t in texts if t)
     want = torch.cat([p for _, _, p in calls]).mean(dim=0, keepdim=True)
     assert torch.allclose(probs, want, atol=1e-7)
-
-
-@pytest.mark.parametrize("length", [1, 39, 40, 41, 43, 79, 80, 81, 119, 400, 1003])
-@pytest.mark.parametrize("max_windows", [1, 2, 8])
-def test_windows_have_the_training_length_and_reach_both_ends(length, max_windows):
-    window = 40  # e.g. 4 s at 10 samples per second
-    wav = torch.arange(float(length))
-    windows = split_windows(wav, window, max_windows)
-    if length <= window:
-        assert torch.equal(windows, wav.unsqueeze(0))
-        return
-    count = min(-(-length // window), max_windows)
-    assert windows.shape == (count, window), "every window is exactly the training crop"
-    starts = windows[:, 0].long()
-    assert starts[0] == 0, "the first window starts the file (alone: the Brain's crop)"
-    if count == 1:
-        return
-    assert windows[-1, -1] == length - 1, "the last window ends the file"
-    assert all(torch.equal(w, wav[s : s + window]) for w, s in zip(windows, starts.tolist()))
-    gaps = starts.diff()
-    assert bool((gaps > 0).all()) and int(gaps.max() - gaps.min()) <= 1, "evenly spaced"
-    if count * window >= length:
-        assert bool((gaps <= window).all()), "the windows cover the file"
 
 
 def test_a_file_just_over_the_window_gives_two_full_windows(tiny_classifier, tmp_path, monkeypatch):
@@ -556,105 +529,6 @@ def test_classify_batch_checks_its_arguments(tiny_classifier):
         tiny_classifier.classify_batch(torch.zeros(1, 16000), transcripts=["a", "b"])
     with pytest.raises(ValueError, match=r"\[B, L\]"):
         tiny_classifier.classify_batch(torch.zeros(1, 2, 16000), transcripts=["a"])
-
-
-# ------------------------------------------------------------------------------ batch command
-def test_batch_command_skips_bad_inputs_and_records_why(tiny_m4ser, tmp_path):
-    import torchaudio
-
-    entries = manifest_entries(tiny_m4ser)
-    clips = tmp_path / "clips"
-    clips.mkdir()
-    (utt_a, a), (utt_b, b), (utt_c, c) = entries[:3]
-    shutil.copy(a["wav"], clips / f"{utt_a}.wav")
-    mono, rate = sf.read(b["wav"], dtype="float32")
-    stereo = torchaudio.functional.resample(torch.from_numpy(mono), rate, 44100).numpy()
-    (clips / "sub").mkdir()
-    write(clips / "sub" / f"{utt_b}.flac", np.stack([stereo, stereo], 1), 44100)  # stereo 44.1 kHz
-    bad = make_bad_inputs(clips / "bad")
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({utt_c: {"wav": c["wav"], "hypothesis": c["hypothesis"]}}))
-    transcripts = tmp_path / "transcripts.csv"
-    transcripts.write_text(f"id,transcript\n{utt_a},{a['hypothesis']}\n")
-    out_csv = tmp_path / "out.csv"
-    argv = [
-        "--model",
-        str(tiny_m4ser.export),
-        str(clips),
-        str(bad["missing"][0]),
-        "--manifest",
-        str(manifest),
-        "--transcripts",
-        str(transcripts),
-        "--no-progress",
-    ]
-    assert classify.main(argv + ["--output", str(out_csv), "--correct"]) == 0
-    rows = {r["id"]: r for r in csv.DictReader(out_csv.open(encoding="utf-8"))}
-    assert {rows[k]["status"] for k in (utt_a, f"sub/{utt_b}", utt_c)} == {"ok"}
-    assert (
-        rows[utt_a]["transcript"] == a["hypothesis"] and rows[utt_a]["transcript_source"] == "given"
-    )
-    assert rows[utt_c]["transcript_source"] == "given"
-    assert rows[f"sub/{utt_b}"]["transcript_source"] == "asr"
-    assert "corrected" in rows[utt_a]
-    for row in (rows[k] for k in (utt_a, utt_c)):
-        probs = [float(row[f"p_{c}"]) for c in tiny_m4ser.classes]
-        assert sum(probs) == pytest.approx(1, abs=1e-5)
-        assert row["label"] == tiny_m4ser.classes[int(np.argmax(probs))]
-    for kind, (path, problem) in bad.items():
-        row = rows[f"bad/{path.stem}" if kind != "missing" else "missing"]
-        assert row["status"] == "skipped" and problem in row["error"] and row["label"] == ""
-    # JSON output, same inputs, without correction
-    out_json = tmp_path / "out.json"
-    assert classify.main(argv + ["--output", str(out_json)]) == 0
-    result = json.loads(out_json.read_text())
-    assert result["classes"] == tiny_m4ser.classes
-    by_id = {r["id"]: r for r in result["results"]}
-    assert by_id[utt_c]["label"] == rows[utt_c]["label"]
-    assert by_id[utt_c]["probabilities"][rows[utt_c]["label"]] == pytest.approx(
-        float(rows[utt_c]["score"]), abs=1e-6
-    )
-    assert by_id["missing"]["status"] == "skipped"
-
-
-def test_the_batch_command_runs_the_asr_once_per_file(tiny_m4ser, utterance, monkeypatch):
-    """classify_items: the prediction and the transcript of a file come from one ASR pass."""
-    classifier = M4SERClassifier.from_hparams(
-        source=str(tiny_m4ser.export), run_opts={"device": "cpu"}
-    )
-    asr_calls = []
-    original = classifier.transcribe
-    monkeypatch.setattr(
-        classifier, "transcribe", lambda wavs: asr_calls.append(len(wavs)) or original(wavs)
-    )
-    path, _ = utterance
-    (record,) = classify.classify_items(
-        classifier, [classify.Item("u", str(path))], correct=True, progress=False
-    )
-    assert asr_calls == [1]
-    assert record["transcript_source"] == "asr" and isinstance(record["corrected"], str)
-    probs = classifier.classify_file(path, transcript=record["transcript"])[0][0]
-    want = [record["probabilities"][c] for c in classifier.classes]
-    assert probs.tolist() == pytest.approx(want, abs=1e-6)
-
-
-def test_batch_command_fails_when_nothing_was_classified(tiny_m4ser, tmp_path):
-    bad = make_bad_inputs(tmp_path / "bad")
-    out = tmp_path / "out.json"
-    argv = [
-        "--model",
-        str(tiny_m4ser.export),
-        *(str(p) for p, _ in bad.values()),
-        "--output",
-        str(out),
-        "--no-progress",
-    ]
-    assert classify.main(argv) == 1
-    assert {r["status"] for r in json.loads(out.read_text())["results"]} == {"skipped"}
-    with pytest.raises(SystemExit):  # usage error: no inputs at all
-        classify.main(["--model", str(tiny_m4ser.export), "--output", str(out)])
-    missing_model = ["--model", str(tmp_path / "no-such-export"), str(bad["nan"][0])]
-    assert classify.main(missing_model + ["--output", str(out)]) == 2
 
 
 # ------------------------------------------------------------------------ the exported model

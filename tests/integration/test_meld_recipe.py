@@ -1,6 +1,6 @@
 """The MELD recipe end to end on the generated MELD look-alike, and the shared recipe entry.
 
-One tiny run (``recipes/MELD/train.py hparams/m4ser.yaml`` with ``hparams/meld_overrides.yaml``,
+One tiny run (``recipes/MELD/train.py hparams/m4ser.yaml`` with ``hparams/meld.yaml``,
 1 epoch, tiny random encoders, ``--class_weights=balanced``) is trained once per module on the
 generated release (mp4 clips, CSVs, the release's media problems): prep -> train -> select on
 dev W-F1 -> test -> export -> classify. The configuration tests build nothing.
@@ -11,18 +11,27 @@ import json
 from pathlib import Path
 
 import pytest
-from tiny_recipe import REPO, import_train, in_process_run
+from tiny_recipe import REPO, in_process_run
 
-from m4ser_lobes.testing.models import TINY_OVERRIDES, import_script
+from m4ser_lobes.corpora.iemocap import IEMOCAP
+from m4ser_lobes.corpora.meld import MELD
+from m4ser_lobes.experiment.run import plan_run
+from m4ser_lobes.experiment.settings import ConfigError
+from m4ser_lobes.testing.models import TINY_OVERRIDES
 
 MELD_CLASSES = {"neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"}
 TINY = {**TINY_OVERRIDES, "number_of_epochs": 1, "batch_size": 8, "lr": 0.002,
         "max_audio_seconds": 1.5}
 
 
-def import_meld(name):
-    """``recipes/MELD/<name>.py`` as a module (``m4ser_lobes.testing.models.import_script``)."""
-    return import_script(REPO / "recipes" / "MELD" / f"{name}.py")
+def import_meld_demo():
+    """``recipes/MELD/demo.py`` as a module (its helpers: the words and overrides of the demo)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("meld_demo", REPO / "recipes" / "MELD" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +44,9 @@ def meld_run(tmp_path_factory):
         save_tiny_whisper,
     )
 
-    demo = import_meld("demo")
+    from m4ser_lobes.testing.demo import run_training
+
+    demo = import_meld_demo()
     out = tmp_path_factory.mktemp("meld_recipe")
     corpus = generate_meld(out / "corpus", seed=0, per_split=14)
     words = demo.demo_words()
@@ -46,7 +57,7 @@ def meld_run(tmp_path_factory):
     overrides.update(TINY, speech_encoder_source=str(speech), text_encoder_source=str(text),
                      class_weights="balanced")
     with in_process_run():
-        brain = demo.import_train().main(demo.argv_of(overrides, ["--noprogressbar"]))
+        brain, _ = run_training(MELD, overrides, ["--noprogressbar"])
     return brain, Path(brain.hparams.output_folder), {"corpus": corpus, "whisper": whisper}
 
 
@@ -99,7 +110,7 @@ def test_class_weights_change_the_loss(meld_run):
 
     from m4ser_lobes.brain import unwrap
     from m4ser_lobes.data.dataio import dataio_prep
-    from m4ser_lobes.experiment.recipe import balanced_class_weights, label_counts
+    from m4ser_lobes.experiment.run import balanced_class_weights, label_counts
 
     brain, _, _ = meld_run
     encoder = brain.hparams.label_encoder
@@ -149,17 +160,13 @@ def test_meld_model_exports_and_classifies_seven_labels(meld_run, tmp_path):
 
 # ------------------------------------------------------------------ configuration (nothing built)
 def meld_values(*args):
-    """The validated values of ``recipes/MELD/train.py hparams/m4ser.yaml <args>``."""
+    """The checked values of ``recipes/MELD/train.py hparams/m4ser.yaml <args>``."""
     import speechbrain as sb
 
-    from m4ser_lobes.experiment import recipe
-
-    meld = import_meld("train")
     argv = [str(REPO / "hparams" / "m4ser.yaml"), "--data_folder=/d", "--hypotheses_file=null",
             "--text_source=transcript", *args]
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    overrides = recipe.recipe_overrides(hparams_file, overrides, meld.MELD)
-    return recipe.check_configuration(hparams_file, overrides, run_opts, meld.RULES)[0]
+    return plan_run(hparams_file, overrides, MELD, run_opts).values
 
 
 def test_meld_column_of_table_one():
@@ -170,7 +177,7 @@ def test_meld_column_of_table_one():
     assert (values["alpha"], values["beta"], values["gamma"], values["lam"], values["tau"]) == \
         (0.1, 3.0, 0.01, 0.1, 0.07)  # the same loss weights as IEMOCAP
     assert values["output_folder"] == "results/m4ser_meld/seed1986"
-    assert values["fold"] is None and values["class_weights"] is None
+    assert "fold" not in values and values["class_weights"] is None
 
 
 TABLE_IV = {  # every row of Table IV, as the switches that run it (README.md)
@@ -198,46 +205,29 @@ def test_every_table_iv_switch_is_a_valid_meld_run(row):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--fold=2"], "fold=2 is not allowed: fold must be null (IEMOCAP only"),
-    (["--class_weights=inverse"], "class_weights must be one of balanced, or null"),
-    (["--selection_metric=ACC"], "selection_metric must be one of UA, WA, W-F1"),
+    (["--fold=2"], "--fold is not a key of"),
+    (["--class_weights=inverse"], "class_weights='inverse' is not allowed: it should be 'balanced'"),
+    (["--selection_metric=ACC"], "it should be 'UA', 'WA' or 'W-F1'"),
     (["--use_gam=False"], "--use_gam is not a key of"),
-    (["--trim_miscut=[train, valid]"], "trim_miscut must be a list of MELD splits"),
+    (["--trim_miscut=[train, valid]"], "trim_miscut=['train', 'valid'] is not allowed"),
 ])
 def test_meld_configuration_errors_are_one_line(args, message):
-    from m4ser_lobes.experiment.config import ConfigError
-
     with pytest.raises(ConfigError) as error:
         meld_values(*args)
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def test_the_overrides_file_alone_is_refused():
-    import speechbrain as sb
-
-    from m4ser_lobes.experiment import recipe
-    from m4ser_lobes.experiment.config import ConfigError
-
-    hparams_file, _, overrides = sb.parse_arguments([str(REPO / "hparams" / "meld_overrides.yaml")])
+def test_the_data_section_alone_is_refused():
     with pytest.raises(ConfigError, match="pass the model YAML instead"):
-        recipe.recipe_overrides(hparams_file, overrides, import_meld("train").MELD)
+        plan_run(REPO / "hparams" / "meld.yaml", {"data_folder": "/d"}, MELD)
 
 
-@pytest.mark.parametrize("corpus", ["IEMOCAP", "MELD"])
+@pytest.mark.parametrize("corpus", [IEMOCAP, MELD], ids=["IEMOCAP", "MELD"])
 def test_own_manifests_with_skip_prep_are_accepted(corpus, tmp_path):
     """What the cross-corpus and few-shot studies pass: their own manifests, no prep."""
-    import speechbrain as sb
-
-    from m4ser_lobes.experiment import recipe
-
-    module = import_train() if corpus == "IEMOCAP" else import_meld("train")
-    description = module.IEMOCAP if corpus == "IEMOCAP" else module.MELD
-    argv = [str(REPO / "hparams" / "m4ser.yaml"), "--data_folder=unused", "--skip_prep=True",
-            f"--train_annotation={tmp_path}/a.json", f"--valid_annotation={tmp_path}/b.json",
-            f"--test_annotation={tmp_path}/c.json", "--hypotheses_file=missing.json",
-            "--experiment_name=cross"]
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    overrides = recipe.recipe_overrides(hparams_file, overrides, description)
-    values, _ = recipe.check_configuration(hparams_file, overrides, run_opts, module.RULES)
+    values = plan_run(REPO / "hparams" / "m4ser.yaml", {
+        "data_folder": "unused", "skip_prep": True, "train_annotation": f"{tmp_path}/a.json",
+        "valid_annotation": f"{tmp_path}/b.json", "test_annotation": f"{tmp_path}/c.json",
+        "hypotheses_file": "missing.json", "experiment_name": "cross"}, corpus).values
     assert values["train_annotation"] == f"{tmp_path}/a.json"
     assert values["test_annotation"] == f"{tmp_path}/c.json"

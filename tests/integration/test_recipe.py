@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from m4ser_lobes.testing.models import TINY_OVERRIDES, import_script, override_argv
+from m4ser_lobes.corpora.iemocap import IEMOCAP
+from m4ser_lobes.testing.demo import run_training
+from m4ser_lobes.testing.mini_iemocap import corpus_words, generate_iemocap
+from m4ser_lobes.testing.models import TINY_OVERRIDES, override_argv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,14 +32,19 @@ CONFIGS = {
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Train each configuration once (lazily) and return {name: (output_folder, metrics)}."""
-    demo = import_script(REPO / "recipes" / "IEMOCAP" / "demo.py")
+    from m4ser_lobes.testing.demo import demo_overrides
+
     out = tmp_path_factory.mktemp("recipe")
+    corpus = generate_iemocap(out / "corpus", seed=0)
+    base = demo_overrides(out, {"data_folder": str(corpus.root),
+                                "hypotheses_file": str(corpus.hypotheses), "fold": 1,
+                                "expected_utterances": None}, corpus_words(), EPOCHS, 3)
     cache = {}
 
     def run(name):
         if name not in cache:
             extra = [*SMALL, f"--experiment_name={name}", *CONFIGS[name], "--noprogressbar"]
-            metrics = demo.run(out, fold=1, epochs=EPOCHS, seed=3, extra_args=extra)
+            metrics = run_training(IEMOCAP, base, extra)[1]
             cache[name] = (out / "results" / name / "fold1" / "seed3", metrics)
         return cache[name]
 

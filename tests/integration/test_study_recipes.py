@@ -4,7 +4,8 @@ Both generated corpora (the IEMOCAP look-alike, 2 kept utterances per dialog, an
 look-alike, 21 rows per split), tiny random encoders, 1 epoch: ``recipes/studies/cross_corpus.py``
 with the baseline row in both directions, then ``recipes/studies/few_shot.py`` with 1 shot per
 class and 2 draws (the MELD look-alike's validation part holds 2-3 utterances per class), which
-fine-tunes the cross-corpus runs. Reruns skip finished runs; changed settings are refused.
+fine-tunes the cross-corpus runs. Each run is a real plan_run/train; reruns skip finished runs
+(recognised by their identity); changed settings and a changed split are refused.
 """
 
 import json
@@ -16,16 +17,23 @@ from tiny_recipe import (BATCH_SIZE, REPO, SEED, TINY_TRAINING, in_process_run,
                          make_tiny_assets)
 
 from m4ser_lobes.experiment import studies
-from m4ser_lobes.experiment.config import ConfigError
-from m4ser_lobes.testing.models import TINY_OVERRIDES, import_script
+from m4ser_lobes.experiment.settings import ConfigError
+from m4ser_lobes.testing.models import TINY_OVERRIDES
+from m4ser_lobes.utils import identity
 
 TINY = {"seed": SEED, **TINY_OVERRIDES, "number_of_epochs": 1, "batch_size": BATCH_SIZE,
         **TINY_TRAINING}
 
 
 def import_study(name):
-    """``recipes/studies/<name>.py`` as a module (``m4ser_lobes.testing.models.import_script``)."""
-    return import_script(REPO / "recipes" / "studies" / f"{name}.py")
+    """``recipes/studies/<name>.py`` as a module (it imports ``study_runner`` beside it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"study_{name}",
+                                                  REPO / "recipes" / "studies" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +94,8 @@ def test_cross_corpus_table(study):
         metrics = json.loads((run / "test_metrics.json").read_text())
         assert metrics["selection_metric"] == studies.SELECTION_METRICS[target]
         assert sorted(metrics["classes"]) == sorted(studies.SHARED_CLASSES)
-        data = folder / "data" / direction
+        data = Path(table["data"][direction])
+        assert data.parent == folder / "data" / direction  # a keyed folder
         parts = {n: json.loads((data / f"{n}.json").read_text())
                  for n in ("train", "valid", "test")}
         assert not set(parts["valid"]) & set(parts["test"])
@@ -96,11 +105,13 @@ def test_cross_corpus_table(study):
         assert abs(len(parts["valid"]) / n_target - 0.3) < 0.1
         predictions = (run / "predictions.csv").read_text().splitlines()
         assert len(predictions) == 1 + len(parts["test"])
+        recorded = identity.read(run)["identity"]
+        assert recorded["init_from"] is None and recorded["use_gan"] is False
 
 
 @pytest.mark.slow
 def test_few_shot_table_then_reruns_skip_and_changes_are_refused(study, capsys):
-    argv, folder, _ = study
+    argv, folder, cross = study
     few_shot = import_study("few_shot")
     capsys.readouterr()
     with in_process_run():
@@ -120,17 +131,19 @@ def test_few_shot_table_then_reruns_skip_and_changes_are_refused(study, capsys):
     text = (folder / "few_shot.md").read_text()
     assert "| Baseline (HuBERT + BERT) | 1 |" in text and "(n=2)" in text
 
+    assert table["data"] == cross["data"]
     for direction, (_, target, _) in studies.DIRECTIONS.items():
         source = folder / "runs" / direction / "baseline" / "source"
-        valid = json.loads((folder / "data" / direction / "target_valid.json").read_text())
+        data = Path(table["data"][direction])
+        valid = json.loads((data / "target_valid.json").read_text())
+        best = studies.checkpoint_origin(source / "save", studies.SELECTION_METRICS[target])
         for draw in range(2):
             run = folder / "runs" / direction / "baseline" / "k1" / f"draw{draw}"
-            shots = json.loads(
-                (folder / "data" / direction / "shots" / f"draw{draw}" / "k1" / "train.json")
-                .read_text())
+            shots = json.loads((data / "shots" / f"draw{draw}" / "k1" / "train.json").read_text())
             assert set(shots) <= set(valid) and len(shots) == 4  # 1 per class, from validation
-            init = json.loads((run / "init.json").read_text())
-            assert Path(init["source_checkpoint"]).parent == (source / "save").resolve()
+            # The run's identity holds its start: the digest of the source's best checkpoint.
+            assert identity.read(run)["identity"]["init_from"] == best["model_sha1"]
+            assert not (run / "init.json").exists()
             assert (run / "save" / "label_encoder.txt").read_text() == (
                 source / "save" / "label_encoder.txt").read_text()
             assert not (run / "save" / "CKPT+init").exists()  # replaced by the tuned epoch
@@ -149,10 +162,12 @@ def test_few_shot_table_then_reruns_skip_and_changes_are_refused(study, capsys):
     assert [p.stat().st_mtime_ns for p in done] == stamps
     assert again["rows"] == table["rows"]
 
-    # Changed settings: train.py's refusal, before anything trains; a changed split: the study's.
+    # Changed settings, a changed split (other manifests): refused before anything trains.
     with pytest.raises(ConfigError, match="other settings .*lr: 0.001 -> 0.002"):
         with in_process_run():
             import_study("cross_corpus").main(argv(lr=0.002))
-    with pytest.raises(studies.StudyError, match="split_seed: 1986 -> 5"):
-        import_study("cross_corpus").main(argv(split_seed=5))
+    with pytest.raises(ConfigError, match="other data or another start .data: .*--study_folder"):
+        with in_process_run():
+            import_study("few_shot").main(argv(shots=1, draws=2, finetune_epochs=1, split_seed=5))
     assert [p.stat().st_mtime_ns for p in done] == stamps
+    assert not (folder / "study.json").exists()

@@ -114,6 +114,83 @@ def test_gan_without_h_inv_is_a_clear_error(make_brain, tmp_path, switches):
         make_brain(tmp_path, use_gan=True, **switches)
 
 
+def test_gan_off_builds_no_discriminator(make_brain, tmp_path):
+    """use_gan=False builds no D: no module, no recoverable, no file in the checkpoint."""
+    brain, loader = make_brain(tmp_path, use_gan=False)
+    assert brain.hparams.discriminator is None and not brain.use_gan
+    assert "discriminator" not in brain.modules
+    assert "discriminator" not in brain.checkpointer.recoverables
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN)
+    brain.step = 1
+    brain.fit_batch(next(iter(loader)))
+    assert set(brain.optimizers_dict) == {"encoders", "head"}
+    files = {p.name for p in Path(brain.checkpointer.save_checkpoint().path).iterdir()}
+    assert "model.ckpt" in files and not any(f.startswith(("discriminator", "optimizer_disc"))
+                                             for f in files)
+
+
+def test_what_runs_is_what_was_built(make_brain, tmp_path):
+    """The Brain reads use_gan/use_aed/use_aec from the objects, not from the flags."""
+    built, loader = make_brain(tmp_path, use_gan=False, use_aed=False)
+    flags = {**vars(built.hparams), "use_gan": True, "use_aed": True}  # contradict the objects
+    brain = M4SERBrain(modules={"model": unwrap(built.modules.model)}, hparams=flags,
+                       run_opts={"device": "cpu"}, checkpointer=None)
+    assert (brain.use_gan, brain.use_aed, brain.use_aec) == (False, False, True)
+    assert [t.paper for t in brain.loss_terms] == ["L_ER", "L_AEC", "L_LCL"]
+    assert set(brain.loss_weights) == {"alpha", "lam"}  # beta and gamma weigh nothing here
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN)
+    brain.step = 1
+    brain.fit_batch(next(b for b in loader if any(b.aec_targets)))
+    assert {k for k in brain.term_sums if k.startswith("L_")} == {"L_ER", "L_AEC", "L_LCL"}
+
+
+def test_speech_only_model_with_aed_is_refused_at_construction(make_brain, tmp_path):
+    """The rule the configuration checks (switches.check_switches) also holds for objects."""
+    from m4ser_lobes.fusion import MultimodalFusion
+    from m4ser_lobes.heads import EmotionHead
+    from m4ser_lobes.model import M4SER
+
+    brain, _ = make_brain(tmp_path, use_gan=False)
+    full = unwrap(brain.modules.model)
+    d = brain.hparams.d_model
+    speech_only = M4SER(MultimodalFusion(d, brain.hparams.nhead, modalities="speech"),
+                        EmotionHead(d, 4), full.speech_encoder, full.text_encoder,
+                        aed_head=full.aed_head)
+    with pytest.raises(ValueError, match=r"modalities=speech with use_aed=True: .*"
+                                         r"add --use_aed=False$"):
+        M4SERBrain(modules={"model": speech_only}, hparams=vars(brain.hparams),
+                   run_opts={"device": "cpu"}, checkpointer=None)
+
+
+def test_a_loss_term_is_a_table_row_and_a_method(make_brain, tmp_path, monkeypatch):
+    """Adding a term: one row of losses.LOSS_TERMS plus M4SERBrain.loss_<name>; nothing else."""
+    from m4ser_lobes import losses
+
+    row = losses.LossTerm("xyz", "L_XYZ", weight=("lam",), switch=None)
+    monkeypatch.setattr(losses, "LOSS_TERMS", losses.LOSS_TERMS + (row,))
+    with pytest.raises(TypeError, match="L_XYZ .*M4SERBrain.loss_xyz"):
+        make_brain(tmp_path / "a", use_gan=False)
+    values = []
+
+    def loss_xyz(self, outputs, batch, correction, emotions):
+        values.append(outputs.pooled.float().pow(2).mean())
+        return values[-1]
+
+    monkeypatch.setattr(M4SERBrain, "loss_xyz", loss_xyz, raising=False)
+    brain, loader = make_brain(tmp_path / "b", use_gan=False)
+    brain.on_stage_start(sb.Stage.TRAIN)
+    batch = next(iter(loader))
+    predictions = brain.compute_forward(batch, sb.Stage.TRAIN)
+    with_xyz = brain.compute_objectives(predictions, batch, sb.Stage.TRAIN)
+    assert float(brain.term_sums["L_XYZ"]) == values[0].item()  # logged under its paper name
+    brain.loss_terms = [t for t in brain.loss_terms if t.name != "xyz"]
+    without = brain.compute_objectives(predictions, batch, sb.Stage.TRAIN)
+    lam = brain.hparams.lam
+    assert with_xyz.item() == pytest.approx(without.item() + lam * values[0].item(), rel=1e-6)
+
+
 def test_bf16_and_accumulation_keep_the_phases(make_brain, tmp_path):
     brain, loader = make_brain(tmp_path,
                                grad_accumulation_factor=2, precision="bf16")

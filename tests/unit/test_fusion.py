@@ -111,3 +111,18 @@ def test_bad_arguments_raise():
         fusion(speech, s_pad, torch.randn(2, 6, D + 1), t_pad)
     with pytest.raises(ValueError, match="kv_pad_mask"):
         CrossModalEncoder(D, H)(speech, text, s_pad)
+
+
+@pytest.mark.parametrize("modalities", ["both", "speech", "text"])
+@pytest.mark.parametrize("use_msr", [True, False])
+@pytest.mark.parametrize("use_mir", [True, False])
+def test_h_inv_exists_exactly_when_the_switches_say(modalities, use_msr, use_mir):
+    """The fusion builds MIR and returns H_inv iff ``switches.produces_invariant``: the GAN rule
+    the configuration checks on plain values is the fusion's own derivation."""
+    from m4ser_lobes import switches
+
+    fusion = MultimodalFusion(D, H, modalities=modalities, use_msr=use_msr, use_mir=use_mir)
+    expected = switches.produces_invariant(modalities, use_mir)
+    assert fusion.produces_invariant == expected == hasattr(fusion, "mir")
+    speech, s_pad, text, t_pad, _, _ = padded_pair()
+    assert (fusion.eval()(speech, s_pad, text, t_pad).invariant is not None) == expected

@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from m4ser_lobes.losses import (
-    LossWeights,
+    LOSS_TERMS,
+    TERMS_BY_NAME,
+    active_terms,
     aec_loss,
     aed_loss,
     emotion_loss,
@@ -15,6 +17,9 @@ from m4ser_lobes.losses import (
     generator_loss,
     joint_loss,
     label_contrastive_loss,
+    loss_switches,
+    objective_weights,
+    term_weight,
 )
 from m4ser_lobes.masks import mean_over_valid_positions
 
@@ -320,31 +325,84 @@ def test_ce_losses_reject_bad_shapes(fn, logits, labels):
 
 
 # ----------------------------------------------------------------------------- joint loss
+TABLE_I = {"alpha": 0.1, "beta": 3.0, "gamma": 0.01, "lam": 0.1}
+SWITCHES_ON = {"use_aed": True, "use_aec": True, "use_gan": True, "use_lcl": True}
+
+
 def test_joint_loss_formula():
     terms = {k: torch.tensor(v) for k, v in
              {"er": 1.3, "aed": 0.7, "aec": 2.1, "g": 1.39, "lcl": 3.3}.items()}
     a, b, g, lam = 0.2, 4.0, 0.05, 0.3
     expected = 1.3 + a * (b * 0.7 + 2.1) + g * 1.39 + lam * 3.3
-    assert joint_loss(terms, a, b, g, lam).item() == pytest.approx(expected, rel=1e-6)
-    assert LossWeights(a, b, g, lam)(terms).item() == pytest.approx(expected, rel=1e-6)
+    weights = {"alpha": a, "beta": b, "gamma": g, "lam": lam}
+    assert joint_loss(terms, weights).item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_joint_loss_defaults_are_table_one():
-    w = LossWeights()
-    assert (w.alpha, w.beta, w.gamma, w.lam) == (0.1, 3.0, 0.01, 0.1)
-    terms = {"aed": torch.tensor(1.0)}
-    assert joint_loss(terms).item() == pytest.approx(0.3)
+def test_joint_loss_sums_in_the_order_of_eq_22():
+    """Bit for bit: 1·L_ER + αβ·L_AED + α·L_AEC + γ·L_G + λ·L_LCL, added left to right."""
+    torch.manual_seed(0)
+    values = {k: torch.rand(()) * 10 for k in ("er", "aed", "aec", "g", "lcl")}
+    a, b, g, lam = 0.1, 3.0, 0.01, 0.1
+    by_hand = (1.0 * values["er"] + a * b * values["aed"] + a * values["aec"]
+               + g * values["g"] + lam * values["lcl"])
+    assert torch.equal(joint_loss(values, TABLE_I), by_hand)
 
 
 def test_joint_loss_missing_terms_are_zero():
     er = torch.tensor(0.5, requires_grad=True)
-    total = joint_loss({"er": er, "aec": None, "lcl": torch.tensor(1.0)}, lam=0.5)
+    total = joint_loss({"er": er, "aec": None, "lcl": torch.tensor(1.0)}, {"lam": 0.5})
     assert total.item() == pytest.approx(1.0)
     total.backward()
     assert er.grad.item() == 1.0
-    assert joint_loss({}).item() == 0.0
+    assert joint_loss({}, {}).item() == 0.0
 
 
-def test_joint_loss_rejects_unknown_terms():
-    with pytest.raises(KeyError, match="d"):
-        joint_loss({"er": torch.tensor(1.0), "d": torch.tensor(1.0)})
+def test_joint_loss_rejects_unknown_and_logged_only_terms():
+    with pytest.raises(KeyError, match="xyz"):
+        joint_loss({"er": torch.tensor(1.0), "xyz": torch.tensor(1.0)}, TABLE_I)
+    for logged_only in ("d", "gan"):  # L_D and L_GAN are logged, never minimised by the model
+        with pytest.raises(KeyError, match=logged_only):
+            joint_loss({"er": torch.tensor(1.0), logged_only: torch.tensor(1.0)}, TABLE_I)
+
+
+def test_a_missing_weight_names_its_key():
+    with pytest.raises(KeyError, match="beta of L_AED.*--beta="):
+        joint_loss({"aed": torch.tensor(1.0)}, {"alpha": 0.1})
+
+
+# ----------------------------------------------------------------------------- the table
+def test_the_table_is_eq_22():
+    objective = [(t.name, t.paper, t.weight) for t in LOSS_TERMS if t.in_objective]
+    assert objective == [("er", "L_ER", ()), ("aed", "L_AED", ("alpha", "beta")),
+                         ("aec", "L_AEC", ("alpha",)), ("g", "L_G", ("gamma",)),
+                         ("lcl", "L_LCL", ("lam",))]
+    logged = [(t.paper, t.switch, t.computed_by) for t in LOSS_TERMS if not t.in_objective]
+    assert logged == [("L_D", "use_gan", "g"), ("L_GAN", "use_gan", "g")]
+    assert [t.name for t in LOSS_TERMS if t.every_stage] == ["er"]
+    assert TERMS_BY_NAME["g"].reference[1] == pytest.approx(2 * LN2)
+    assert [term_weight(TERMS_BY_NAME[n], TABLE_I) for n in ("er", "aec", "g", "lcl")] == \
+        [1.0, 0.1, 0.01, 0.1]
+    assert term_weight(TERMS_BY_NAME["aed"], TABLE_I) == 0.1 * 3.0
+
+
+@pytest.mark.parametrize("off, papers, weights", [
+    ((), ["L_ER", "L_AED", "L_AEC", "L_G", "L_D", "L_GAN", "L_LCL"], ("alpha", "beta", "gamma", "lam")),
+    (("use_gan",), ["L_ER", "L_AED", "L_AEC", "L_LCL"], ("alpha", "beta", "lam")),
+    (("use_aed",), ["L_ER", "L_AEC", "L_G", "L_D", "L_GAN", "L_LCL"], ("alpha", "gamma", "lam")),
+    (("use_aed", "use_aec", "use_gan", "use_lcl"), ["L_ER"], ()),
+])
+def test_active_terms_and_the_weights_that_matter(off, papers, weights):
+    on = active_terms({**SWITCHES_ON, **{k: False for k in off}})
+    assert [t.paper for t in on] == papers
+    assert objective_weights(on) == weights
+
+
+def test_every_switch_needs_a_value():
+    assert loss_switches() == ("use_aed", "use_aec", "use_gan", "use_lcl")
+    with pytest.raises(KeyError, match="use_lcl.*--use_lcl=False"):
+        active_terms({"use_aed": True, "use_aec": True, "use_gan": True})
+
+
+def test_logged_only_terms_have_no_weight():
+    with pytest.raises(KeyError, match="L_D is logged only"):
+        term_weight(TERMS_BY_NAME["d"], TABLE_I)

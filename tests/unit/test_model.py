@@ -88,7 +88,7 @@ def test_joint_loss_reaches_every_trainable_parameter_and_never_d(folders):
         "aec": losses.aec_loss(out.aec_logits, correction.decoder_labels),
         "g": loss_g,
         "lcl": losses.label_contrastive_loss(out.pooled, torch.tensor([1, 1])),
-    })
+    }, {"alpha": 0.1, "beta": 3.0, "gamma": 0.01, "lam": 0.1})
     total.backward()
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     silent = [n for n, p in trainable.items() if p.grad is None or not p.grad.abs().sum()]

@@ -53,7 +53,7 @@ def switches(overrides):
 
 
 def expected_terms(s):
-    """The loss terms ``M4SERBrain`` logs in training (``PAPER_NAMES``, ``L_D``, ``L_GAN``)."""
+    """The loss terms ``M4SERBrain`` logs in training (paper names of ``losses.LOSS_TERMS``)."""
     terms = {"L_ER"}
     terms |= {"L_AED"} if s["use_aed"] else set()
     terms |= {"L_AEC"} if s["use_aec"] else set()

@@ -2,19 +2,26 @@
 
 import json
 import math
+import importlib.util
 from pathlib import Path
 
 import pytest
 
-from m4ser_lobes.testing.models import import_script
-
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "table5.py"
+
+
+def import_benchmark(path):
+    """``benchmarks/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 ROWS = ("baseline", "msr_mir", "gan_lcl", "m4ser")
 
 
 @pytest.fixture(scope="module")
 def table5():
-    return import_script(SCRIPT)
+    return import_benchmark(SCRIPT)
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +81,21 @@ def test_bad_arguments_say_what_to_do(table5):
         table5.parse_args(["--profile", "nope"])
     with pytest.raises(SystemExit):
         table5.parse_args(["--precision", "fp16", "--device", "cpu"])
+
+
+def test_help_prints_the_usage(table5, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        table5.parse_args(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "python benchmarks/table5.py [--size tiny|base]" in out and "--profile" in out
+
+
+def test_profile_of_one_row(table5, capsys):
+    figures = table5.main(["--size", "tiny", "--profile", "baseline", "--steps", "1", "--top", "3",
+                           "--batch", "2", "--seconds", "1"])
+    row = figures["rows"]["baseline"]
+    assert positive(row["wall_s_per_step"]) and len(row["top_self_cpu"]) == 3
+    assert any(key.startswith("phase:") for key in row["ranges_ms_per_step"])
+    assert set(row["optimizer_step_ms"]) == {"per-tensor", "foreach", "fused"}
+    assert "== baseline" in capsys.readouterr().out

@@ -9,7 +9,6 @@ import m4ser_lobes.corpora.iemocap as _IEMOCAP_PREP
 import pytest
 
 from m4ser_lobes.testing.mini_iemocap import generate_iemocap
-from m4ser_lobes.testing.models import import_script
 
 RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "IEMOCAP"
 prep = _IEMOCAP_PREP  # as train.py's
@@ -379,12 +378,12 @@ def test_error_hints_name_options_train_py_and_the_cli_accept(small, tmp_path):
 def test_suggested_transcript_run_passes_train_py_checks():
     import speechbrain as sb
 
-    from m4ser_lobes.experiment import config
+    from m4ser_lobes.experiment.run import plan_run
 
     yaml_file = RECIPE.parents[1] / "hparams" / "m4ser.yaml"
-    _, run_opts, overrides = sb.parse_arguments(
+    hparams_file, run_opts, overrides = sb.parse_arguments(
         [str(yaml_file), "--data_folder=/d", "--hypotheses_file=null", "--text_source=transcript"])
-    config.validate(config.load_values(yaml_file, overrides), {**config.SCHEMA, **prep.HPARAM_RULES})
+    plan_run(hparams_file, overrides, prep.IEMOCAP, run_opts)
 
 
 def test_prep_defaults_are_one_set():

@@ -16,7 +16,6 @@ import soundfile as sf
 
 from m4ser_lobes.testing.mini_meld import EMOTIONS as GENERATED_EMOTIONS
 from m4ser_lobes.testing.mini_meld import MISCUT_EXTRA_SECONDS, generate_meld
-from m4ser_lobes.testing.models import import_script
 
 REPO = Path(__file__).resolve().parents[3]
 prep = _MELD_PREP
@@ -170,7 +169,7 @@ def test_already_done_is_skipped_and_a_changed_option_redoes(corpus, prepared, m
                                expected_counts=corpus.expected_counts, num_workers=1,
                                quiet_dbfs=-100.0)
     assert redone["options"]["quiet_dbfs"] == -100.0 and "quiet" not in redone["flagged"]
-    assert json.loads((save / "prepare_opts.json").read_text())["quiet_dbfs"] == -100.0
+    assert json.loads((save / "identity.json").read_text())["identity"]["quiet_dbfs"] == -100.0
     # Back to the module's options (later tests read this folder).
     prep.prepare_meld(corpus.root, save, hypotheses=corpus.hypotheses,
                       expected_counts=corpus.expected_counts, num_workers=1)

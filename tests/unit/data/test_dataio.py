@@ -109,3 +109,65 @@ def test_no_crop_and_bad_crop(long_manifests, tokenizer, tmp_path):
         dataio_prep(manifests, tokenizer, str(tmp_path / "labels.txt"), max_audio_seconds=0)
     with pytest.raises(ValueError, match="'train' manifest"):
         dataio_prep({"test": manifests["test"]}, tokenizer, str(tmp_path / "labels.txt"))
+
+
+# ------------------------------------------------- text items: computed once per utterance
+class _CountingAlign:
+    """``align_transcripts`` that appends the utterance's texts to a file, from any process."""
+
+    def __init__(self, log):
+        from m4ser_lobes.text.alignment import align_transcripts
+
+        self.log, self.align = log, align_transcripts
+
+    def __call__(self, hyp, ref, tokenizer, max_length=None):
+        with open(self.log, "a", encoding="utf-8") as fout:
+            fout.write(f"{hyp!r}\n")
+        return self.align(hyp, ref, tokenizer, max_length=max_length)
+
+
+def test_text_items_are_computed_once_not_every_epoch(
+    mini_iemocap_manifests, tokenizer, tmp_path, monkeypatch
+):
+    """Two epochs through a loader with 2 worker processes align no utterance again."""
+    import speechbrain as sb
+
+    import m4ser_lobes.data.dataio as dataio
+    from m4ser_lobes.data.dataio import make_text_pipeline
+
+    log = tmp_path / "aligned.txt"
+    monkeypatch.setattr(dataio, "align_transcripts", _CountingAlign(log))
+    datasets, _ = dataio_prep({"train": str(mini_iemocap_manifests / "fold1" / "train.json")},
+                              tokenizer, str(tmp_path / "labels.txt"), max_tokens=128)
+    train = datasets["train"]
+    assert len(log.read_text().splitlines()) == len(train)  # once each, at creation
+    loader = sb.dataio.dataloader.make_dataloader(train, batch_size=4, num_workers=2)
+    for _ in range(2):
+        batches = list(loader)
+    assert len(log.read_text().splitlines()) == len(train)
+    assert sum(len(b.id) for b in batches) == len(train)
+
+    # The memo gives what a fresh computation gives.
+    fresh = make_text_pipeline(tokenizer, max_tokens=128)
+    for index in range(len(train)):
+        item = train[index]
+        entry = train.data[item["id"]]
+        ids, labels, targets = fresh.func(item["id"], entry["hypothesis"], entry["transcript"])
+        assert torch.equal(item["input_ids"], ids) and torch.equal(item["aed_labels"], labels)
+        assert item["aec_targets"] == targets
+    item["aec_targets"][99] = [1]  # a consumer editing its copy leaves the memo intact
+    assert 99 not in train[len(train) - 1]["aec_targets"]
+
+
+def test_a_missing_hypothesis_fails_when_the_datasets_are_built(long_manifests, tokenizer,
+                                                                 tmp_path):
+    import json
+
+    manifests, _ = long_manifests
+    with open(manifests["test"], encoding="utf-8") as fin:
+        entries = json.load(fin)
+    entries["utt"]["hypothesis"] = None
+    with open(manifests["test"], "w", encoding="utf-8") as fout:
+        json.dump(entries, fout)
+    with pytest.raises(ValueError, match="utterance utt has no ASR hypothesis"):
+        dataio_prep(manifests, tokenizer, str(tmp_path / "labels.txt"))

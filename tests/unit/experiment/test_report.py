@@ -143,6 +143,18 @@ def test_loss_curves_mean_and_per_fold(report):
     assert curves["valid UA"]["mean"]["values"] == pytest.approx([50.5, 60.5, 70.5])
 
 
+def test_fig8_panels_are_the_loss_table():
+    """One panel per row of losses.LOSS_TERMS, in table order, with its reference line."""
+    from m4ser_lobes.losses import LOSS_TERMS
+
+    terms = [(t.paper, (t.paper,), t.reference) for t in LOSS_TERMS]
+    assert list(rp.LOSS_PANELS[:len(terms)]) == terms
+    assert dict((p[0], p[2]) for p in rp.LOSS_PANELS)["L_G"] == ("2 ln 2", 2 * math.log(2))
+    assert rp.LOSS_PANELS[len(terms):] == (("D(·) means", ("D(H_S^spe)", "D(H_T^spe)",
+                                                           "D(H_inv)"), ("0.5", 0.5)),)
+    assert rp.CURVE_KEYS[-1] == "valid UA"
+
+
 def test_ablation_without_gan_has_no_adversarial_curves(tmp_path):
     write_fold(tmp_path / "fold1" / "s", FOLD1, history(0.0, with_gan=False))
     result = rp.cross_validation_report(rp.collect_fold_results({1: tmp_path / "fold1" / "s"}))
@@ -225,13 +237,13 @@ def test_command_line_rebuilds_the_report(experiment, capsys):
 
 # ------------------------------------------------------------------------------ configuration
 def configuration(**switches):
-    """A ``configuration.json`` as train.py writes it (m4ser_lobes.experiment.config.describe)."""
-    from m4ser_lobes.experiment.config import describe
+    """A ``configuration.json`` as train.py writes it (m4ser_lobes.experiment.settings.describe)."""
+    from m4ser_lobes.experiment.settings import describe
 
     values = {"modalities": "both", "use_msr": True, "use_mir": True, "use_aed": True,
               "use_aec": True, "use_gan": True, "use_lcl": True, "text_source": "hypothesis",
               "speech_encoder_source": "hubert", "text_encoder_source": "bert", **switches}
-    return describe(values, settings=values)
+    return describe(values)
 
 
 def test_report_records_the_configuration_so_ablations_differ(experiment, tmp_path):

@@ -1,9 +1,12 @@
 """Cross-corpus and few-shot study pieces: label mapping, target split, shot draws, fine-tuning
-start, tables, and the study command line (m4ser_lobes/experiment/studies.py,
-recipes/studies/study_runner.py)."""
+start, tables, the study command line, its data folders and how its runs are recognised
+(m4ser_lobes/experiment/studies.py, recipes/studies/study_runner.py)."""
 
 import json
 import math
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -12,17 +15,23 @@ import m4ser_lobes.corpora.meld as _MELD_PREP
 import pytest
 
 from m4ser_lobes.experiment import studies
+from m4ser_lobes.experiment.settings import ConfigError
 from m4ser_lobes.experiment.studies import StudyError
-from m4ser_lobes.testing.models import import_script
 
 REPO = Path(__file__).resolve().parents[3]
 iemocap_prepare = _IEMOCAP_PREP
 meld_prepare = _MELD_PREP
 
 
-def import_runner():
-    """``recipes/studies/study_runner.py`` as a module."""
-    return import_script(REPO / "recipes" / "studies" / "study_runner.py")
+def import_study(name):
+    """``recipes/studies/<name>.py`` as a module (it imports ``study_runner`` beside it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"study_{name}",
+                                                  REPO / "recipes" / "studies" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def labels_of(counts):
@@ -221,35 +230,151 @@ def test_few_shot_table_reports_mean_and_spread_over_draws(tmp_path):
 
 
 # ------------------------------------------------------------------------------ command line
-def test_study_command_line_passes_train_overrides_through(tmp_path):
-    runner = import_runner()
+def parse(tmp_path, *extra, study="few_shot"):
+    script = import_study(study)
+    options = script.Options if study == "few_shot" else script.study_runner.StudyOptions
     argv = ["hparams/m4ser.yaml", f"--iemocap_folder={tmp_path}", f"--meld_folder={tmp_path}",
-            "--rows=baseline,m4ser", "--split_seed=3", "--lr=0.001", "--noprogressbar",
-            "--finetune_lr=1e-5", "--subset=True"]
-    options = runner.parse_args(argv, {"rows": "m4ser", "finetune_lr": None}, "cross_corpus.py")
+            *extra]
+    return script.study_runner.parse_command_line(argv, options, f"{study}.py", script.__doc__)
+
+
+def test_study_command_line_passes_run_overrides_through(tmp_path):
+    study = parse(tmp_path, "--rows=baseline,m4ser", "--split_seed=3", "--lr=0.001",
+                  "--noprogressbar", "--finetune_lr=1e-5", "--subset=True", "--shots=5,10",
+                  "--device=cpu")
+    options = study.options
     assert options.rows == ["baseline", "m4ser"] and options.split_seed == 3
-    assert options.finetune_lr == 1e-5 and options.subset is True  # YAML 1.2, as train.py
-    assert options.passthrough == {"lr": "0.001"} and options.flags == ["--noprogressbar"]
+    assert options.finetune_lr == 1e-5 and options.subset is True  # YAML 1.2, as a run reads it
+    assert options.shots == [5, 10] and options.draws == 5
+    assert study.overrides == {"lr": 0.001}
+    assert study.run_opts["noprogressbar"] is True and study.run_opts["device"] == "cpu"
     assert options.directions == ["ie2me", "me2ie"] and options.select_on == "target"
+    assert parse(tmp_path, "--shots=20").options.shots == [20]
+    assert parse(tmp_path, study="cross_corpus").options.rows == list(studies.ROWS)
 
 
 @pytest.mark.parametrize("extra, message", [
-    ("--use_gan=True", "set by the study"),
+    ("--use_gan=True", "--use_gan is set by the study"),
     ("--selection_metric=WA", "set by the study"),
-    ("--rows=bogus", "unknown"),
-    ("--directions=ie2msp", "unknown"),
-    ("--select_on=test", "target or source"),
+    ("--init_from=abc", "set by the study"),
+    ("--rows=bogus", "--rows='bogus': it should be 'baseline', "),
+    ("--directions=ie2msp", "--directions='ie2msp'"),
+    ("--select_on=test", "it should be 'target' or 'source'"),
+    ("--split_seed=1.5", "--split_seed=1.5"),
+    ("--shots=5,0", "--shots='5,0'"),
+    ("--draws=True", "--draws=True"),
+    ("--iemocap_hypotheses=nowhere.json", "not a file; pass an ASR cache"),
+    ("--lrr=0.1", "--lrr is not a key of .*the study's own options are --iemocap_folder"),
 ])
 def test_study_command_line_refusals(tmp_path, extra, message):
-    runner = import_runner()
-    argv = ["hparams/m4ser.yaml", f"--iemocap_folder={tmp_path}", f"--meld_folder={tmp_path}",
-            extra]
-    with pytest.raises(StudyError, match=message):
-        runner.parse_args(argv, {"rows": "m4ser"}, "cross_corpus.py")
+    with pytest.raises(StudyError, match=message) as error:
+        parse(tmp_path, extra)
+    assert "\n" not in str(error.value)
 
 
 def test_study_command_line_needs_both_corpus_folders(tmp_path):
-    runner = import_runner()
-    with pytest.raises(StudyError, match="--meld_folder=None: not a folder"):
-        runner.parse_args(["hparams/m4ser.yaml", f"--iemocap_folder={tmp_path}"],
-                          {"rows": "m4ser"}, "cross_corpus.py")
+    script = import_study("cross_corpus")
+    options = script.study_runner.StudyOptions
+    with pytest.raises(StudyError, match="--meld_folder is missing: pass --meld_folder=<the MELD"):
+        script.study_runner.parse_command_line(
+            ["hparams/m4ser.yaml", f"--iemocap_folder={tmp_path}"], options, "x.py", "")
+    with pytest.raises(StudyError, match="--meld_folder='nowhere': not a folder; pass the MELD"):
+        script.study_runner.parse_command_line(
+            ["hparams/m4ser.yaml", f"--iemocap_folder={tmp_path}", "--meld_folder=nowhere"],
+            options, "x.py", "")
+    with pytest.raises(StudyError, match="usage: python x.py hparams/m4ser.yaml"):
+        script.study_runner.parse_command_line([f"--iemocap_folder={tmp_path}"], options,
+                                               "x.py", "")
+
+
+def test_study_scripts_print_their_help_and_refuse_in_one_line(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    shown = subprocess.run([sys.executable, "recipes/studies/cross_corpus.py", "--help"],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("Table VIII: cross-corpus") and "--select_on" in shown.stdout
+    refused = subprocess.run([sys.executable, "recipes/studies/few_shot.py", "hparams/m4ser.yaml",
+                              f"--iemocap_folder={tmp_path}", f"--meld_folder={tmp_path}",
+                              "--draws=0"], cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "error: recipes/studies/few_shot.py: --draws=0: it should be greater than or equal to 1"
+        "  (M4SER_TRACEBACK=1 shows the traceback)"]
+
+
+# ------------------------------------------------------------------------------ data and runs
+def pools_of(per_class=10):
+    """Mapped corpora as ``prepare_pools`` returns them (corpus -> id -> entry)."""
+    def entries(prefix, corpus):
+        return {f"{prefix}{c}{i:02d}": {"emo": c, "corpus_emo": c, "wav": f"/{corpus}/{c}{i}.wav",
+                                        "duration": 1.0 + i, "transcript": "a b",
+                                        "hypothesis": "a c"}
+                for c in studies.SHARED_CLASSES for i in range(per_class)}
+    return {"iemocap": entries("Ses01F_", "iemocap"), "meld": entries("train_dia", "meld")}
+
+
+def test_direction_data_is_written_once_in_a_keyed_folder(tmp_path):
+    study = parse(tmp_path, f"--study_folder={tmp_path / 'study'}")
+    runner, pools = import_study("few_shot").study_runner, pools_of()
+    paths = runner.write_direction_data(study.options, pools, "ie2me")
+    folder = paths["folder"]
+    assert folder.parent == tmp_path / "study" / "data" / "ie2me"
+    parts = {n: json.loads(paths[n].read_text()) for n in ("train", "valid", "test", "target_valid")}
+    assert set(parts["train"]) == set(pools["iemocap"])  # the whole source
+    assert parts["valid"] == parts["target_valid"] and not set(parts["valid"]) & set(parts["test"])
+    assert set(parts["valid"]) | set(parts["test"]) == set(pools["meld"])
+    assert len(json.loads(paths["hypotheses"].read_text())["hypotheses"]) == 80
+    stamps = {p: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+    assert runner.write_direction_data(study.options, pools, "ie2me") == paths  # done: kept
+    assert {p: p.stat().st_mtime_ns for p in folder.glob("*.json")} == stamps
+    shots = runner.write_shot_data(study.options, paths, 2, draw=0)
+    assert shots["train"].parent == folder / "shots" / "draw0" / "k2"
+    assert len(json.loads(shots["train"].read_text())) == 8
+    # Another split, another corpus content or another selection: another folder, this one kept.
+    others = [parse(tmp_path, f"--study_folder={tmp_path / 'study'}", "--split_seed=5").options,
+              parse(tmp_path, f"--study_folder={tmp_path / 'study'}", "--select_on=source").options]
+    changed = {**pools, "meld": {**pools["meld"], "train_diasad00": {
+        **pools["meld"]["train_diasad00"], "hypothesis": "other"}}}
+    folders = {runner.write_direction_data(o, pools, "ie2me")["folder"] for o in others}
+    folders.add(runner.write_direction_data(study.options, changed, "ie2me")["folder"])
+    assert len(folders | {folder}) == 4
+    assert {p: p.stat().st_mtime_ns for p in folder.glob("*.json")} == stamps
+    source = json.loads(runner.write_direction_data(others[1], pools, "ie2me")["valid"]
+                        .read_text())
+    assert set(source) < set(pools["iemocap"])  # select_on=source: held out of the source
+
+
+def test_study_runs_are_recognised_by_their_identity(tmp_path):
+    """Finished = same settings, same manifests, same start; anything else is refused before
+    training (the records are written by run.claim_folder, as train() writes them)."""
+    from m4ser_lobes.experiment import run as runs
+
+    folder = f"--study_folder={tmp_path / 'study'}"
+    study = parse(tmp_path, folder, "--text_source=transcript")
+    runner = import_study("few_shot").study_runner
+    paths = runner.write_direction_data(study.options, pools_of(), "me2ie")
+    run = runner.source_plan(study, "me2ie", "baseline", paths)
+    assert run.values["skip_prep"] is True and run.values["num_emotions"] == 4
+    assert run.values["selection_metric"] == "UA" and run.values["use_gan"] is False
+    assert run.output_folder == (tmp_path / "study" / "runs" / "me2ie" / "baseline" / "source")
+    assert runner.run_state(run) == "todo"
+    runs.claim_folder(run, runs.manifests_of(run.values))
+    (run.output_folder / "test_metrics.json").write_text("{}")
+    assert runner.run_state(run) == "done"
+
+    with pytest.raises(ConfigError, match="other settings .lr: 1e-05 -> 0.002.*--study_folder="):
+        runner.run_state(runner.source_plan(parse(tmp_path, folder, "--text_source=transcript",
+                                                  "--lr=0.002"), "me2ie", "baseline", paths))
+    resplit = parse(tmp_path, folder, "--text_source=transcript", "--split_seed=5")
+    other = runner.write_direction_data(resplit.options, pools_of(), "me2ie")
+    with pytest.raises(ConfigError, match="other data or another start .data: "):
+        runner.run_state(runner.source_plan(resplit, "me2ie", "baseline", other))
+    started = runner.plan(study, {**runner.run_overrides(study, "me2ie", "baseline", paths,
+                                                         run.output_folder),
+                                  "init_from": "0123abcd"})
+    with pytest.raises(ConfigError, match="init_from: None -> 0123abcd"):
+        runner.run_state(started)
+    assert runner.run_state(started, start_known=False) == "done"  # the start is compared later
+    overwrite = parse(tmp_path, folder, "--text_source=transcript", "--overwrite=True")
+    assert runner.run_state(runner.source_plan(overwrite, "me2ie", "baseline", other)) == "todo"

@@ -14,7 +14,7 @@ def make_run(folder, selection_metric, checkpoints):
     for stamp, (name, metrics) in enumerate(checkpoints.items(), 1):
         ckpt = save / name
         ckpt.mkdir()
-        (ckpt / "model.ckpt").write_bytes(b"")
+        (ckpt / "model.ckpt").write_bytes(b"weights")  # not empty: an empty one is incomplete
         meta = "".join(f"{key}: {value}\n" for key, value in metrics.items())
         (ckpt / "CKPT.yaml").write_text(f"end-of-epoch: true\nunixtime: {stamp}\n{meta}")
     return folder

@@ -354,6 +354,74 @@ def test_truncation_is_a_prefix_of_the_full_alignment(tok, pair, max_length):
     assert cut.truncated == (len(full.input_ids) > max_length)
 
 
+# ------------------------------------------------------------- cost bounded by max_length
+
+
+def _edited(rng, ref_words, vocab):
+    """A hypothesis made from ``ref_words`` by local edits (an ASR with a 25 % word error rate)."""
+    hyp = []
+    for w in ref_words:
+        op = rng.choices(["keep", "sub", "del", "ins"], weights=[75, 12, 7, 6])[0]
+        hyp += {"keep": [w], "sub": [rng.choice(vocab)], "del": [],
+                "ins": [w, rng.choice(vocab)]}[op]
+    return hyp
+
+
+def test_long_texts_align_in_bounded_time_and_memory(tok):
+    """A 20,000-word reference against a 50,000-word hypothesis used to need ~9 GB (LCS table)."""
+    import random
+    import time
+    import tracemalloc
+
+    rng = random.Random(0)
+    vocab = WHOLE_WORDS + SPLIT_WORDS
+    ref = " ".join(rng.choice(vocab) for _ in range(20_000))
+    hyp = " ".join(rng.choice(vocab) for _ in range(50_000))
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        a = align_transcripts(hyp, ref, tok, max_length=128)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seconds < 10 and peak < 64 * 2**20, (seconds, peak)  # measured: 1.3 s, 4 MB
+    assert a.truncated and len(a.input_ids) == len(a.labels) == 128
+    assert a.input_ids == encode_hypothesis(hyp, tok, max_length=128)
+    assert sorted(a.targets) == [p for p, lab in enumerate(a.labels) if lab == C]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_windowed_alignment_is_the_whole_alignment_on_long_transcripts(tok, seed):
+    """Texts longer than the windows: the kept tokens get the labels of the whole alignment."""
+    import random
+
+    rng = random.Random(seed)
+    vocab = VOCAB + WHOLE_WORDS
+    ref_words = [rng.choice(vocab) for _ in range(400)]
+    hyp, ref = " ".join(_edited(rng, ref_words, vocab)), " ".join(ref_words)
+    full = align_transcripts(hyp, ref, tok)
+    for max_length in (8, 40):
+        cut = align_transcripts(hyp, ref, tok, max_length=max_length)
+        keep = max_length - 1
+        assert cut.input_ids == full.input_ids[:keep] + full.input_ids[-1:]
+        assert cut.labels[:keep] == full.labels[:keep] and cut.labels[-1] == X
+        assert cut.targets == {p: t for p, t in full.targets.items() if p < keep}
+        assert cut.truncated
+
+
+def test_a_target_running_past_the_reference_window_is_dropped(tok):
+    """Short hypothesis, very long reference: the last word hosts words beyond the window."""
+    tail = " ".join(["cat"] * 1000)
+    a = align_transcripts("hello world", f"hello world {tail}", tok, max_length=8)
+    assert a.labels == [K, K, C, X] and a.targets == {} and a.num_cut_targets == 1
+    assert a.truncated  # reconstruct cannot give the whole reference
+    # A reference that fits in the window keeps the target, whole.
+    b = align_transcripts("hello world", "hello world cat cat", tok, max_length=8)
+    assert b.labels == [K, K, C, X] and b.targets == {2: ids(tok, "world cat cat")}
+    assert not b.truncated and reconstruct(b) == ids(tok, "hello world cat cat")
+
+
 def test_byte_level_bpe_words_compare_through_their_ids(bpe_tok):
     # 'know' opens the hypothesis (no leading space) but not the reference ('Ġknow'): the two
     # are different ids, so the word is rewritten instead of kept.

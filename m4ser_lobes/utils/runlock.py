@@ -1,0 +1,111 @@
+"""One trainer per run folder: an exclusive ``flock`` on ``<folder>/.lock``.
+
+Two trainers writing the same checkpoints, history and results interleave their files; a second
+``train.py`` started on a folder in use (a resubmitted job, a command run twice) must stop at
+once. :func:`hold` takes the lock without waiting and writes the holder's PID and host into the
+lock file; a second holder gets :class:`RunLocked`, one line naming the folder, the holder and
+what to do. The kernel releases the lock when its process ends, however it ends (``kill -9``
+included): no stale lock to remove by hand. The file itself stays (removing it would let a
+third process lock a new file while the second still holds the old one).
+
+Example
+-------
+>>> folder = getfixture("tmp_path") / "run"
+>>> with hold(folder) as lock:
+...     lock.path.name, (folder / ".lock").exists()
+('.lock', True)
+>>> with hold(folder):  # free again
+...     pass
+"""
+
+import contextlib
+import fcntl
+import os
+import socket
+from pathlib import Path
+
+LOCK_FILE = ".lock"
+
+
+class RunLocked(RuntimeError):
+    """Another process holds the run folder; the message is one line."""
+
+
+class RunLock:
+    """A held lock on a run folder; :meth:`release` (or the process's end) frees it."""
+
+    def __init__(self, path, fd):
+        self.path = Path(path)
+        self._fd = fd
+
+    @property
+    def held(self):
+        return self._fd is not None
+
+    def release(self):
+        """Free the folder (the lock file is emptied, not removed)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # closing the descriptor drops the flock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def holder_of(path):
+    """``(pid, host)`` recorded in the lock file ``path`` (``"?"`` for what cannot be read)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return fields.get("pid", "?"), fields.get("host", "?")
+
+
+def acquire(folder):
+    """Lock ``folder`` (created if needed) for this process, or raise :class:`RunLocked`.
+
+    Returns
+    -------
+    RunLock
+        Released by ``release()``, a ``with`` block, or the end of the process. The descriptor
+        is not inherited by programs this process starts (``O_CLOEXEC``).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        pid, host = holder_of(path)
+        kill = f"kill {pid}" if host == socket.gethostname() else f"kill {pid} on {host}"
+        raise RunLocked(
+            f"{folder} is in use by another training run (PID {pid} on host {host}): wait for "
+            f"it to finish, or stop it ({kill}) and rerun this command; it resumes from the "
+            "last checkpoint"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid={os.getpid()}\nhost={socket.gethostname()}\n".encode(), 0)
+    return RunLock(path, fd)
+
+
+@contextlib.contextmanager
+def hold(folder):
+    """``with hold(folder): train()``: :func:`acquire`, released when the block ends."""
+    lock = acquire(folder)
+    try:
+        yield lock
+    finally:
+        lock.release()

@@ -1,0 +1,82 @@
+"""One trainer per run folder (``m4ser_lobes.utils.runlock``), with two real processes."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from m4ser_lobes.utils.runlock import RunLocked, acquire, hold, holder_of
+
+HOLDER = """
+import sys, time
+from m4ser_lobes.utils.runlock import hold
+with hold(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+SECOND = """
+import sys
+from m4ser_lobes.utils.runlock import RunLocked, acquire
+try:
+    acquire(sys.argv[1])
+except RunLocked as error:
+    sys.exit(f"error: {error}")
+"""
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """A process holding ``tmp_path / "run"`` (started, lock taken)."""
+    folder = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield folder, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_a_second_trainer_is_refused_with_one_line(holder):
+    folder, proc = holder
+    assert holder_of(folder / ".lock") == (str(proc.pid), socket.gethostname())
+    with pytest.raises(RunLocked) as refused:
+        acquire(folder)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{folder} is in use")
+    assert f"(PID {proc.pid} on host {socket.gethostname()})" in message
+    assert f"stop it (kill {proc.pid})" in message and "wait for it to finish" in message
+
+    # a second process gets the same line (what train.py prints) and exits non-zero
+    second = subprocess.run([sys.executable, "-c", SECOND, str(folder)], capture_output=True,
+                            text=True, timeout=120)
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines() == [f"error: {message}"]
+
+
+def test_the_kernel_frees_the_folder_when_the_holder_is_killed(holder):
+    folder, proc = holder
+    with pytest.raises(RunLocked):
+        acquire(folder)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while True:  # no stale lock: free as soon as the process is gone
+        try:
+            lock = acquire(folder)
+            break
+        except RunLocked:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    with lock:
+        assert holder_of(folder / ".lock") == (str(os.getpid()), socket.gethostname())
+    assert (folder / ".lock").read_text() == ""  # released: names no holder
+    with hold(folder):  # and free again
+        pass
