@@ -492,11 +492,13 @@ def _fit_and_test(run, hparams, manifests, claimed):
 # ------------------------------------------------------------------------------ command line
 def user_errors():
     """The exceptions that explain themselves: printed as one line, no traceback."""
+    from m4ser_lobes.checkpoints import CheckpointDiskFull
     from m4ser_lobes.data.checks import DataCheckError
     from m4ser_lobes.data.prep import PrepError
     from m4ser_lobes.utils.runlock import RunLocked
 
-    return (cfg.ConfigError, ident.IdentityConflict, PrepError, DataCheckError, RunLocked)
+    return (cfg.ConfigError, ident.IdentityConflict, PrepError, DataCheckError, RunLocked,
+            CheckpointDiskFull)
 
 
 @contextlib.contextmanager

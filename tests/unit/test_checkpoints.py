@@ -255,8 +255,10 @@ def test_full_disk_stops_with_one_line_and_the_run_resumes_once_space_is_freed(t
     report = json.loads(done.stdout.split("REPORT ", 1)[1])
     error = report["error"]
     assert error is not None, f"the save did not fail ({mode})"
-    what, fix = {"tmpfs": ("disk full", "free space on that disk"),
-                 "rlimit": ("file size limit reached", "raise the file size limit (ulimit -f)")}[mode]
+    what, fix = {
+        "tmpfs": ("disk full", "free space on that disk"),
+        "rlimit": ("file size limit reached", "raise the file size limit (ulimit -f)"),
+    }[mode]
     assert "\n" not in error and error.startswith(f"{disk / 'save'}: {what}, ")
     assert f"needs about {report['first_size']}," in error  # the size of the last checkpoint
     assert f"): {fix}, then rerun the same command" in error

@@ -55,7 +55,7 @@ def wait_for(predicate, seconds, what):
 
 @pytest.fixture
 def family(tmp_path):
-    """Start a parent running ``run_child`` (in its own process group); yields (parent, child pid)."""
+    """A parent running ``run_child`` (in a process group of its own): (parent, child pid)."""
     parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD, str(tmp_path)],
                               stdout=subprocess.PIPE, text=True, process_group=0)
     child_pid = None
