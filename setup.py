@@ -33,6 +33,8 @@ setup(
         # MELD ships mp4 clips (AAC audio): PyAV's wheels bundle FFmpeg, no system install.
         "av>=12",
         "huggingface_hub",
+        # configuration checks (m4ser_lobes/experiment/settings.py, the corpora's settings models)
+        "pydantic>=2",
         "tqdm",
     ],
     extras_require={
