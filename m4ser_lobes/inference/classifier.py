@@ -128,9 +128,7 @@ class M4SERClassifier(Pretrained):
         super().__init__(*args, **kwargs)
         hparams = self.hparams
         where = os.path.join(str(getattr(hparams, "pretrained_path", ".")), "hyperparams.yaml")
-        check_window_settings(
-            hparams.window_seconds, hparams.max_windows, hparams.batch_size, where
-        )
+        check_window_settings(hparams.window_seconds, hparams.max_windows, hparams.batch_size, where)
         encoder = hparams.label_encoder
         expected = getattr(hparams, "num_emotions", None) or len(encoder)
         if len(encoder) != expected:

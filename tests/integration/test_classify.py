@@ -274,7 +274,7 @@ def _command(tiny, clips, out):
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
 def test_a_killed_run_is_resumed_by_the_same_command(tiny_m4ser, tmp_path, suffix):
     """SIGKILL mid-run, rerun: every file once; the rows on disk are kept, not recomputed."""
-    ids = _copies(tiny_m4ser, tmp_path / "clips", 60)
+    ids = _copies(tiny_m4ser, tmp_path / "clips", 30)
     out = tmp_path / f"out{suffix}"
     command = _command(tiny_m4ser, tmp_path / "clips", out)  # no transcripts: Whisper runs
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -329,9 +329,14 @@ def test_a_rerun_retries_skipped_files_and_keeps_the_others(tiny_m4ser, tmp_path
     by_id = {r["id"]: r for r in records}
     assert by_id[second_id]["label"] == "hand-edited", "an ok row is kept as it is"
     assert by_id[third_id]["status"] == "ok", "a skipped file is tried again"
-    # the same output with other columns (another --correct): refused before classifying
+    # the same output with other columns (another --correct), or an id of the output that now
+    # names another file: refused before classifying
     size = out.stat().st_size
     assert classify.main(argv + ["--correct"]) == 2
+    other = tmp_path / "other" / Path(files[0]).name
+    other.parent.mkdir()
+    shutil.copy(files[0], other)
+    assert classify.main([str(other) if f == files[0] else f for f in argv]) == 2
     assert out.stat().st_size == size
 
 
