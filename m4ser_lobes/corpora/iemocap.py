@@ -65,11 +65,10 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Dict, List, Literal, NamedTuple, Optional, Union
+from typing import Annotated, Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StrictInt, StrictStr
 

@@ -50,6 +50,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from m4ser_lobes.utils.fileio import current_umask
+
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
@@ -124,6 +126,7 @@ def write_wav(path, audio, sample_rate=SAMPLE_RATE):
     os.close(fd)
     try:
         sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; the cache is shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

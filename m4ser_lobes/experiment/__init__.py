@@ -1,1 +1,1 @@
-"""Running experiments: configuration rules and run fingerprints, metrics, cross-validation reports."""
+"""Running experiments: a run as a value (run, settings), ablations, cross-validation reports, studies."""

@@ -407,6 +407,8 @@ def publish(table, study, name, notes):
 
 def command_line(main):
     """Run a study script's ``main(sys.argv[1:])``; a refused study exits with one line."""
+    import m4ser_lobes.checkpoints  # noqa: F401 (its hook registrations log at import: before the handler)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     with runs.one_line_errors():
         return main(sys.argv[1:])

@@ -59,7 +59,7 @@ def test_a_fold_made_with_other_settings_is_refused_for_every_fold(tmp_path):
 
 
 # ------------------------------------------------------------------------------ slow
-def demo_argv(tmp_path, folds):
+def demo_argv(tmp_path, folds, epochs=1):
     from m4ser_lobes.testing.demo import demo_overrides
     from m4ser_lobes.testing.mini_iemocap import corpus_words, generate_iemocap
 
@@ -67,7 +67,7 @@ def demo_argv(tmp_path, folds):
     overrides = demo_overrides(tmp_path, {"data_folder": str(corpus.root),
                                           "hypotheses_file": str(corpus.hypotheses),
                                           "experiment_name": "demo", "expected_utterances": None},
-                               corpus_words(), 1, 7)
+                               corpus_words(), epochs, 7)
     overrides["batch_size"] = 16
     return [str(HPARAMS), f"--folds={folds}", "--device=cpu", "--noprogressbar",
             *(f"--{k}={'null' if v is None else v}" for k, v in overrides.items())]
@@ -98,15 +98,16 @@ def test_two_real_folds_then_resume_then_no_orphan(tmp_path, caplog):
     assert rerun["pooled"] == report["pooled"]
 
     # SIGKILL of cross_validate.py while fold 3 trains: its train.py dies with it.
-    parent = subprocess.Popen([sys.executable, str(RECIPE / "cross_validate.py"),
-                               *demo_argv(tmp_path, "[3]"), "--number_of_epochs=50"],
-                              cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    lock = experiment / "fold3" / "seed7" / ".lock"
+    log = tmp_path / "fold3.log"
+    with open(log, "w") as out:
+        parent = subprocess.Popen([sys.executable, str(RECIPE / "cross_validate.py"),
+                                   *demo_argv(tmp_path, "[3]", epochs=50)],
+                                  cwd=tmp_path, env=ENV, stdout=out, stderr=subprocess.STDOUT)
+    history = experiment / "fold3" / "seed7" / "history.json"  # written after epoch 1
     deadline = time.monotonic() + 300
-    while not lock.exists() and time.monotonic() < deadline:
+    while not history.exists() and time.monotonic() < deadline and parent.poll() is None:
         time.sleep(0.2)
-    assert lock.exists(), "fold 3 never started"
+    assert parent.poll() is None and history.exists(), log.read_text()[-3000:]
     children = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True)
     child = int(children.stdout.split()[0])
     os.kill(parent.pid, signal.SIGKILL)

@@ -26,12 +26,9 @@ TINY = {**TINY_OVERRIDES, "number_of_epochs": 1, "batch_size": 8, "lr": 0.002,
 
 def import_meld_demo():
     """``recipes/MELD/demo.py`` as a module (its helpers: the words and overrides of the demo)."""
-    import importlib.util
+    from m4ser_lobes.testing import load_script
 
-    spec = importlib.util.spec_from_file_location("meld_demo", REPO / "recipes" / "MELD" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "recipes" / "MELD" / "demo.py", "meld_demo")
 
 
 @pytest.fixture(scope="module")

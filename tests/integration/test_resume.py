@@ -8,7 +8,6 @@ uninterrupted run of the same command in another folder (2 epochs x 7 batches, t
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,9 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_recipe import (checkpoints, run_argv, in_process_run, make_tiny_assets,
-                         output_folder, steps_per_epoch, subprocess_env, tiny_argv,
-                         train_utterances)
+from tiny_recipe import (checkpoints, in_process_run, make_tiny_assets, output_folder, run_argv,
+                         steps_per_epoch, subprocess_env, tiny_argv, train_utterances)
+
+from m4ser_lobes.testing import sigkill
 
 WORKER = Path(__file__).resolve().parent / "resume_worker.py"
 EPOCHS = 2
@@ -67,12 +67,10 @@ def test_killed_run_resumes_with_same_optimizer_steps(tmp_path):
         frozen = wait_for(marker, proc, worker_log)
         save = output_folder(killed_results) / "save"
         before_kill = checkpoints(save)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
+        assert sigkill(proc, timeout=60) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            sigkill(proc)
 
     per_epoch = steps_per_epoch(train_utterances(killed_results))
     assert per_epoch >= FREEZE_STEP + 1, "the tiny corpus must leave batches after the kill"
@@ -122,3 +120,17 @@ def test_killed_run_resumes_with_same_optimizer_steps(tmp_path):
         "epoch: 2",
     ]
     assert (output_folder(killed_results) / "test_metrics.json").exists()
+
+    # 5. Exact resume (RNG states and the loader's generator in every checkpoint): the resumed
+    #    run ends with the uninterrupted run's weights and test numbers, to the bit.
+    import torch
+
+    final_weights = [torch.load(c["path"] / "model.ckpt", map_location="cpu", weights_only=True)
+                     for c in (resumed, reference)]
+    assert final_weights[0].keys() == final_weights[1].keys()
+    differing = [k for k in final_weights[0] if not torch.equal(final_weights[0][k], final_weights[1][k])]
+    assert not differing, f"{len(differing)} of {len(final_weights[0])} tensors differ: {differing[:5]}"
+    metrics = [json.loads((output_folder(r) / "test_metrics.json").read_text())
+               for r in (killed_results, reference_results)]
+    assert {k: metrics[0][k] for k in ("WA", "UA", "W-F1", "confusion")} == \
+        {k: metrics[1][k] for k in ("WA", "UA", "W-F1", "confusion")}

@@ -27,13 +27,9 @@ TINY = {"seed": SEED, **TINY_OVERRIDES, "number_of_epochs": 1, "batch_size": BAT
 
 def import_study(name):
     """``recipes/studies/<name>.py`` as a module (it imports ``study_runner`` beside it)."""
-    import importlib.util
+    from m4ser_lobes.testing import load_script
 
-    spec = importlib.util.spec_from_file_location(f"study_{name}",
-                                                  REPO / "recipes" / "studies" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "recipes" / "studies" / f"{name}.py", f"study_{name}")
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ from m4ser_lobes.checkpoints import (
     human_bytes,
 )
 from m4ser_lobes.data import batching
+from m4ser_lobes.testing import sigkill
 
 THIS = Path(__file__).resolve()
 TIMEOUT_S = 120
@@ -101,12 +102,10 @@ def run_until_marker(tmp_path, *args):
             assert proc.poll() is None, f"worker exited early:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"worker never blocked:\n{log.read_text()}"
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
+        assert sigkill(proc, timeout=30) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            sigkill(proc)
 
 
 def first_weights():

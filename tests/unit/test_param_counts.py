@@ -1,19 +1,17 @@
 """Table V head deltas at paper size (d = 768, V = 30,522), from benchmarks/param_counts.py."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from m4ser_lobes.testing import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "param_counts.py"
 
 
 def import_benchmark(path):
     """``benchmarks/<name>.py`` as a module."""
-    spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, f"benchmark_{path.stem}")
 
 
 @pytest.fixture(scope="module")

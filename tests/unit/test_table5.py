@@ -2,20 +2,18 @@
 
 import json
 import math
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from m4ser_lobes.testing import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "table5.py"
 
 
 def import_benchmark(path):
     """``benchmarks/<name>.py`` as a module."""
-    spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, f"benchmark_{path.stem}")
 ROWS = ("baseline", "msr_mir", "gan_lcl", "m4ser")
 
 

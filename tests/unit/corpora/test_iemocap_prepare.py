@@ -327,12 +327,12 @@ def _hint_options(message):
 
 
 def _yaml_keys():
-    from hyperpyyaml import resolve_references
+    """The keys train.py accepts: the model YAML's and IEMOCAP's data section's."""
+    from m4ser_lobes.experiment.run import merged_overrides
+    from m4ser_lobes.experiment.settings import load_values
 
-    from m4ser_lobes.utils.fileio import load_hyperpyyaml_values
-
-    with open(RECIPE.parents[1] / "hparams" / "m4ser.yaml", encoding="utf-8") as fin:
-        return set(load_hyperpyyaml_values(resolve_references(fin, {"data_folder": "/d"})))
+    return set(load_values(RECIPE.parents[1] / "hparams" / "m4ser.yaml",
+                           merged_overrides(prep.IEMOCAP.data_file, {"data_folder": "/d"})))
 
 
 def _prep_errors(small, tmp_path):

@@ -26,6 +26,19 @@ def _csv_text(texts):
     return out.getvalue()
 
 
+def _with_stray_bytes(path, rows):
+    """Write the UTF-8 CSV of TEXTS to ``path`` with the first apostrophe of each of ``rows``
+    as the cp1252 byte 0x92; returns the byte offsets."""
+    data = _csv_text(TEXTS).encode("utf-8")
+    offsets = []
+    for row in rows:
+        offset = data.index(f"I\u2019m line {row},".encode("utf-8")) + 1
+        data = data[:offset] + b"\x92" + data[offset + 3:]
+        offsets.append(offset)
+    path.write_bytes(data)
+    return offsets
+
+
 def _one_line_error(excinfo):
     message = str(excinfo.value)
     assert "\n" not in message
@@ -33,12 +46,9 @@ def _one_line_error(excinfo):
 
 
 def test_utf8_file_with_one_stray_cp1252_byte_is_an_error_naming_line_and_byte(tmp_path):
-    data = _csv_text(TEXTS).encode("utf-8")
     # Row 8 (file line 9): its first apostrophe written as the cp1252 byte 0x92.
-    offset = data.index("I\u2019m line 7,".encode("utf-8")) + 1
-    data = data[:offset] + b"\x92" + data[offset + 3:]
     path = tmp_path / "train_sent_emo.csv"
-    path.write_bytes(data)
+    offset, = _with_stray_bytes(path, [7])
     with pytest.raises(MeldPrepError) as excinfo:
         read_csv(path, "train")
     message = _one_line_error(excinfo)
@@ -48,12 +58,8 @@ def test_utf8_file_with_one_stray_cp1252_byte_is_an_error_naming_line_and_byte(t
 
 
 def test_several_bad_bytes_are_all_counted(tmp_path):
-    data = _csv_text(TEXTS).encode("utf-8")
-    for line in (3, 20):
-        offset = data.index(f"I\u2019m line {line},".encode("utf-8")) + 1
-        data = data[:offset] + b"\x92" + data[offset + 3:]
     path = tmp_path / "dev_sent_emo.csv"
-    path.write_bytes(data)
+    _with_stray_bytes(path, [3, 20])
     with pytest.raises(MeldPrepError) as excinfo:
         read_csv(path, "dev")
     message = _one_line_error(excinfo)

@@ -334,3 +334,19 @@ def test_loud_downmix_is_scaled_not_clipped(tmp_path):
     assert np.abs(audio).max() == pytest.approx(1.0)
     # Sine shape kept: a clipped sine would have an RMS well above peak / sqrt(2).
     assert float(np.sqrt(np.mean(audio[1600:-1600] ** 2))) == pytest.approx(2 ** -0.5, abs=0.02)
+
+
+def test_cached_wavs_are_readable_as_the_umask_says(tmp_path):
+    """The shared 16 kHz cache follows the umask (mkstemp alone gives 0600)."""
+    import os
+
+    import numpy as np
+
+    from m4ser_lobes.corpora.meld_audio import write_wav
+
+    old = os.umask(0o022)
+    try:
+        write_wav(tmp_path / "a.wav", np.zeros(160, dtype=np.float32))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.wav").stat().st_mode & 0o777 == 0o644
