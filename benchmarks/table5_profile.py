@@ -102,7 +102,7 @@ def optimizer_step_ms(brain, device, repeats=3):
     untimed step first so that its state exists); the row's own optimisers are untouched.
     """
     groups = brain.parameter_groups()
-    params = [p for group in groups.values() for p in group]
+    params = [p for found in groups.values() for group in found for p in group["params"]]
     for p in params:
         p.grad = torch.randn_like(p) * 1e-3
     figures = {}

@@ -77,7 +77,7 @@ def make_brain(row, folders, args, results_folder, shared=None):
     d_model, nhead = (64, 4) if args.size == "tiny" else (768, 12)
     overrides = {
         "data_folder": "unused", "results_folder": str(results_folder),
-        "text_source": "transcript",  # no corpus is read: the batches are built here
+        "skip_prep": True,  # no corpus is read: the batches are built here
         "speech_encoder_source": str(folders[0]), "text_encoder_source": str(folders[1]),
         "d_model": d_model, "nhead": nhead, "ckpt_interval_minutes": 0, **ROWS[row],
     }
@@ -87,7 +87,9 @@ def make_brain(row, folders, args, results_folder, shared=None):
     hparams["label_encoder"] = list(range(hparams["num_emotions"]))
     if args.adam != "yaml":
         for name in ("encoders", "head", "discriminator"):
-            hparams[f"opt_class_{name}"] = adam_class(hparams[f"lr_{name}"], args.adam)
+            # the encoders' groups carry lr_speech_encoder / lr_text_encoder themselves
+            hparams[f"opt_class_{name}"] = adam_class(hparams.get(f"lr_{name}", hparams["lr"]),
+                                                      args.adam)
     model = hparams["modules"]["model"]
     if shared is not None:
         model.speech_encoder, model.text_encoder = shared

@@ -23,7 +23,9 @@ Both phases keep SpeechBrain's machinery: autocast (``training_ctx``; fp16 with 
 across all optimisers, bf16 anywhere), gradient accumulation with DDP ``no_sync``, clipping of
 every parameter group, non-finite checks, gradients cleared after each phase,
 ``optimizer_step`` counted. Optimisers are named (``encoders``, ``head``, ``discriminator``),
-built in ``init_optimizers`` and registered as recoverables in one loop.
+built in ``init_optimizers`` and registered as recoverables in one loop; the ``encoders`` Adam
+holds one parameter group per encoder, each at its own learning rate (``lr_speech_encoder``,
+``lr_text_encoder``: a pretrained encoder fine-tunes slower than the rest trains).
 """
 
 import json
@@ -39,7 +41,8 @@ from m4ser_lobes import losses, switches
 from m4ser_lobes.text.tags import IGNORE_INDEX
 from m4ser_lobes.text.targets import DEFAULT_AEC_MAX_LEN, batch_correction_targets
 from m4ser_lobes.utils.fileio import atomic_write_json
-from m4ser_lobes.masks import lengths_to_pad_mask, mean_over_valid_positions, relative_to_absolute
+from m4ser_lobes.masks import (lengths_to_pad_mask, mean_over_time, mean_over_valid_positions,
+                               relative_to_absolute)
 from m4ser_lobes.metrics import (
     SELECTION_METRICS,
     emotion_metrics,
@@ -51,6 +54,8 @@ from m4ser_lobes.metrics import (
 logger = logging.getLogger(__name__)
 
 OPTIMIZER_NAMES = ("encoders", "head", "discriminator")
+#: The parameter groups of the ``encoders`` optimiser, each with its ``lr_<name>``.
+ENCODER_GROUPS = ("speech_encoder", "text_encoder")
 
 
 def unwrap(module):
@@ -63,9 +68,12 @@ class M4SERBrain(sb.Brain):
 
     Required hparams: the weights of the active loss terms (``alpha beta gamma lam``), ``tau``
     and ``use_lcl`` (the loss switches that build nothing), one optimiser
-    class per name in :data:`OPTIMIZER_NAMES` (``opt_class_encoders`` ...), ``label_encoder``
+    class per name in :data:`OPTIMIZER_NAMES` (``opt_class_encoders`` ...), the encoders'
+    learning rates ``lr_speech_encoder`` and ``lr_text_encoder`` (:meth:`parameter_groups`;
+    absent: the ``encoders`` optimiser's own), ``label_encoder``
     (set by the recipe), ``train_logger``, ``epoch_counter``; optional ``aec_max_len`` (16) and
     ``output_folder`` for the test-set files; ``max_tokens`` when ``use_aec`` without ``use_aed``;
+    optional ``text_source`` (``hypothesis``; ``transcript`` refuses AED and AEC),
     optional ``selection_metric`` (``UA``; ``WA`` or ``W-F1``: the validation metric whose best
     checkpoint is kept and tested) and ``emotion_class_weights`` (a ``[C]`` tensor of L_ER class
     weights in label-encoder order, set by the recipe for ``class_weights: balanced``; None:
@@ -73,6 +81,8 @@ class M4SERBrain(sb.Brain):
 
     Logged per training epoch besides the loss terms: ``LCL_no_positive``, the share of
     training anchors of L_LCL without a same-class partner in their batch (skipped by the loss).
+    ``train_log.txt`` opens with ``#`` lines that say what its numbers are (:meth:`log_header`):
+    L_D is logged with the paper's sign, ≤ 0 (the objective D maximises; Fig. 8 plots it so).
 
     AEC target cap (:attr:`aec_target_cap`): selective correction (``use_aed``) decodes short
     spans, capped at ``aec_max_len`` target tokens (docs/design.md §4); the "w/o AED" ablation
@@ -97,7 +107,8 @@ class M4SERBrain(sb.Brain):
         self.use_aec = model.aec_decoder is not None
         self.use_gan = "discriminator" in self.modules
         built = {"use_aed": self.use_aed, "use_aec": self.use_aec, "use_gan": self.use_gan}
-        switches.check_switches(fusion.modalities, fusion.use_msr, fusion.use_mir, **built)
+        switches.check_switches(fusion.modalities, fusion.use_msr, fusion.use_mir, **built,
+                                text_source=getattr(self.hparams, "text_source", "hypothesis"))
         # Loss switches that build nothing (use_lcl) are read from the hparams.
         values = {k: built[k] if k in built else bool(getattr(self.hparams, k))
                   for k in losses.loss_switches()}
@@ -196,7 +207,31 @@ class M4SERBrain(sb.Brain):
             self.predictions["true"].extend(emotions.tolist())
             self.predictions["pred"].extend(probabilities.argmax(dim=-1).tolist())
             self.predictions["prob"].extend(probabilities.tolist())
+            if stage == sb.Stage.TEST and getattr(self.hparams, "save_embeddings", False):
+                self._keep_embeddings(outputs)
         return loss
+
+    def _keep_embeddings(self, outputs):
+        """H_ap and the masked time-means of H_S^spe, H_T^spe, H_inv of a test batch (Figs. 9, 10);
+        row i is utterance i's own (padding never reaches a mean)."""
+        self.embeddings["pooled"].append(outputs.pooled.detach().float().cpu())
+        for name in ("speech_specific", "text_specific", "invariant"):
+            part = getattr(outputs, name, None)
+            if part is not None:
+                mean = mean_over_time(part.detach().float(), outputs.speech_pad_mask)
+                self.embeddings[name].append(mean.cpu())
+
+    def write_embeddings(self, path, names):
+        """``embeddings.npz``: ids, labels, H_ap and the part means, in utterance-id order."""
+        import numpy as np
+
+        ids = self.predictions["ids"]
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        arrays = {k: torch.cat(v).numpy()[order] for k, v in self.embeddings.items()}
+        labels = np.array([names[self.predictions["true"][i]] for i in order])
+        tmp = f"{path}.tmp.npz"
+        np.savez(tmp, ids=np.array([ids[i] for i in order]), labels=labels, **arrays)
+        os.replace(tmp, path)
 
     # One method per row of losses.LOSS_TERMS: (outputs, batch, correction, emotions) -> term.
     def loss_er(self, outputs, batch, correction, emotions):
@@ -288,18 +323,29 @@ class M4SERBrain(sb.Brain):
 
     # ------------------------------------------------------------------ optimisers
     def parameter_groups(self):
-        """Trainable parameters by optimiser name: encoders, head (rest of the model), discriminator."""
+        """Trainable parameter groups (torch's ``{"params": ..., "name": ...}`` dicts) by optimiser.
+
+        ``encoders``: one group per built encoder's pretrained network, named ``speech_encoder``
+        / ``text_encoder``, with its learning rate ``lr_speech_encoder`` / ``lr_text_encoder``
+        (absent from the hparams: the optimiser's own lr); ``head``: the rest of the model (the
+        encoders' projections included); ``discriminator``: D. Groups without trainable
+        parameters (a frozen encoder) are left out.
+        """
         model = unwrap(self.modules.model)
-        encoder_params = []
-        for encoder in (model.speech_encoder, model.text_encoder):
-            if encoder is not None:
-                encoder_params += [p for p in encoder.model.parameters() if p.requires_grad]
-        encoder_ids = {id(p) for p in encoder_params}
+        encoders = []
+        for name in ENCODER_GROUPS:
+            encoder = getattr(model, name)
+            params = [] if encoder is None else [
+                p for p in encoder.model.parameters() if p.requires_grad]
+            lr = getattr(self.hparams, f"lr_{name}", None)
+            encoders.append({"params": params, "name": name, **({} if lr is None else {"lr": lr})})
+        encoder_ids = {id(p) for group in encoders for p in group["params"]}
         head = [p for p in model.parameters() if p.requires_grad and id(p) not in encoder_ids]
-        groups = {"encoders": encoder_params, "head": head}
+        groups = {"encoders": encoders, "head": [{"params": head, "name": "head"}]}
         if self.use_gan:
-            groups["discriminator"] = list(unwrap(self.modules.discriminator).parameters())
-        return groups
+            groups["discriminator"] = [{"params": list(unwrap(
+                self.modules.discriminator).parameters()), "name": "discriminator"}]
+        return {name: [g for g in found if g["params"]] for name, found in groups.items()}
 
     def init_optimizers(self):
         """Build one named optimiser per parameter group and register each as a recoverable."""
@@ -314,10 +360,35 @@ class M4SERBrain(sb.Brain):
         self.optimizer = self.optimizers_dict["head"]
 
     # ------------------------------------------------------------------ stages
+    def log_header(self):
+        """The ``#`` lines that open ``train_log.txt``: what its numbers are, signs included."""
+        lines = [("# train: batch means over the epoch. loss = the model-phase objective "
+                  "L_ER + alpha (beta L_AED + L_AEC) + gamma L_G + lambda L_LCL (active terms, "
+                  "Alg. 1 line 25); each L_* is one term under its paper name, unweighted."),
+                 ("# valid/test: WA = accuracy, UA = mean per-class recall, W-F1 (percent); "
+                  f"the checkpoint of the best valid {self.selection_metric} is tested.")]
+        if self.use_gan:
+            lines.append(
+                "# L_D = E[log D(H_S^spe)] + E[log(1 - D(H_T^spe))] <= 0 is the discriminator's "
+                "objective, which D MAXIMISES: logged with the paper's sign, negative, rising "
+                "toward 0 as D learns (Fig. 8). L_G >= 2 ln 2 = 1.386 (its value at D = 0.5); "
+                "L_GAN = L_D + L_G; D(.) are D's mean outputs (0.5 at equilibrium).")
+        return lines
+
+    def on_fit_start(self):
+        """SpeechBrain's start of fit, then :meth:`log_header` into a new ``train_log.txt``."""
+        super().on_fit_start()
+        path = getattr(getattr(self.hparams, "train_logger", None), "save_file", None)
+        if path and sb.utils.distributed.if_main_process() and (
+                not os.path.exists(path) or os.path.getsize(path) == 0):
+            with open(path, "a", encoding="utf-8") as fout:  # a resumed run keeps its header
+                fout.write("\n".join(self.log_header()) + "\n")
+
     def on_stage_start(self, stage, epoch=None):
         self.term_sums = defaultdict(float)
         self.term_counts = defaultdict(int)
         self.predictions = defaultdict(list)
+        self.embeddings = defaultdict(list)
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         stats = {"loss": stage_loss}
@@ -375,11 +446,16 @@ class M4SERBrain(sb.Brain):
             *([self.predictions[k][i] for i in order] for k in ("ids", "true", "pred", "prob")),
             names,
         )
+        # How the tested checkpoint was chosen and the batches drawn (``run_protocol``, set by
+        # m4ser_lobes.experiment.run), beside the numbers.
+        ran = dict(getattr(self.hparams, "run_protocol", None) or {},
+                   selection_metric=self.selection_metric)
         atomic_write_json(
             os.path.join(out, "test_metrics.json"),
-            dict(metrics, classes=names, per_class=per_class(metrics, names),
-                 selection_metric=self.selection_metric),
+            dict(metrics, classes=names, per_class=per_class(metrics, names), **ran),
         )
+        if self.embeddings:
+            self.write_embeddings(os.path.join(out, "embeddings.npz"), names)
         plot_confusion_matrix(
             metrics["confusion"], names, os.path.join(out, "confusion_matrix.png"),
             title=f"WA {metrics['WA']:.1f}  UA {metrics['UA']:.1f}  W-F1 {metrics['W-F1']:.1f}",

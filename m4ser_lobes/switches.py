@@ -9,7 +9,7 @@ is written once, here; every message is one line that ends with the override tha
 =========================  ================================================================
 :func:`uses_modality`      which encoders a ``modalities`` setting uses
 :func:`produces_invariant` whether H_inv exists (what the GAN acts on)
-:func:`check_switches`     GAN needs H_inv; AED/AEC need the text side
+:func:`check_switches`     GAN needs H_inv; AED/AEC need the text side and ASR text
 :func:`aec_target_cap`     the AEC target cap, and ``max_tokens`` for whole-utterance AEC
 =========================  ================================================================
 """
@@ -48,23 +48,32 @@ def produces_invariant(modalities, use_mir):
     return modalities == "both" and bool(use_mir)
 
 
-def check_switches(modalities, use_msr, use_mir, use_aed, use_aec, use_gan):
+def check_switches(modalities, use_msr, use_mir, use_aed, use_aec, use_gan, text_source):
     """Refuse the switch combinations the model cannot train (:class:`SwitchError`, one line).
 
     ``use_msr`` takes no part in a rule today (H_inv exists with or without it); it is an argument
-    so that every caller hands over all the structural switches.
+    so that every caller hands over all the structural switches. ``text_source`` is what the text
+    encoder reads (``hypothesis``: ASR output; ``transcript``: the human reference, Table VI):
+    AED and AEC learn the ASR's errors from the hypothesis aligned with the reference, and a
+    reference aligned with itself has none (every token KEEP, nothing to correct), so
+    ``transcript`` runs without both, as Table VI does.
 
     Example
     -------
-    >>> check_switches("both", True, True, True, True, True)
-    >>> check_switches("speech", True, True, False, False, True)
+    >>> check_switches("both", True, True, True, True, True, "hypothesis")
+    >>> check_switches("both", True, True, False, False, True, "transcript")
+    >>> check_switches("speech", True, True, False, False, True, "hypothesis")
     Traceback (most recent call last):
     ...
     m4ser_lobes.switches.SwitchError: use_gan=True needs the modality-invariant representation H_inv, which exists only with modalities=both and use_mir=True (got modalities=speech, use_mir=True): add --use_gan=False
-    >>> check_switches("speech", True, True, True, False, False)
+    >>> check_switches("speech", True, True, True, False, False, "hypothesis")
     Traceback (most recent call last):
     ...
     m4ser_lobes.switches.SwitchError: modalities=speech with use_aed=True: AED and AEC train the text encoder, which a speech-only model never uses (and would have to load): add --use_aed=False
+    >>> check_switches("both", True, True, True, True, True, "transcript")
+    Traceback (most recent call last):
+    ...
+    m4ser_lobes.switches.SwitchError: text_source=transcript with use_aed=True and use_aec=True: AED and AEC learn to find and correct ASR errors, and a human transcript aligned with itself has none (every token KEEP, nothing to correct); Table VI trains on transcripts without both: add --use_aed=False --use_aec=False
     """
     if use_gan and not produces_invariant(modalities, use_mir):
         raise SwitchError(
@@ -78,6 +87,13 @@ def check_switches(modalities, use_msr, use_mir, use_aed, use_aec, use_gan):
             f"modalities={modalities} with {' and '.join(k + '=True' for k in on)}: AED and AEC "
             "train the text encoder, which a speech-only model never uses (and would have to "
             "load): add " + " ".join(f"--{k}=False" for k in on)
+        )
+    if text_source == "transcript" and on:
+        raise SwitchError(
+            f"text_source=transcript with {' and '.join(k + '=True' for k in on)}: AED and AEC "
+            "learn to find and correct ASR errors, and a human transcript aligned with itself "
+            "has none (every token KEEP, nothing to correct); Table VI trains on transcripts "
+            "without both: add " + " ".join(f"--{k}=False" for k in on)
         )
 
 

@@ -35,7 +35,11 @@ class Corpus:
     prepare_kwargs : callable
         ``values -> dict`` of keyword arguments for ``prepare``.
     metrics : tuple of str
-        Test metrics logged at the end (keys of ``test_metrics.json``).
+        Test metrics logged at the end (keys of ``test_metrics.json``), the headline first.
+    paper_asr_model : str, optional
+        The Whisper model whose hypotheses the paper trains on for this corpus; a run on another
+        ASR's hypotheses warns (:func:`m4ser_lobes.text.provenance.asr_of_run`). The corpus
+        file's ``asr_model`` key names the same model for ``m4ser-asr --hparams``.
     """
 
     name: str
@@ -44,6 +48,7 @@ class Corpus:
     prepare: Callable
     prepare_kwargs: Callable
     metrics: tuple = ("WA", "UA", "W-F1")
+    paper_asr_model: str = None
 
 
 def prepare_folders(values):

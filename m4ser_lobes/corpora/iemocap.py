@@ -89,6 +89,7 @@ from m4ser_lobes.corpora.iemocap_files import (  # noqa: F401 (public names of t
     speaker_of,
 )
 from m4ser_lobes.data import prep
+from m4ser_lobes.utils.cli import HelpFormatter
 from m4ser_lobes.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -293,7 +294,8 @@ def load_hypotheses(path, utt_ids, missing_hypothesis="error"):
         f"{path}: no hypothesis for {len(missing)} of {len(utt_ids)} utterances "
         f"({prep.short_list(missing)}). Complete the cache (`python -m m4ser_lobes.text.asr "
         f"--manifest <fold1 manifests> --cache {path}` transcribes only the missing ids), or "
-        "train on human transcripts (train.py: --hypotheses_file=null --text_source=transcript), "
+        "train on human transcripts (train.py: --hypotheses_file=null --text_source=transcript "
+        "--use_aed=False --use_aec=False), "
         "or keep them with hypothesis null (iemocap_prepare.py: --missing-hypothesis null; "
         "prepare_iemocap: missing_hypothesis='null')."
     )
@@ -451,7 +453,8 @@ def prepare_iemocap(
     options = {
         "data_folder": str(Path(data_folder).resolve()),
         **prep.hypothesis_options(hypotheses, error=IemocapPrepError, without=(
-            "prepare without it (train.py: --hypotheses_file=null --text_source=transcript; "
+            "prepare without it (train.py: --hypotheses_file=null --text_source=transcript "
+            "--use_aed=False --use_aec=False; "
             "iemocap_prepare.py: leave out --hypotheses)")),
         "folds": folds,
         "validation": validation,
@@ -517,20 +520,24 @@ def _summary(utterances, dropped, splits, options):
 
 def build_parser():
     """The command line of :func:`main`; its defaults are the module's (and the YAML's)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)  # defaults shown
     parser.add_argument("data_folder", type=Path, help="the IEMOCAP_full_release folder")
-    parser.add_argument("save_folder", type=Path)
-    parser.add_argument("--hypotheses", type=Path, default=None, help="ASR hypothesis cache")
-    parser.add_argument("--folds", type=int, nargs="+", default=list(FOLDS), choices=FOLDS)
-    parser.add_argument("--validation", choices=VALIDATION_MODES, default=DEFAULT_VALIDATION)
+    parser.add_argument("save_folder", type=Path, help="where fold<k>/{train,valid,test}.json go")
+    parser.add_argument("--hypotheses", type=Path, help="ASR cache of m4ser-asr (default: none)")
+    parser.add_argument("--folds", type=int, nargs="+", default=list(FOLDS), choices=FOLDS,
+                        help="the test sessions whose fold folders are written")
+    parser.add_argument("--validation", choices=VALIDATION_MODES, default=DEFAULT_VALIDATION,
+                        help="train_sessions: hold out part of the training sessions; "
+                             "test_fold: select on the test session (optimistic)")
     parser.add_argument("--valid-ratio", type=float, default=DEFAULT_VALID_RATIO,
-                        help=f"share of the training sessions held out (default {DEFAULT_VALID_RATIO})")
+                        help="share of the training sessions held out")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help=f"seed of the validation split (default {DEFAULT_SEED}, as the YAML)")
+                        help="seed of the validation split (as the YAML's)")
     parser.add_argument("--subset", action="store_true",
                         help="do not assert the per-session counts of the full release (5531)")
     parser.add_argument("--missing-hypothesis", choices=prep.MISSING_HYPOTHESIS_POLICIES,
-                        default="error")
+                        default="error", help="what to do for utterances without hypothesis")
     return parser
 
 
@@ -568,6 +575,7 @@ class IemocapSettings(BaseModel):
     num_emotions: Literal[NUM_EMOTIONS]
     folds: Annotated[List[Literal[FOLDS]], Field(min_length=1, json_schema_extra=_BOOK)] = list(FOLDS)
     launcher: Annotated[Optional[StrictStr], Field(json_schema_extra=_BOOK)] = None
+    asr_model: Annotated[Optional[StrictStr], Field(json_schema_extra=_BOOK)] = None
 
 
 def prepare_kwargs(values):
@@ -582,13 +590,8 @@ def prepare_kwargs(values):
 
 
 #: IEMOCAP as a run sees it (``recipes/IEMOCAP/train.py``).
-IEMOCAP = Corpus(
-    name="IEMOCAP",
-    data_file=HPARAMS / "iemocap.yaml",
-    settings=IemocapSettings,
-    prepare=prepare_iemocap,
-    prepare_kwargs=prepare_kwargs,
-)
+IEMOCAP = Corpus("IEMOCAP", HPARAMS / "iemocap.yaml", IemocapSettings, prepare_iemocap,
+                 prepare_kwargs, paper_asr_model="openai/whisper-medium.en")
 
 
 if __name__ == "__main__":

@@ -556,6 +556,7 @@ class MeldSettings(BaseModel):
     audio_cache: Annotated[Optional[StrictStr], Field(json_schema_extra=_BOOK)]
     trim_miscut: List[Literal[tuple(SPLITS)]]
     num_emotions: Literal[len(EMOTIONS)]
+    asr_model: Annotated[Optional[StrictStr], Field(json_schema_extra=_BOOK)] = None
 
 
 def prepare_kwargs(values):
@@ -571,7 +572,8 @@ def prepare_kwargs(values):
 
 #: MELD as a run sees it (``recipes/MELD/train.py``).
 MELD = Corpus(name="MELD", data_file=HPARAMS / "meld.yaml", settings=MeldSettings,
-              prepare=prepare_meld, prepare_kwargs=prepare_kwargs, metrics=("ACC", "W-F1", "UA"))
+              prepare=prepare_meld, prepare_kwargs=prepare_kwargs, metrics=("ACC", "W-F1", "UA"),
+              paper_asr_model="openai/whisper-large-v2")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Length-bucketed training batches and duration-sorted evaluation for SpeechBrain loaders.
+"""Training batches (random, or length-bucketed) and duration-sorted evaluation for SpeechBrain.
 
-With random batches of ``batch_size`` utterances, every clip is padded to the longest clip of its
-batch: on IEMOCAP-like durations (mean 4.5 s, a long tail) about 60 % of the audio the speech
-encoder reads is padding. Grouping utterances of similar length into a batch (SpeechBrain's
-:class:`~speechbrain.dataio.sampler.DynamicBatchSampler`) brings that under 10 %.
+The paper trains on batches of 16 and says nothing of grouping them: ``hparams/m4ser.yaml``
+draws random batches (``bucketing: False``), in an order set by the run's ``seed`` and the epoch.
+With random batches every clip is padded to the longest clip of its batch: on IEMOCAP-like
+durations (mean 4.5 s, a long tail) about 60 % of the audio the speech encoder reads is padding.
+Grouping utterances of similar length into a batch (``bucketing: True``, SpeechBrain's
+:class:`~speechbrain.dataio.sampler.DynamicBatchSampler`) brings that under 10 %: a speed switch
+that also changes results (below).
 
 The functions here build the keyword arguments of ``sb.Brain.fit(train_loader_kwargs=...,
 valid_loader_kwargs=...)`` and ``sb.Brain.evaluate(test_loader_kwargs=...)``:
@@ -15,29 +18,36 @@ valid_loader_kwargs=...)`` and ``sb.Brain.evaluate(test_loader_kwargs=...)``:
   "batch 16" (each bucket's last batch fewer): every utterance weighs as much in the loss as with
   random batches. With ``max_batch_seconds``, a batch holds up to that many seconds of audio
   instead (more short clips per batch, fewer long ones: steadier memory, but a batch's mean loss
-  then weighs a long clip more than a short one). With ``bucketing`` off, random batches.
+  then weighs a long clip more than a short one). With ``bucketing`` off, random batches of
+  ``batch_size`` (a ``ReproducibleRandomSampler`` seeded with ``seed + epoch``).
+- :func:`epoch_sampler`: the sampler of those arguments that the Brain must know (below).
 - :func:`eval_loader_kwargs`: valid/test in ``batch_size`` batches of utterances sorted by
   duration (longest first, so a memory error shows at the first batch). The same utterances are
   evaluated; only their order changes.
 - :func:`padding_fraction`: the share of padding in the padded audio of an epoch.
 
 Per-utterance outputs do not depend on a batch's composition once the speech encoder is
-padding-invariant (``tests/unit/test_padding_invariance.py``), so bucketing changes which
-utterances share a gradient step, never what the model (in eval mode) computes for one utterance.
+padding-invariant (``tests/unit/test_padding_invariance.py``): bucketing never changes what the
+model computes for one utterance. It does change the training signal: it decides which
+utterances share a gradient step, L_LCL draws its positives and negatives from the batch, and
+every loss term is a batch mean; on IEMOCAP duration correlates with emotion, so bucketed batches
+are not random draws of the training set. Hence random batches for Table I, and the batching mode
+recorded beside every result (``configuration.json``, ``test_metrics.json``, the reports).
 
 Epochs, resuming and DDP
 ------------------------
-The sampler's order is a function of ``(seed, epoch)`` once ``set_epoch(epoch)`` is called at
+Either sampler's order is a function of ``(seed, epoch)`` once ``set_epoch(epoch)`` is called at
 the start of each epoch. ``sb.Brain`` calls ``self.train_sampler.set_epoch(epoch)``, but on a
-single process it does NOT register a ``batch_sampler`` as ``train_sampler`` (it does only for a
-``shuffle=True`` loader or under DDP); the recipe must do it::
+single process it does NOT register a ``sampler`` or ``batch_sampler`` of the loader arguments
+as ``train_sampler`` (it registers only the one it makes itself for ``shuffle=True``, seeded
+with a constant, not the run's seed, or under DDP); the recipe must do it::
 
     kwargs = train_loader_kwargs(datasets["train"], batch_size=16, seed=1986)
-    brain.train_sampler = kwargs.get("batch_sampler")  # set_epoch(epoch) before every epoch
+    brain.train_sampler = epoch_sampler(kwargs)  # set_epoch(epoch) before every epoch
     brain.fit(epoch_counter, datasets["train"], datasets["valid"], train_loader_kwargs=kwargs)
 
-Without it every epoch repeats the first epoch's batches (in another order), and a run resumed
-mid-epoch skips the wrong batches. With it, an intra-epoch checkpoint resumes exactly:
+Without it every epoch repeats the first epoch's order (bucketed: the same batches in another
+order), and a run resumed mid-epoch skips the wrong batches. With it, an intra-epoch checkpoint resumes exactly:
 SpeechBrain's ``SaveableDataLoader`` saves how many batches of the epoch were yielded, and on
 recovery fast-forwards the (batch) sampler by that many batches of the same ``(seed, epoch)``
 order (``tests/unit/data/test_batching.py::test_intra_epoch_resume_continues_the_same_batches``).
@@ -53,7 +63,7 @@ batches whatever the order), as the wrapper requires
 
 import numpy as np
 import torch
-from speechbrain.dataio.sampler import DynamicBatchSampler
+from speechbrain.dataio.sampler import DynamicBatchSampler, ReproducibleRandomSampler
 
 #: Default number of duration buckets: about 6 % padding on IEMOCAP-like durations with batches
 #: of 16 (``tests/unit/data/test_batching.py``); more buckets, less padding, but more partial batches
@@ -177,7 +187,8 @@ def train_loader_kwargs(
     bucketing : bool
         True: a ``DynamicBatchSampler`` (``batch_sampler``) over duration buckets, utterances
         shuffled with ``seed + epoch``, batches in random order. False: random batches of
-        ``batch_size`` (``shuffle=True``, seeded by SpeechBrain), as without this module.
+        ``batch_size`` (a ``ReproducibleRandomSampler`` as ``sampler``, seeded with
+        ``seed + epoch``), as the paper trains.
     max_batch_seconds : float, optional
         None: ``batch_size`` utterances a batch. A number: seconds of audio a batch (the sum of
         its durations) instead of a count; an utterance longer than this forms a batch alone.
@@ -196,8 +207,8 @@ def train_loader_kwargs(
     -------
     dict
         ``{"batch_sampler", "num_workers"}`` with bucketing, else
-        ``{"batch_size", "shuffle", "num_workers"}``. Register the batch sampler with the Brain
-        (``brain.train_sampler = kwargs.get("batch_sampler")``) so each epoch gets its own order.
+        ``{"batch_size", "sampler", "num_workers"}``. Register the sampler with the Brain
+        (``brain.train_sampler = epoch_sampler(kwargs)``) so each epoch gets its own order.
 
     Example
     -------
@@ -212,13 +223,15 @@ def train_loader_kwargs(
     >>> seconds = [sum(1.0 + i % 4 for i in batch) for batch in by_seconds["batch_sampler"]]
     >>> max(seconds), len(seconds)  # 6 clips of <= 2 s, 4 of 3 s, 3 of 4 s a batch
     (12.0, 16)
-    >>> train_loader_kwargs(data, batch_size=8, bucketing=False)
-    {'batch_size': 8, 'shuffle': True, 'num_workers': 0}
+    >>> random = train_loader_kwargs(data, batch_size=8, bucketing=False, seed=3)
+    >>> sorted(random), random["batch_size"], sorted(random["sampler"]) == list(range(64))
+    (['batch_size', 'num_workers', 'sampler'], 8, True)
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if not bucketing:
-        return {"batch_size": batch_size, "shuffle": True, "num_workers": num_workers}
+        sampler = ReproducibleRandomSampler(dataset, seed=int(seed))
+        return {"batch_size": batch_size, "sampler": sampler, "num_workers": num_workers}
     if not isinstance(num_buckets, int) or isinstance(num_buckets, bool) or num_buckets < 1:
         raise ValueError(f"num_buckets must be an integer >= 1, got {num_buckets!r}")
     if len(dataset) == 0:
@@ -248,6 +261,21 @@ def train_loader_kwargs(
         seed=int(seed),
     )
     return {"batch_sampler": sampler, "num_workers": num_workers}
+
+
+def epoch_sampler(loader_kwargs):
+    """The sampler of :func:`train_loader_kwargs` the Brain must set to each epoch (its
+    ``train_sampler``): the ``batch_sampler`` (bucketing) or the ``sampler`` (random batches).
+
+    Example
+    -------
+    >>> from speechbrain.dataio.dataset import DynamicItemDataset
+    >>> data = DynamicItemDataset({"a": {"duration": 1.0}, "b": {"duration": 2.0}})
+    >>> kwargs = train_loader_kwargs(data, batch_size=2, bucketing=False)
+    >>> epoch_sampler(kwargs) is kwargs["sampler"]
+    True
+    """
+    return loader_kwargs.get("batch_sampler", loader_kwargs.get("sampler"))
 
 
 class DurationSortedSampler(torch.utils.data.Sampler):

@@ -6,7 +6,8 @@ corpus-agnostic: a recipe only points them at its manifests.
 
 Per utterance they provide ``sig`` (16 kHz mono; the ``train`` split randomly cropped to
 ``max_audio_seconds``, valid/test whole), ``emo_encoded``, ``input_ids`` (the normalised
-text the encoder reads, with [CLS]/[SEP]), ``aed_labels`` (K/D/C per input id, -100 ignored) and
+text the encoder reads, with [CLS]/[SEP]; its punctuation kept with ``keep_punctuation``),
+``aed_labels`` (K/D/C per input id, -100 ignored: [SEP], punctuation) and
 ``aec_targets`` (CHANGE position -> reference WordPiece ids; a Python dict, batched later by
 :func:`m4ser_lobes.text.targets.batch_correction_targets`).
 
@@ -40,7 +41,7 @@ def text_of(entry_text, reference, text_source, utt_id):
         raise ValueError(
             f"utterance {utt_id} has no ASR hypothesis: prepare the manifests with a hypotheses "
             "cache (`python -m m4ser_lobes.text.asr ...`) or train on human transcripts with "
-            "--text_source=transcript"
+            "--text_source=transcript --use_aed=False --use_aec=False"
         )
     return entry_text
 
@@ -52,6 +53,7 @@ def make_text_pipeline(
     max_tokens=None,
     with_corrections=True,
     memo=None,
+    keep_punctuation=False,
 ):
     """Build the text pipeline (docs/design.md §4).
 
@@ -74,6 +76,9 @@ def make_text_pipeline(
         Filled with the items of every utterance the pipeline sees, keyed by ``(id, hypothesis,
         transcript)``, and read back on the next call: the alignment runs once per utterance.
         None computes every call.
+    keep_punctuation : bool
+        The encoder reads the text's punctuation too (AED labels -100 on it; AEC targets, from
+        the normalised reference, unchanged).
 
     Returns
     -------
@@ -99,9 +104,9 @@ def make_text_pipeline(
         """``(input ids, AED labels, AEC targets)`` of one utterance, as plain Python values."""
         text = text_of(hypothesis, transcript, text_source, utt_id)
         if not with_corrections:
-            ids = encode_hypothesis(text, tokenizer, max_length=max_tokens)
+            ids = encode_hypothesis(text, tokenizer, max_tokens, keep_punctuation)
             return ids, [IGNORE_INDEX] * len(ids), {}
-        aligned = align_transcripts(text, transcript, tokenizer, max_length=max_tokens)
+        aligned = align_transcripts(text, transcript, tokenizer, max_tokens, keep_punctuation)
         targets = aligned.targets
         if correction_mode == "full":
             targets = {0: full_correction_target(transcript, tokenizer)}
@@ -157,6 +162,7 @@ def dataio_prep(
     max_audio_seconds=None,
     max_tokens=None,
     with_corrections=True,
+    keep_punctuation=False,
 ):
     """Build the datasets and the label encoder from JSON manifests.
 
@@ -168,9 +174,9 @@ def dataio_prep(
         The text encoder's tokenizer.
     label_encoder_path : str
         Where the ``CategoricalEncoder`` is saved (``label_encoder.txt``).
-    text_source, correction_mode, max_tokens, with_corrections : see :func:`make_text_pipeline`;
-        the text items of every utterance are computed here, once (a missing hypothesis fails
-        here, before training).
+    text_source, correction_mode, max_tokens, with_corrections, keep_punctuation : see
+        :func:`make_text_pipeline`; the text items of every utterance are computed here, once
+        (a missing hypothesis fails here, before training).
     max_audio_seconds : float, optional
         Crop longer ``train`` utterances to a random window of this many seconds (training
         memory; a new window each time an utterance is read, drawn with torch's RNG, which
@@ -202,7 +208,8 @@ def dataio_prep(
         )
     memo = {}
     text_pipeline = make_text_pipeline(
-        tokenizer, text_source, correction_mode, max_tokens, with_corrections, memo
+        tokenizer, text_source, correction_mode, max_tokens, with_corrections, memo,
+        keep_punctuation,
     )
     audio_pipelines = {
         "train": make_audio_pipeline(max_audio_seconds, random_crop=True),

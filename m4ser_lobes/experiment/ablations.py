@@ -21,3 +21,14 @@ TABLE_IV = {
     "D(2) w/o LCL": ("wo_lcl", {"use_lcl": False}),
     "D(3) w/o GAN & LCL": ("wo_gan_lcl", {"use_gan": False, "use_lcl": False}),
 }
+
+#: Rows beyond Table IV that the Table IV experiment can add: Table V's second row (the
+#: concatenation baseline with MSR and MIR) and Table VI's human transcripts (AED/AEC need ASR text).
+EXTRA_ROWS = {
+    "+ MSR & MIR": ("msr_mir", dict(_BASELINE)),
+    "gt_text (Table VI)": ("gt_text", {"text_source": "transcript", "use_aed": False,
+                                       "use_aec": False}),
+}
+#: Every row the Table IV experiment knows, by experiment name.
+ROWS_BY_NAME = {name: (label, overrides)
+                for label, (name, overrides) in {**TABLE_IV, **EXTRA_ROWS}.items()}

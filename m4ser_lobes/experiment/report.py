@@ -8,9 +8,13 @@ reads the finished fold folders of one experiment (``<results_folder>/<experimen
 ``history.json``, written by ``recipes/IEMOCAP/train.py``) and writes, atomically, into
 ``<experiment_dir>/cv_report/``:
 
-``cv_report.json``          everything below, machine-readable, with the run configuration;
+``cv_report.json``          everything below, machine-readable, with the run configuration and
+                            ``protocol`` (how each fold's checkpoint was chosen and its batches
+                            drawn: :func:`m4ser_lobes.experiment.settings.protocol`);
 ``cv_report.md``            the configuration (which parts of M4SER ran, from each fold's
-                            ``configuration.json``, identical across folds);
+                            ``configuration.json``, identical across folds), the protocol
+                            (selection metric, validation mode and ratio, seed, batching; a
+                            ``validation=test_fold`` report is headed OPTIMISTIC);
                             the tables: per-fold / mean ± std / pooled WA, UA, W-F1, the averaged
                             confusion matrix, first- and last-epoch loss terms;
 ``confusion_matrix_avg.png`` Fig. 12: the mean over folds of the row-normalised confusion matrices;
@@ -21,7 +25,8 @@ reads the finished fold folders of one experiment (``<results_folder>/<experimen
 Three summaries, because they differ (docs/design.md §8): *per fold* (from each ``test_metrics.json``),
 *mean over folds* (mean and population standard deviation of the per-fold numbers) and *pooled*
 (WA/UA recomputed once over the concatenated predictions of all folds; on IEMOCAP all 5531
-utterances). Class names, not label-encoder indices, identify classes, so folds whose label
+utterances). The paper's IEMOCAP figures (WA 79.2, UA 80.1) sit beside the *mean over folds*;
+*pooled* is a secondary view. Class names, not label-encoder indices, identify classes, so folds whose label
 encoders ordered the classes differently are combined correctly; the report uses the class order
 of the lowest fold.
 """
@@ -37,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from m4ser_lobes.experiment.figures import (  # noqa: F401  (LOSS_PANELS: re-exported)
-    CURVE_KEYS, LOSS_PANELS, VALID_CURVE, plot_curves)
+from m4ser_lobes.experiment.figures import (  # noqa: F401  (re-exported)
+    CURVE_KEYS, LOSS_PANELS, VALID_CURVE, history_curves, mean_curve, plot_curves, report_curves)
 from m4ser_lobes.experiment.run import CONFIGURATION_FILE
 from m4ser_lobes.metrics import emotion_metrics, plot_confusion_matrix
 from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
@@ -50,6 +55,8 @@ PREDICTIONS_FILE = "predictions.csv"
 HISTORY_FILE = "history.json"
 REPORT_FOLDER = "cv_report"
 SUMMARY_KEYS = ("WA", "UA", "W-F1")
+#: The paper's IEMOCAP figures (Table II), shown beside the mean over folds.
+PAPER_IEMOCAP = {"WA": "79.2", "UA": "80.1"}
 
 
 @dataclass
@@ -291,50 +298,6 @@ def pooled_metrics(results, classes):
     return dict(metrics, n=len(y_true))
 
 
-def history_curves(history):
-    """Per-epoch values of every :data:`CURVE_KEYS` entry one fold logged.
-
-    Returns
-    -------
-    dict
-        key -> ``{"epochs": [...], "values": [...]}``; keys never logged are absent.
-
-    Example
-    -------
-    >>> h = [{"epoch": 1, "train": {"L_ER": 1.5}, "valid": {"UA": 40.0}},
-    ...      {"epoch": 2, "train": {"L_ER": 1.0}, "valid": {"UA": 55.0}}]
-    >>> history_curves(h)
-    {'L_ER': {'epochs': [1, 2], 'values': [1.5, 1.0]}, 'valid UA': {'epochs': [1, 2], 'values': [40.0, 55.0]}}
-    """
-    curves = {}
-    for entry in sorted(history, key=lambda e: e["epoch"]):
-        stats = dict(entry.get("train") or {})
-        if "UA" in (entry.get("valid") or {}):
-            stats[VALID_CURVE] = entry["valid"]["UA"]
-        for key in CURVE_KEYS:
-            if isinstance(stats.get(key), (int, float)):
-                curve = curves.setdefault(key, {"epochs": [], "values": []})
-                curve["epochs"].append(entry["epoch"])
-                curve["values"].append(float(stats[key]))
-    return {k: curves[k] for k in CURVE_KEYS if k in curves}
-
-
-def mean_curve(fold_curves):
-    """Mean over folds at each epoch (over the folds that logged that epoch).
-
-    Example
-    -------
-    >>> mean_curve([{"epochs": [1, 2], "values": [1.0, 3.0]}, {"epochs": [1], "values": [2.0]}])
-    {'epochs': [1, 2], 'values': [1.5, 3.0]}
-    """
-    by_epoch = {}
-    for curve in fold_curves:
-        for epoch, value in zip(curve["epochs"], curve["values"]):
-            by_epoch.setdefault(epoch, []).append(value)
-    epochs = sorted(by_epoch)
-    return {"epochs": epochs, "values": [float(np.mean(by_epoch[e])) for e in epochs]}
-
-
 # ------------------------------------------------------------------------------ the report
 def common_configuration(results):
     """The configuration all folds ran with (None when no fold recorded one).
@@ -374,6 +337,37 @@ def common_configuration(results):
     return first.configuration
 
 
+def run_protocol(results):
+    """How the folds' checkpoints were chosen and batches drawn (None when no fold recorded it).
+
+    Each fold's :func:`~m4ser_lobes.experiment.settings.protocol` is read from its
+    ``configuration.json``, else from its ``test_metrics.json`` (both record it).
+
+    Raises
+    ------
+    ValueError
+        Two folds recorded different protocols.
+    """
+    from m4ser_lobes.experiment.settings import PROTOCOL_KEYS
+
+    recorded = {}
+    for k, result in results.items():
+        for source in (result.configuration or {}, result.metrics):
+            if "batching" in source:
+                recorded[k] = {key: source.get(key) for key in PROTOCOL_KEYS}
+                break
+    if not recorded:
+        return None
+    (first, protocol), *others = recorded.items()
+    for k, other in others:
+        if other != protocol:
+            raise ValueError(
+                f"fold {k} ({results[k].folder}) chose its checkpoint or batches otherwise "
+                f"({other}) than fold {first} ({protocol}): a report combines folds of one "
+                f"protocol; rerun fold {k} with the same settings")
+    return protocol
+
+
 def class_order(results):
     """The lowest fold's class order, after checking every fold has the same class set."""
     first = next(iter(results.values()))
@@ -400,7 +394,8 @@ def cross_validation_report(results, experiment=None):
     Returns
     -------
     dict
-        ``experiment``, ``configuration`` (see :func:`common_configuration`), ``classes``,
+        ``experiment``, ``configuration`` (see :func:`common_configuration`), ``protocol``
+        (:func:`run_protocol`), ``classes``,
         ``folds`` (fold -> WA/UA/W-F1, ``n``, ``folder``),
         ``mean`` and ``std`` over folds, ``pooled`` (WA/UA/W-F1/recall/confusion/n),
         ``confusion_avg`` (C x C percent, rows = true class), ``curves`` (key -> ``mean`` and
@@ -422,6 +417,7 @@ def cross_validation_report(results, experiment=None):
     return {
         "experiment": experiment,
         "configuration": common_configuration(results),
+        "protocol": run_protocol(results),
         "classes": classes,
         "folds": folds,
         "mean": {key: m for key, (m, _) in summary.items()},
@@ -430,17 +426,6 @@ def cross_validation_report(results, experiment=None):
         "confusion_avg": np.round(average_confusion(confusions), 4).tolist(),
         "curves": report_curves(results),
     }
-
-
-def report_curves(results):
-    """key -> ``{"mean": curve, "folds": {fold: curve}}`` for every logged :data:`CURVE_KEYS`."""
-    per_fold = {k: history_curves(r.history) for k, r in results.items()}
-    curves = {}
-    for key in CURVE_KEYS:
-        folds = {str(k): c[key] for k, c in per_fold.items() if key in c}
-        if folds:
-            curves[key] = {"mean": mean_curve(folds.values()), "folds": folds}
-    return curves
 
 
 # ------------------------------------------------------------------------------ writing
@@ -486,6 +471,10 @@ def report_markdown(report):
     )
     pooled = report["pooled"]
     rows.append(["pooled", pooled["n"], *(f"{pooled[key]:.2f}" for key in SUMMARY_KEYS)])
+    if (report.get("protocol") or {}).get("optimistic"):
+        for row in rows:
+            row[0] = f"{row[0]} (optimistic)"
+    rows.append(["paper (Table II, M4SER)", "", *(PAPER_IEMOCAP.get(k, "—") for k in SUMMARY_KEYS)])
     classes = report["classes"]
     confusion = [
         [f"**{name}**", *(f"{v:.2f}" for v in row)]
@@ -494,17 +483,22 @@ def report_markdown(report):
     recall = [[name, "—" if r is None else f"{r:.2f}"] for name, r in zip(classes, pooled["recall"])]
     configuration = report.get("configuration")
     if configuration:
-        described = f"Configuration: {configuration.get('summary', '?')}"
+        described = "Configuration: " + configuration.get(  # the protocol has its own line
+            "parts_summary", configuration.get("summary", "?"))
         if configuration.get("settings_digest"):
             described += f" (settings `{configuration['settings_digest']}`, `identity.json`)"
+        described += f"; ASR {configuration['asr']['summary']}" if configuration.get("asr") else ""
     else:
         described = "Configuration: unknown (the folds have no `configuration.json`)."
+    described += "\n\n" + protocol_markdown(report.get("protocol"))
     parts = [
         f"# Cross-validation report: {report['experiment']}",
         described,
         (
             "WA = overall accuracy, UA = mean per-class recall (percent). *mean ± std*: over the "
-            "per-fold numbers (population std); *pooled*: recomputed over all test predictions."
+            "per-fold numbers (population std); *pooled*: recomputed over all test predictions. "
+            "The paper's IEMOCAP WA 79.2 / UA 80.1 compare with *mean ± std*; *pooled* is "
+            "secondary."
         ),
         _table(["fold", "n", *SUMMARY_KEYS], rows),
         "## Pooled recall per class",
@@ -519,13 +513,34 @@ def report_markdown(report):
     if report["curves"]:
         note = "`loss_curves.png`."
         if "L_G" in report["curves"]:
-            note = "L_G → 2 ln 2 ≈ 1.386 and D(H_inv) → 0.5 at the adversarial equilibrium. " + note
+            note = ("L_G → 2 ln 2 ≈ 1.386 and D(H_inv) → 0.5 at the adversarial equilibrium; "
+                    "L_D ≤ 0 is the objective D maximises, with the paper's sign (it rises from "
+                    "negative values toward 0). " + note)
         parts += [
             "## Loss terms (Fig. 8), mean over folds",
             note,
             _table(["term", "first epoch", "last epoch"], _curve_rows(report["curves"])),
         ]
     return "\n\n".join(parts) + "\n"
+
+
+def protocol_markdown(protocol):
+    """The report's protocol line; an optimistic (``validation=test_fold``) one in bold capitals.
+
+    Example
+    -------
+    >>> protocol_markdown(None)
+    'Checkpoint and batches: unknown (the folds recorded no protocol).'
+    """
+    from m4ser_lobes.experiment.settings import protocol_text
+
+    if not protocol:
+        return "Checkpoint and batches: unknown (the folds recorded no protocol)."
+    if protocol.get("optimistic"):
+        return ("**OPTIMISTIC: every fold chose its checkpoint on its test session "
+                "(validation=test_fold), so these are upper bounds, not held-out results.** "
+                + protocol_text(protocol))
+    return f"Checkpoint and batches: {protocol_text(protocol)}"
 
 
 def _curve_rows(curves):
@@ -558,7 +573,8 @@ def summary_line(report):
     return (
         f"{len(report['folds'])} folds: mean WA {mean['WA']:.2f} ± {std['WA']:.2f}, "
         f"UA {mean['UA']:.2f} ± {std['UA']:.2f}; pooled WA {pooled['WA']:.2f}, UA {pooled['UA']:.2f}"
-    )
+    ) + (" (OPTIMISTIC: checkpoints chosen on the test sessions, validation=test_fold)"
+         if (report.get("protocol") or {}).get("optimistic") else "")
 
 
 def main(argv=None):

@@ -271,6 +271,51 @@ def claim_folder(run, manifests):
 
 
 # ------------------------------------------------------------------------------ helpers
+def choose_threads(values, device="cpu", environ=None, cores=None):
+    """torch's intra-op thread count for a run, and why: ``(threads, reason)``.
+
+    ``cpu_threads`` when set, else ``OMP_NUM_THREADS`` when set, else on a CPU
+    ``max(1, cores // (1 + num_workers))`` (each data-loader worker computes on one thread of
+    its own); elsewhere None: torch's default.
+
+    Example
+    -------
+    >>> choose_threads({"cpu_threads": None, "num_workers": 2}, environ={}, cores=2)
+    (1, 'automatic: 2 cores // (1 + 2 data-loader workers)')
+    >>> choose_threads({"cpu_threads": None, "num_workers": 2}, environ={"OMP_NUM_THREADS": "3"})
+    (3, 'OMP_NUM_THREADS=3')
+    >>> choose_threads({"cpu_threads": 4}, "cuda:0", environ={"OMP_NUM_THREADS": "1"})
+    (4, 'cpu_threads=4')
+    >>> choose_threads({"cpu_threads": None, "num_workers": 2}, "cuda:0", environ={})
+    (None, "torch's default on cuda:0")
+    """
+    environ = os.environ if environ is None else environ
+    if values.get("cpu_threads") is not None:
+        return values["cpu_threads"], f"cpu_threads={values['cpu_threads']}"
+    omp = environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp), f"OMP_NUM_THREADS={omp}"
+    if not str(device).startswith("cpu"):
+        return None, f"torch's default on {device}"
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = values.get("num_workers") or 0
+    return (max(1, (cores or 1) // (1 + workers)),
+            f"automatic: {cores} cores // (1 + {workers} data-loader workers)")
+
+
+def use_threads(values, device=None):
+    """Set torch's intra-op threads by :func:`choose_threads`; returns the line that logs it."""
+    import torch
+    from speechbrain.utils.distributed import infer_device
+
+    device = device or infer_device()
+    threads, reason = choose_threads(values, device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return f"CPU threads: {torch.get_num_threads()} ({reason}; --cpu_threads=<n> sets them)"
+
+
 def manifests_of(values):
     """Split name -> manifest path."""
     return {split: values[f"{split}_annotation"] for split in ("train", "valid", "test")}
@@ -342,15 +387,17 @@ def class_weights_of(hparams, label_encoder):
 
 
 def configuration_of(run, claimed, manifests):
-    """``configuration.json``: which parts of M4SER run, the corpus, the identity, the protocol."""
-    values = run.values
-    configuration = cfg.describe(values)
+    """``configuration.json``: which parts of M4SER run, the corpus, the identity, and how the
+    tested checkpoint is chosen and the batches drawn (``selection_metric``, ``validation``,
+    ``valid_ratio``, ``seed``, ``batching``, ``optimistic``: :func:`settings.protocol
+    <m4ser_lobes.experiment.settings.protocol>`), all in its ``summary`` line too."""
+    from m4ser_lobes.text.provenance import asr_of_run  # the ASR behind the text (warns)
+
+    configuration = cfg.describe(run.values)
     configuration.update(  # the same for every fold of one experiment (the report checks it)
         corpus=run.corpus.name,
         settings_digest=ident.digest(run.settings),
-        selection_metric=values["selection_metric"],
-        validation=values.get("validation"),
-        valid_ratio=values.get("valid_ratio"),
+        asr=asr_of_run(run.values, manifests["train"], run.corpus),
     )
     return configuration
 
@@ -412,6 +459,7 @@ def train(run):
     from m4ser_lobes.utils.runlock import hold
 
     sb.utils.distributed.ddp_init_group(run.run_opts)
+    threads = use_threads(run.values, run.run_opts["device"])  # logged once the log file exists
     main = sb.utils.distributed.if_main_process()
     with contextlib.ExitStack() as stack:
         if main:
@@ -424,10 +472,10 @@ def train(run):
         if not main:
             manifests = manifests_of(run.values)
             claimed = ident.Claim("same")
-        return _fit_and_test(run, load_objects(run), manifests, claimed)
+        return _fit_and_test(run, load_objects(run), manifests, claimed, threads)
 
 
-def _fit_and_test(run, hparams, manifests, claimed):
+def _fit_and_test(run, hparams, manifests, claimed, threads=None):
     import speechbrain as sb
 
     from m4ser_lobes.brain import M4SERBrain
@@ -437,6 +485,8 @@ def _fit_and_test(run, hparams, manifests, claimed):
     sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
                                    hyperparams_to_save=run.hparams_file,
                                    overrides=run.yaml_overrides)
+    if threads:
+        logger.info(threads)
     configuration = configuration_of(run, claimed, manifests)
     logger.info("M4SER on %s: %s (settings %s, data %s, %s run)", run.corpus.name,
                 configuration["summary"], configuration["settings_digest"],
@@ -456,10 +506,15 @@ def _fit_and_test(run, hparams, manifests, claimed):
         max_audio_seconds=hparams["max_audio_seconds"],
         max_tokens=hparams["max_tokens"],
         with_corrections=use_aed or use_aec,
+        keep_punctuation=hparams["keep_punctuation"],
     )
     label_encoder.expect_len(hparams["num_emotions"])
     hparams["label_encoder"] = label_encoder
     hparams["emotion_class_weights"] = class_weights_of(hparams, label_encoder)
+    ran = cfg.protocol(run.values)  # how the tested checkpoint is chosen: in test_metrics.json
+    if "valid_annotation" in run.overrides:  # the caller's own validation manifest (a study)
+        ran.update(validation="valid_annotation", valid_ratio=None, optimistic=False)
+    hparams["run_protocol"] = {**ran, "protocol_summary": cfg.protocol_text(ran)}
     brain = M4SERBrain(modules=hparams["modules"], hparams=hparams, run_opts=run.run_opts,
                        checkpointer=hparams["checkpointer"])
     train_kwargs = batching.train_loader_kwargs(
@@ -469,13 +524,17 @@ def _fit_and_test(run, hparams, manifests, claimed):
         max_audio_seconds=hparams["max_audio_seconds"])
     # The Brain calls set_epoch only on its train_sampler (one order per seed and epoch, exact
     # intra-epoch resume); under DDP make_dataloader replaces it with its wrapper.
-    brain.train_sampler = train_kwargs.get("batch_sampler")
+    brain.train_sampler = batching.epoch_sampler(train_kwargs)
 
-    def eval_kwargs(split):
+    def eval_kwargs(split):  # longest first always: each utterance is exact alone vs batched
         return batching.eval_loader_kwargs(
             datasets[split], hparams["test_dataloader_options"]["batch_size"],
-            sort=hparams["bucketing"], num_workers=hparams["num_workers"])
+            sort=True, num_workers=hparams["num_workers"])
 
+    if run.values.get("init_from"):  # a fine-tuning start is a selection candidate too
+        from m4ser_lobes.experiment.finetune import score_start
+
+        score_start(brain, datasets["valid"], eval_kwargs("valid"))
     brain.fit(brain.hparams.epoch_counter, datasets["train"], datasets["valid"],
               train_loader_kwargs=train_kwargs, valid_loader_kwargs=eval_kwargs("valid"))
     brain.evaluate(datasets["test"], max_key=brain.selection_metric,
@@ -483,8 +542,8 @@ def _fit_and_test(run, hparams, manifests, claimed):
     metrics_file = run.output_folder / "test_metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-        logger.info("%s test (checkpoint of best valid %s): %s", run.corpus.name,
-                    brain.selection_metric, "  ".join(
+        logger.info("%s test (%s): %s", run.corpus.name,
+                    cfg.protocol_text(cfg.protocol(run.values)), "  ".join(
                         f"{k} {metrics[k]:.2f}" for k in run.corpus.metrics if k in metrics))
     return brain
 

@@ -87,8 +87,10 @@ class ModelSettings(Settings):
     text_source: choice(TEXT_SOURCES)
     max_audio_seconds: Optional[Real(gt=0)]
     max_tokens: Optional[Integer(ge=3)]  # [CLS], at least one token, [SEP]
+    keep_punctuation: StrictBool  # the encoder reads the text's punctuation (design.md §4)
     # a study's fine-tuning start: part of the run's identity (run.run_identity), not a setting
     init_from: Optional[Text] = Field(default=None, json_schema_extra=BOOKKEEPING)
+    save_embeddings: StrictBool = Book  # the test stage writes embeddings.npz (Figs. 9, 10)
     selection_metric: choice(SELECTION_METRICS)
     num_emotions: Integer(ge=2)
     # encoders
@@ -128,7 +130,8 @@ class ModelSettings(Settings):
     number_of_epochs: Integer(ge=1)
     batch_size: Integer(ge=1)
     lr: Real(gt=0)
-    lr_encoders: Real(gt=0)
+    lr_speech_encoder: Real(gt=0)
+    lr_text_encoder: Real(gt=0)
     lr_head: Real(gt=0)
     lr_discriminator: Real(gt=0)
     max_grad_norm: Real(ge=0)
@@ -137,6 +140,7 @@ class ModelSettings(Settings):
     ckpt_interval_minutes: Real(ge=0) = Book
     find_unused_parameters: StrictBool = Book
     num_workers: Integer(ge=0) = Book
+    cpu_threads: Optional[Integer(ge=1)] = Book  # null: run.choose_threads decides
     bucketing: StrictBool
     max_batch_seconds: Optional[Real(gt=0)]
     num_buckets: Integer(ge=1)
@@ -261,7 +265,8 @@ def check_combinations(values):
     Example
     -------
     >>> check_combinations({"modalities": "speech", "use_mir": True, "use_gan": True,
-    ...                     "use_msr": True, "use_aed": False, "use_aec": False})
+    ...                     "use_msr": True, "use_aed": False, "use_aec": False,
+    ...                     "text_source": "hypothesis"})
     Traceback (most recent call last):
     ...
     m4ser_lobes.experiment.settings.ConfigError: use_gan=True needs the modality-invariant representation H_inv, which exists only with modalities=both and use_mir=True (got modalities=speech, use_mir=True): add --use_gan=False
@@ -269,7 +274,7 @@ def check_combinations(values):
     get = values.get
     try:
         check_switches(**{k: get(k) for k in ("modalities", "use_msr", "use_mir", "use_aed",
-                                              "use_aec", "use_gan")})
+                                              "use_aec", "use_gan", "text_source")})
     except ValueError as error:
         raise ConfigError(str(error)) from None
     if isinstance(get("d_model"), int) and isinstance(get("nhead"), int) and \
@@ -283,13 +288,14 @@ def check_combinations(values):
         raise ConfigError(
             "text_source=hypothesis needs ASR hypotheses but hypotheses_file=null: pass "
             "--hypotheses_file=<cache written by m4ser-asr>, or train on human "
-            "transcripts with --text_source=transcript"
+            "transcripts with --text_source=transcript --use_aed=False --use_aec=False"
         )
     hypotheses = get("hypotheses_file")
     if hypotheses is not None and not get("skip_prep") and not Path(hypotheses).is_file():
         raise ConfigError(
             f"hypotheses_file={hypotheses} does not exist: create it with m4ser-asr, fix the "
-            "path, or pass --hypotheses_file=null --text_source=transcript"
+            "path, or pass --hypotheses_file=null --text_source=transcript --use_aed=False "
+            "--use_aec=False"
         )
 
 
@@ -307,17 +313,110 @@ def fingerprint(values, *models):
 
 
 # ------------------------------------------------------------------------------ description
+#: ``validation`` of a corpus without that key (MELD): it validates on its own dev split.
+DEV_SPLIT = "dev"
+#: The keys of :func:`protocol` (in ``configuration.json``, ``test_metrics.json``, the reports).
+PROTOCOL_KEYS = ("selection_metric", "validation", "valid_ratio", "seed", "batching", "optimistic")
+#: Modalities as the run summary words them.
+MODALITY_WORDS = {"both": "speech + text", "speech": "speech only", "text": "text only"}
+
+
+def batching(values):
+    """How training batches are drawn: ``bucketing``, ``batch_size``, ``max_batch_seconds``,
+    ``num_buckets`` (None with random batches, which have neither).
+
+    Example
+    -------
+    >>> batching({"bucketing": False, "batch_size": 16, "max_batch_seconds": None, "num_buckets": 20})
+    {'bucketing': False, 'batch_size': 16, 'max_batch_seconds': None, 'num_buckets': None}
+    """
+    bucketed = bool(values.get("bucketing"))
+    return {"bucketing": bucketed, "batch_size": values.get("batch_size"),
+            "max_batch_seconds": values.get("max_batch_seconds") if bucketed else None,
+            "num_buckets": values.get("num_buckets") if bucketed else None}
+
+
+def protocol(values):
+    """How a run's tested checkpoint was chosen and its batches drawn (every report states it).
+
+    Returns
+    -------
+    dict
+        ``selection_metric``, ``validation`` (``train_sessions``, ``test_fold``, or
+        :data:`DEV_SPLIT` for a corpus without the key), ``valid_ratio`` (None unless a share of
+        the training data is held out), ``seed``, ``batching`` (:func:`batching`) and
+        ``optimistic``: True when the checkpoint was chosen on the test set itself
+        (``validation=test_fold``), so that its test numbers are an upper bound.
+
+    Example
+    -------
+    >>> p = protocol({"selection_metric": "UA", "validation": "test_fold", "valid_ratio": 0.1,
+    ...               "seed": 7, "bucketing": False, "batch_size": 16})
+    >>> p["validation"], p["valid_ratio"], p["optimistic"]
+    ('test_fold', None, True)
+    """
+    validation = values.get("validation") or DEV_SPLIT
+    return {
+        "selection_metric": values.get("selection_metric", "UA"),
+        "validation": validation,
+        "valid_ratio": values.get("valid_ratio") if validation == "train_sessions" else None,
+        "seed": values.get("seed"),
+        "batching": batching(values),
+        "optimistic": validation == "test_fold",
+    }
+
+
+def protocol_text(protocol):
+    """:func:`protocol` as one line (run summary, report headers, final log line).
+
+    Example
+    -------
+    >>> print(protocol_text(protocol({"selection_metric": "UA", "validation": "train_sessions",
+    ...     "valid_ratio": 0.1, "seed": 1986, "bucketing": False, "batch_size": 16})))
+    checkpoint of the best UA on a 10 % hold-out of the training sessions (validation=train_sessions), seed 1986; random batches of 16
+    >>> print(protocol_text(protocol({"selection_metric": "W-F1", "seed": 1, "bucketing": True,
+    ...     "batch_size": 16, "max_batch_seconds": 60.0, "num_buckets": 20})))
+    checkpoint of the best W-F1 on the dev set (validation=dev), seed 1; duration-bucketed batches of up to 60 s of audio (20 buckets)
+    >>> print(protocol_text(protocol({"selection_metric": "UA", "validation": "test_fold",
+    ...     "seed": 7, "bucketing": True, "batch_size": 8, "num_buckets": 20})))
+    OPTIMISTIC: checkpoint of the best UA on the test session itself (validation=test_fold), seed 7; duration-bucketed batches of 8 (20 buckets)
+    """
+    validation, ratio = protocol.get("validation"), protocol.get("valid_ratio")
+    share = "a" if ratio is None else f"a {100 * ratio:g} %"
+    where = {"train_sessions": f"{share} hold-out of the training sessions",
+             "test_fold": "the test session itself", DEV_SPLIT: "the dev set",
+             "valid_annotation": "the given valid_annotation manifest"}.get(validation,
+                                                                                     validation)
+    text = (f"checkpoint of the best {protocol.get('selection_metric')} on {where} "
+            f"(validation={validation}), seed {protocol.get('seed')}")
+    if protocol.get("optimistic"):
+        text = "OPTIMISTIC: " + text
+    batches = protocol.get("batching") or {}
+    if not batches.get("bucketing"):
+        return f"{text}; random batches of {batches.get('batch_size')}"
+    size = batches.get("batch_size") if batches.get("max_batch_seconds") is None else \
+        f"up to {batches['max_batch_seconds']:g} s of audio"
+    return f"{text}; duration-bucketed batches of {size} ({batches.get('num_buckets')} buckets)"
+
+
 def describe(values):
-    """Which parts of M4SER a run uses: modalities, MSR, MIR, AED, AEC, GAN, LCL, text, encoders.
+    """Which parts of M4SER a run uses (modalities, MSR, MIR, AED, AEC, GAN, LCL, text,
+    encoders) and how its checkpoint is chosen and its batches drawn (:func:`protocol`).
+
+    ``summary`` says all of it in one line (the run's first log line); ``parts_summary`` the
+    parts and encoders only.
 
     Example
     -------
     >>> d = describe({"modalities": "both", "use_msr": True, "use_mir": False, "use_aed": False,
     ...               "use_aec": True, "use_gan": False, "use_lcl": True,
     ...               "text_source": "hypothesis", "speech_encoder_source": "hubert",
-    ...               "text_encoder_source": "bert"})
-    >>> d["aec"], d["speech_encoder"], d["summary"]
-    ('full', 'hubert', 'both modalities, MSR, AEC full, LCL; text: hypothesis; encoders: hubert + bert')
+    ...               "text_encoder_source": "bert", "selection_metric": "UA", "seed": 3,
+    ...               "validation": "train_sessions", "valid_ratio": 0.1, "batch_size": 16})
+    >>> d["aec"], d["speech_encoder"], d["batching"]["bucketing"], d["optimistic"]
+    ('full', 'hubert', False, False)
+    >>> print(d["summary"])
+    speech + text, MSR, AEC full, LCL; text: hypothesis; encoders: hubert + bert; checkpoint of the best UA on a 10 % hold-out of the training sessions (validation=train_sessions), seed 3; random batches of 16
     """
     get = values.get
     modalities = get("modalities")
@@ -349,10 +448,14 @@ def describe(values):
         names.append(f"AEC {aec}")
     names += [n.upper() for n in ("gan", "lcl") if parts[n]]
     encoders = " + ".join(e for e in (described["speech_encoder"], described["text_encoder"]) if e)
-    summary = f"{modalities} modalities, {', '.join(names) or 'no auxiliary part'}"
+    summary = (f"{MODALITY_WORDS.get(modalities, modalities)}, "
+               f"{', '.join(names) or 'no auxiliary part'}")
     if described["text_source"]:
         summary += f"; text: {described['text_source']}"
     if get("class_weights"):
         summary += f"; L_ER class weights: {get('class_weights')}"
-    described["summary"] = f"{summary}; encoders: {encoders}"
+    ran = protocol(values)
+    described.update(ran)
+    described["parts_summary"] = f"{summary}; encoders: {encoders}"
+    described["summary"] = f"{described['parts_summary']}; {protocol_text(ran)}"
     return described

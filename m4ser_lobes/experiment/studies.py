@@ -11,15 +11,21 @@ The paper trains on one corpus and tests on the other, in 4 classes (section V-G
 * **Few-shot draws** (:func:`draw_shots`): ``k`` labelled utterances per class from the target
   validation part (5, 10, 20, 60 in Table IX), the rest of it for model selection; the 70 % test
   part stays fixed. The draws of one seed are nested: the 5 shots are among the 10, and so on.
-* **Fine-tuning from a source run** (:func:`seed_finetune_checkpoint`): the new run's save
-  folder receives a copy of the source run's best checkpoint as its *starting* checkpoint,
-  with the epoch counter at 0, fresh optimiser state and no validation metric (so it is never
-  selected as "best"); SpeechBrain's ordinary recovery then starts training from it. The
-  digest of that checkpoint (:func:`checkpoint_origin`) is the run's ``init_from``, part of its
-  identity.
+* **Training settings** (:func:`table_i_settings`): each direction trains with its *source*
+  corpus's column of Table I (IE→ME: IEMOCAP's, lr 1e-5, the model YAML's own values; ME→IE:
+  MELD's, lr 1e-4, ``hparams/meld.yaml``); fine-tuning inherits its source's.
+* **The runs** (:func:`study_corpus`): planned with IEMOCAP's data section (4 classes; the
+  study writes the manifests), named after the direction (``IEMOCAP→MELD``: the logs never call
+  a MELD test set "IEMOCAP") and logging the target's metrics.
+* **Fine-tuning from a source run** (:mod:`m4ser_lobes.experiment.finetune`): the new run's
+  save folder receives a copy of the source run's best checkpoint as its *starting* checkpoint
+  (epoch counter 0, fresh optimiser state), scored on the run's validation part before training
+  so that it is a selection candidate too; the digest of that checkpoint is the run's
+  ``init_from``, part of its identity.
 * **Tables** (:func:`cross_corpus_table`, :func:`few_shot_table`): shaped like the paper's, our
-  numbers beside :data:`PAPER_TABLE8` / :data:`PAPER_TABLE9`. A MELD target reports ACC (= WA)
-  and weighted F1, an IEMOCAP target WA and UA (:data:`TARGET_METRICS`).
+  numbers beside :data:`PAPER_TABLE8` / :data:`PAPER_TABLE9`, the encoders we used named in
+  the rows (:func:`method_label`). A MELD target reports ACC (= WA) and weighted F1, an IEMOCAP
+  target WA and UA (:data:`TARGET_METRICS`).
 
 The commands are ``recipes/studies/cross_corpus.py`` and ``recipes/studies/few_shot.py``
 (``recipes/studies/study_runner.py``: command line, data folders, runs).
@@ -29,8 +35,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -290,84 +294,99 @@ def check_all_classes(entries, what):
                          f"split needs the four shared classes {SHARED_CLASSES}")
 
 
-# ------------------------------------------------------------------------------ fine-tuning
-def checkpoint_origin(source_save, max_key="UA"):
-    """The best checkpoint (``max_key``) of a run's save folder and its model's SHA-1.
+# ------------------------------------------------------------------------------ runs
+def corpus_of(name):
+    """The :class:`~m4ser_lobes.corpora.Corpus` of a study corpus (``"iemocap"``, ``"meld"``)."""
+    from m4ser_lobes.corpora.iemocap import IEMOCAP
+    from m4ser_lobes.corpora.meld import MELD
 
-    Returns
+    return {"iemocap": IEMOCAP, "meld": MELD}[name]
+
+
+def _plain(value):
+    """A YAML scalar as the plain Python value (a tagged node, e.g. ``!ref``, as it is)."""
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def table_i_settings(corpus, exclude=()):
+    """The training settings of ``corpus``'s column of Table I, as overrides of the model YAML.
+
+    A corpus's data file sets its column of Table I over the model YAML (``hparams/meld.yaml``:
+    lr 1e-4 ...; ``hparams/m4ser.yaml`` holds IEMOCAP's): its keys that are model settings
+    changing results (:class:`~m4ser_lobes.experiment.settings.ModelSettings` fields that are
+    not bookkeeping, such as paths) are returned, but those of ``exclude`` (the keys a study run
+    sets itself), as the file writes them (a ``!ref`` stays a reference).
+
+    Example
     -------
-    dict
-        ``{"source_checkpoint": absolute path, "model_sha1": ...}``.
+    >>> study_keys = ("num_emotions", "selection_metric")
+    >>> meld = table_i_settings("meld", exclude=study_keys)
+    >>> meld["lr"], meld["batch_size"], table_i_settings("iemocap", exclude=study_keys)
+    (0.0001, 16, {})
     """
-    from m4ser_lobes.checkpoints import AtomicCheckpointer
+    import ruamel.yaml
 
-    from m4ser_lobes.utils.identity import file_digest
+    from m4ser_lobes.experiment.settings import ModelSettings, fingerprint_keys
 
-    best = AtomicCheckpointer(source_save).find_checkpoint(max_key=max_key)  # whole ones only
-    if best is None:
-        raise StudyError(f"{source_save} holds no checkpoint with a validation {max_key}: run "
-                         "(or finish) the source run first")
-    model_file = Path(best.path) / "model.ckpt"
-    return {"source_checkpoint": str(Path(best.path).resolve()),
-            "model_sha1": file_digest(model_file)}
+    settings = set(fingerprint_keys(ModelSettings))
+    with open(corpus_of(corpus).data_file, encoding="utf-8") as fin:
+        column = ruamel.yaml.YAML().load(fin) or {}  # round trip: HyperPyYAML's tags survive
+    return {str(k): _plain(v) for k, v in column.items() if k in settings and k not in exclude}
 
 
-def seed_finetune_checkpoint(source_save, target_save, lrs=None, max_key="UA", origin=None):
-    """Start a run in ``target_save`` from the best checkpoint of the run in ``source_save``.
+def study_corpus(direction):
+    """The corpus a run of ``direction`` is planned with.
 
-    The best checkpoint (``max_key``) is copied into ``target_save/CKPT+init`` with: the epoch
-    counter at 0, ``brain.ckpt`` steps at 0, every optimiser's state emptied (its learning rates
-    set from ``lrs``: optimiser name -> lr, e.g. ``{"head": 1e-5}`` for ``optimizer_head``), and
-    a meta without validation metrics, so the next ``fit`` recovers it as its starting point and
-    ``evaluate(max_key=...)`` never picks it. ``label_encoder.txt`` is copied too (the class
-    indices of the classifier). Does nothing when ``target_save`` already holds a checkpoint
-    (the run is under way: it resumes). ``origin``: :func:`checkpoint_origin` of ``source_save``
-    when the caller already has it (the model's SHA-1 is not computed again).
+    IEMOCAP's data section (4 classes; the study writes the manifests and sets
+    ``skip_prep``), named after the direction so that the run's logs and ``configuration.json``
+    say what it trained and tested on, and logging the target corpus's test metrics.
 
-    Returns
+    Example
     -------
-    dict
-        ``{"source_checkpoint": path, "model_sha1": ...}`` (what the run started from).
+    >>> corpus = study_corpus("ie2me")
+    >>> corpus.name, corpus.data_file.name, corpus.metrics == corpus_of("meld").metrics
+    ('IEMOCAP→MELD', 'iemocap.yaml', True)
     """
-    import torch
-    import yaml
+    import dataclasses
 
-    source_save, target_save = Path(source_save), Path(target_save)
-    origin = origin or checkpoint_origin(source_save, max_key)
-    best = Path(origin["source_checkpoint"])
-    if any(p.is_dir() and p.name.startswith("CKPT") for p in target_save.glob("CKPT*")):
-        return origin
-    staging = target_save / ".CKPT+init.tmp"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    for path in sorted(best.iterdir()):
-        name = path.name
-        if name == "CKPT.yaml":
-            continue
-        if name == "counter.ckpt":
-            (staging / name).write_text("0")
-        elif name == "brain.ckpt":
-            (staging / name).write_text(yaml.dump(
-                {"step": 0, "avg_train_loss": 0.0, "optimizer_step": 0}))
-        elif name.startswith("optimizer_"):
-            state = torch.load(path, map_location="cpu")
-            state["state"] = {}
-            lr = (lrs or {}).get(name[len("optimizer_"):-len(".ckpt")])
-            for group in state["param_groups"]:
-                if lr is not None:
-                    group["lr"] = lr
-                    group["initial_lr"] = lr
-            torch.save(state, staging / name)
-        else:
-            shutil.copy2(path, staging / name)
-    meta = {"end-of-epoch": True, "unixtime": time.time(), "init_from": origin}
-    (staging / "CKPT.yaml").write_text(yaml.dump(meta))
-    encoder = source_save / "label_encoder.txt"
-    if encoder.is_file():
-        shutil.copy2(encoder, target_save / "label_encoder.txt")
-    staging.rename(target_save / "CKPT+init")
-    return origin
+    source, target, _ = DIRECTIONS[direction]
+    return dataclasses.replace(
+        corpus_of("iemocap"), name=f"{corpus_of(source).name}→{corpus_of(target).name}",
+        metrics=corpus_of(target).metrics)
+
+
+def encoders_label(configuration):
+    """The encoders of a run (its ``configuration.json``), as the tables name them.
+
+    Example
+    -------
+    >>> encoders_label({"speech_encoder": "facebook/hubert-large-ll60k",
+    ...                 "text_encoder": "/tmp/assets/tiny-bert"})
+    'hubert-large-ll60k + tiny-bert'
+    >>> encoders_label({"speech_encoder": None, "text_encoder": "bert-base-uncased"})
+    'bert-base-uncased'
+    """
+    names = [Path(str(configuration[key])).name for key in ("speech_encoder", "text_encoder")
+             if configuration.get(key)]
+    return " + ".join(names) or None
+
+
+def method_label(row, encoders=None):
+    """A row's label in our tables: the paper's, the baseline naming the encoders we used.
+
+    Example
+    -------
+    >>> method_label("baseline", "tiny-hubert + tiny-bert"), method_label("baseline")
+    ('Baseline (tiny-hubert + tiny-bert)', 'Baseline')
+    >>> method_label("m4ser", "tiny-hubert + tiny-bert")
+    '+ AED & AEC (M4SER)'
+    """
+    if row == "baseline":
+        return f"Baseline ({encoders})" if encoders else "Baseline"
+    return ROWS[row][0]
 
 
 # ------------------------------------------------------------------------------ tables
@@ -394,8 +413,9 @@ def _fmt(value, spread=None):
     return text if spread is None else f"{text} ± {spread:.1f}"
 
 
-def cross_corpus_table(results, rows=tuple(ROWS)):
-    """Table VIII from our runs: ``results[(row, direction)]`` = test metrics dict (or missing).
+def cross_corpus_table(results, rows=tuple(ROWS), encoders=None):
+    """Table VIII from our runs: ``results[(row, direction)]`` = test metrics dict (or missing);
+    ``encoders``: row -> the encoders its runs used (:func:`encoders_label`, :func:`method_label`).
 
     Returns
     -------
@@ -421,7 +441,9 @@ def cross_corpus_table(results, rows=tuple(ROWS)):
             metrics = results.get((row, direction))
             ours[direction] = (target_values(metrics, target) if metrics is not None else
                                {column: None for column, _ in TARGET_METRICS[target]})
-        table["rows"].append({"row": row, "method": ROWS[row][0], "ours": ours,
+        label = (encoders or {}).get(row)
+        table["rows"].append({"row": row, "method": method_label(row, label), "encoders": label,
+                              "ours": ours,
                               "paper": PAPER_TABLE8[row]})
     for name in PAPER_ONLY_ROWS:
         table["paper_only"].append({"method": name, "paper": PAPER_TABLE8[name]})
@@ -438,11 +460,11 @@ def cross_corpus_table(results, rows=tuple(ROWS)):
     return table
 
 
-def few_shot_table(results, rows=("m4ser",), shots=PAPER_SHOTS):
+def few_shot_table(results, rows=("m4ser",), shots=PAPER_SHOTS, encoders=None):
     """Table IX from our runs: ``results[(row, direction, shots)]`` = list of test metrics dicts
-    (one per draw). Cells are mean and population standard deviation over the draws; the paper's
-    rows that have no run of ours beside them (SAMS, MF-AED-AEC, other shot sizes) are listed in
-    ``paper_only``.
+    (one per draw); ``encoders`` as :func:`cross_corpus_table`'s. Cells are mean and population
+    standard deviation over the draws; the paper's rows that have no run of ours beside them
+    (SAMS, MF-AED-AEC, other shot sizes) are listed in ``paper_only``.
 
     Example
     -------
@@ -471,8 +493,10 @@ def few_shot_table(results, rows=("m4ser",), shots=PAPER_SHOTS):
                     ours[direction][column] = {"mean": mean, "std": std, "draws": len(values),
                                                "values": values}
             paper = PAPER_TABLE9.get(row, {}).get(k)
-            table["rows"].append({"row": row, "method": ROWS[row][0], "shots": k, "ours": ours,
-                                  "paper": paper})
+            label = (encoders or {}).get(row)
+            table["rows"].append({"row": row, "method": method_label(row, label),
+                                  "encoders": label, "shots": k,
+                                  "ours": ours, "paper": paper})
     for name in PAPER_ONLY_ROWS + ("m4ser",):
         for k in PAPER_SHOTS:
             if name in rows and k in shots:

@@ -13,6 +13,8 @@ import os
 import string
 from pathlib import Path
 
+from m4ser_lobes import DISTRIBUTION, install_command
+
 #: The model card template (installed with the package: ``setup.py`` package_data).
 MODEL_CARD = Path(__file__).with_name("model_card.md")
 
@@ -111,6 +113,55 @@ def training_data(hparams):
     }
 
 
+#: What each metric of a card's results table means.
+METRIC_NAMES = {
+    "WA": "WA = accuracy",
+    "ACC": "ACC = accuracy",
+    "UA": "UA = mean per-class recall",
+    "W-F1": "W-F1 = F1 weighted by class support",
+}
+
+
+def corpus_metrics(corpus):
+    """The metrics a corpus reports, headline first (``Corpus.metrics``): MELD's ACC is not WA.
+
+    Example
+    -------
+    >>> corpus_metrics("MELD"), corpus_metrics("IEMOCAP"), corpus_metrics("unknown")
+    (('ACC', 'W-F1', 'UA'), ('WA', 'UA', 'W-F1'), ('WA', 'UA', 'W-F1'))
+    """
+    from m4ser_lobes.corpora import Corpus
+
+    if corpus == "MELD":
+        from m4ser_lobes.corpora.meld import MELD
+
+        return MELD.metrics
+    return Corpus.metrics  # IEMOCAP's, the default
+
+
+def results_table(test_metrics, corpus, test_split):
+    """The card's results: the corpus's metrics (:func:`corpus_metrics`) on its test split.
+
+    Example
+    -------
+    >>> print(results_table({"WA": 62.5, "ACC": 62.5, "UA": 40.1, "W-F1": 60.2}, "MELD", "test"))
+    | split | ACC (%) | W-F1 (%) | UA (%) |
+    |---|---|---|---|
+    | test (test) | 62.5 | 60.2 | 40.1 |
+    <BLANKLINE>
+    ACC = accuracy, W-F1 = F1 weighted by class support, UA = mean per-class recall; all metrics
+    in `test_metrics.json`.
+    """
+    keys = corpus_metrics(corpus)
+    return (
+        "| split | " + " | ".join(f"{k} (%)" for k in keys) + " |\n"
+        + "|---" * (len(keys) + 1) + "|\n"
+        + f"| test ({test_split}) | " + " | ".join(str(test_metrics.get(k)) for k in keys)
+        + " |\n\n" + ", ".join(METRIC_NAMES[k] for k in keys)
+        + "; all metrics in `test_metrics.json`."
+    )
+
+
 def _text_summary(data):
     if data["text_source"] == "transcript":
         return "human transcripts (`text_source: transcript`)"
@@ -198,13 +249,9 @@ def model_card(
     """
     data = training_data(hparams) if data is None else data
     meta = run.meta
+    metrics = corpus_metrics(data["corpus"])
     if test_metrics and run.is_best:
-        results = (
-            "| split | WA (%) | UA (%) | W-F1 (%) |\n|---|---|---|---|\n"
-            f"| test ({data['test_split']}) | {test_metrics.get('WA')} | "
-            f"{test_metrics.get('UA')} | {test_metrics.get('W-F1')} |\n\n"
-            "WA = accuracy, UA = mean per-class recall; all metrics in `test_metrics.json`."
-        )
+        results = results_table(test_metrics, data["corpus"], data["test_split"])
     else:
         results = "No test metrics were recorded for this checkpoint."
     correction = (
@@ -231,8 +278,11 @@ def model_card(
         "text_source": public_name(hparams.get("text_encoder_source")),
         "classes": ", ".join(classes),
         "checkpoint": run.checkpoint.name,
-        "valid_metrics": ", ".join(f"{k} {meta[k]}" for k in ("WA", "UA", "W-F1") if k in meta)
+        "valid_metrics": ", ".join(f"{k} {meta[k]}" for k in metrics if k in meta)
         or "not recorded",
+        "distribution": DISTRIBUTION,
+        "install": install_command(),
+        "install_faster_whisper": install_command("faster-whisper"),
         "results": results,
         "source": repo_id or "<this folder or org/name>",
         "repo_id": repo_id or "org/name",

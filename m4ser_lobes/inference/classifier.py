@@ -26,7 +26,7 @@ one (``""``: the text branch reads an empty text, as for an empty ASR hypothesis
 only ``None`` asks for the ASR model of the export (:mod:`m4ser_lobes.inference.asr`: loaded once,
 at first use; :class:`ASRUnavailableError` says what to do when it cannot be). Text goes through
 the training pipeline's normaliser and tokenizer
-(:func:`m4ser_lobes.text.tokens.encode_hypothesis`).
+(:func:`m4ser_lobes.text.tokens.encode_text`, with ``keep_punctuation`` as the model trained).
 
 An export folder or Hub repo is data: before HyperPyYAML builds anything, its
 ``hyperparams.yaml`` must be the packaged ``inference.yaml`` with plain values, naming only the
@@ -38,8 +38,8 @@ Files are read in one place, :func:`m4ser_lobes.inference.windows.read_windows` 
 and channel count; the long-audio policy): a file longer than ``window_seconds`` (the training
 crop) is classified as at most ``max_windows`` windows of exactly that length, evenly spaced from
 its start to its end, ``batch_size`` at a time, their probabilities averaged; without a given
-transcript each window is transcribed and the texts are joined. A shorter file is classified
-whole, as the training Brain's test stage crops it. Padding never changes a prediction:
+transcript the whole file is transcribed once and that text is paired with every window. A
+shorter file is classified whole, as the training Brain's test stage crops it. Padding never changes a prediction:
 :meth:`classify_batch` gives each utterance of a padded batch the probabilities it gets alone
 (tested to 1e-5, for group-norm speech encoders such as HuBERT/wav2vec2 base too), so the Brain's
 padded test batches, a batch of one and :meth:`classify_file` agree.
@@ -67,12 +67,11 @@ from m4ser_lobes.inference.folder import check_export_files, corrector_file, res
 from m4ser_lobes.inference.safety import check_export_yaml, load_checked
 from m4ser_lobes.inference.windows import (
     check_window_settings,
-    file_text,
     mean_probabilities,
     read_windows,
 )
 from m4ser_lobes.text.alignment import correct as correct_text
-from m4ser_lobes.text.tokens import encode_hypothesis
+from m4ser_lobes.text.tokens import encode_text
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +250,7 @@ class M4SERClassifier(Pretrained):
             [B, T_t] True = padding.
         """
         tokenizer = self.model.text_encoder.tokenizer
-        ids = [encode_hypothesis(t or "", tokenizer, self.hparams.max_tokens) for t in texts]
+        ids = [self._encode(t, tokenizer)[0] for t in texts]
         width = max(len(i) for i in ids)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
@@ -260,6 +259,11 @@ class M4SERClassifier(Pretrained):
             input_ids[row, : len(seq)] = torch.tensor(seq)
             pad_mask[row, : len(seq)] = False
         return input_ids.to(self.device), pad_mask.to(self.device)
+
+    def _encode(self, text, tokenizer):
+        """``encode_text`` as in training (exports older than ``keep_punctuation``: False)."""
+        keep = bool(getattr(self.hparams, "keep_punctuation", False))
+        return encode_text(text or "", tokenizer, self.hparams.max_tokens, keep)
 
     @property
     def asr_backend(self):
@@ -360,8 +364,8 @@ class M4SERClassifier(Pretrained):
             labels, spans = model.correct_transcripts(input_ids, pad_mask, max_len=max_len)
         tokenizer = self.model.text_encoder.tokenizer
         return [
-            correct_text(ids, lab, span, tokenizer)
-            for ids, lab, span in zip(input_ids.cpu(), labels.cpu(), spans)
+            correct_text(ids, lab, span, tokenizer, self._encode(text, tokenizer)[1])
+            for ids, lab, span, text in zip(input_ids.cpu(), labels.cpu(), spans, texts)
         ]
 
     # ------------------------------------------------------------------ classification
@@ -484,38 +488,39 @@ class M4SERClassifier(Pretrained):
         """The one code path that reads an audio file: decoded once, the ASR run at most once.
 
         The file is read and cut by :func:`m4ser_lobes.inference.windows.read_windows` (the
-        long-audio policy); each window is paired with the given transcript, or transcribed.
+        long-audio policy); every window is paired with the given transcript, or with the
+        transcript of the whole file (the ASR runs once, on all of it).
 
         Returns
         -------
         result : tuple or None
             ``(probabilities, score, index, labels)`` with B = 1 (None unless ``classify``).
         info : TranscriptInfo
-            The text read (window texts joined when transcribed), its source and, with
-            ``correct``, its AED + AEC correction.
+            The text read (the whole file's), its source and, with ``correct``, its AED + AEC
+            correction.
         """
         hparams = self.hparams
-        windows = read_windows(
+        audio, windows = read_windows(
             path, hparams.sample_rate, hparams.window_seconds, hparams.max_windows, self.min_samples
-        ).to(self.device)
-        count = windows.shape[0]
+        )
+        windows = windows.to(self.device)
         if not self.model.uses_text:
-            texts, source = [transcript] * count, "unused"
+            text, source = transcript, "unused"
         elif transcript is not None:
-            texts, source = [transcript] * count, "given"
+            text, source = transcript, "given"
         else:
-            texts, source = self.transcribe(list(windows)), "asr"
+            (text,), source = self.transcribe([audio]), "asr"
         result = None
         if classify:
+            texts = [text] * windows.shape[0]
             probabilities = mean_probabilities(
                 self.emotion_probabilities, windows, texts, hparams.batch_size
             )
             result = self._result(probabilities)
         corrected = None
         if correct:
-            parts = texts[:1] if source != "asr" else [t for t in texts if t]
-            corrected = " ".join(c for c in self.correct_transcripts(parts) if c)
-        return result, TranscriptInfo(file_text(texts, source), source, corrected)
+            corrected = " ".join(c for c in self.correct_transcripts([text]) if c)
+        return result, TranscriptInfo(text, source, corrected)
 
     def classify_file(self, path, transcript=None):
         """Classify one audio file of any sample rate and channel count.
@@ -557,15 +562,15 @@ class M4SERClassifier(Pretrained):
             Audio file, read as :meth:`classify_file` reads it.
         transcript : str, optional
             A given transcript (returned as is, source ``given``); None: the ASR model
-            transcribes each window of the file.
+            transcribes the whole file, once.
         correct : bool
             Also correct the text with AED + AEC (``corrector.ckpt``, loaded at first use).
 
         Returns
         -------
         TranscriptInfo
-            ``text`` (for a long file without a transcript, the window texts joined by spaces),
-            ``source`` (``given``/``asr``/``unused``) and ``corrected`` (None unless ``correct``).
+            ``text`` (without a given transcript, the whole file's, as every window of a long
+            file reads it), ``source`` (``given``/``asr``/``unused``) and ``corrected`` (None unless ``correct``).
 
         Raises
         ------

@@ -382,7 +382,8 @@ def main(argv=None):
     untranscribed = [item for item in todo if item.transcript is None]
     try:
         if untranscribed and classifier.model.uses_text:
-            logger.info("%d inputs have no transcript: loading the ASR model", len(untranscribed))
+            logger.info("%d of %d inputs have no transcript (%s): loading the ASR model",
+                        len(untranscribed), len(todo), _named(untranscribed))
             classifier.load_asr()
         results.start(classifier.classes, args.correct, model=args.model)
     except ASRUnavailableError as err:

@@ -37,7 +37,11 @@ TRAINING_KEYS = (
     "use_msr",
     "use_mir",
     "max_tokens",
+    "keep_punctuation",
 )
+
+#: Training keys that runs recorded before the key existed lack, with the value they trained with.
+OLD_RUN_VALUES = {"keep_punctuation": False}
 
 #: Keys of the packaged YAML that AED/AEC need; null in an export without a corrector.
 CORRECTOR_KEYS = (
@@ -158,8 +162,9 @@ def export_overrides(
     Arguments
     ---------
     hparams : dict
-        The loaded training YAML (:data:`TRAINING_KEYS`, optionally ``max_audio_seconds``,
-        ``aec_max_len``, ``aec_layers`` and ``aec_ffn``).
+        The loaded training YAML (:data:`TRAINING_KEYS`, those of :data:`OLD_RUN_VALUES`
+        optional; optionally ``max_audio_seconds``, ``aec_max_len``, ``aec_layers`` and
+        ``aec_ffn``).
     model : m4ser_lobes.model.M4SER
         The trained model (which encoders it uses; the text encoder's vocabulary for AEC).
     asr_model : str
@@ -176,10 +181,10 @@ def export_overrides(
     dict
         Keys of :data:`EXPORTED_KEYS`.
     """
-    missing = [k for k in TRAINING_KEYS if k not in hparams]
+    missing = [k for k in TRAINING_KEYS if k not in hparams and k not in OLD_RUN_VALUES]
     if missing:
         raise KeyError(f"the training YAML lacks {missing}; export needs {list(TRAINING_KEYS)}")
-    values = {k: hparams[k] for k in TRAINING_KEYS}
+    values = {k: hparams[k] if k in hparams else OLD_RUN_VALUES[k] for k in TRAINING_KEYS}
     values.update(
         window_seconds=float(window_seconds or hparams.get("max_audio_seconds") or 20.0),
         max_windows=int(max_windows),

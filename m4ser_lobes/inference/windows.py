@@ -8,10 +8,13 @@ of exactly that length, never shorter: ``ceil(length / window_seconds)`` windows
 and the last ends at its end (they overlap a little when they cover the file, and sample it evenly
 when ``max_windows`` caps them). They are classified ``batch_size`` at a time and their
 probabilities averaged. Memory is therefore bounded by ``batch_size`` windows whatever the file
-length (the decoded file itself is held in RAM, about 230 MB per hour at 16 kHz). Without a given
-transcript each window is transcribed separately and the window texts are joined (words in the
-overlaps may repeat); a given transcript is paired with every window. A file no longer than
-``window_seconds`` is classified whole, as the training Brain's test stage crops it.
+length (the decoded file itself is held in RAM, about 230 MB per hour at 16 kHz). The text is the
+file's, never a window's: a given transcript, or, without one, the whole file transcribed once
+(the transcriber cuts long audio at quiet points, :func:`m4ser_lobes.text.transcribers.
+split_long_audio`), is paired with every window; the text encoder reads its first ``max_tokens``
+tokens. Transcribing each window would cut words at the window edges and repeat the words of the
+overlaps ("laundry cording"). A file no longer than ``window_seconds`` is classified whole, as
+the training Brain's test stage crops it.
 
 Shape legend: L samples, N windows.
 """
@@ -80,7 +83,9 @@ def read_windows(path, sample_rate, window_seconds, max_windows, min_samples=1):
 
     Returns
     -------
-    torch.Tensor
+    audio : torch.Tensor
+        [L] the whole file at ``sample_rate`` (what the ASR transcribes).
+    windows : torch.Tensor
         [N, window] windows ([1, L] for a file no longer than ``window_seconds``).
 
     Raises
@@ -103,7 +108,7 @@ def read_windows(path, sample_rate, window_seconds, max_windows, min_samples=1):
             windows.shape[0],
             windows.shape[1] / sample_rate,
         )
-    return windows
+    return wav, windows
 
 
 def mean_probabilities(probabilities, windows, texts, batch_size):
@@ -117,7 +122,7 @@ def mean_probabilities(probabilities, windows, texts, batch_size):
     windows : torch.Tensor
         [N, window] from :func:`read_windows`.
     texts : list
-        One text (or None) per window.
+        One text (or None) per window (the file's text, paired with each).
     batch_size : int
 
     Returns
@@ -138,17 +143,6 @@ def mean_probabilities(probabilities, windows, texts, batch_size):
         for i in range(0, windows.shape[0], step)
     ]
     return torch.cat(parts).mean(dim=0, keepdim=True)
-
-
-def file_text(texts, source):
-    """The text of a file from its windows' texts: the given one, or the ASR texts joined.
-
-    Example
-    -------
-    >>> file_text(["oh no", "oh no"], "given"), file_text(["oh", "", "no"], "asr")
-    ('oh no', 'oh no')
-    """
-    return texts[0] if source != "asr" else " ".join(t for t in texts if t)
 
 
 def split_windows(wav, window, max_windows):

@@ -1,10 +1,16 @@
 """A tiny synthetic corpus in the exact on-disk format of IEMOCAP, for tests and the demo.
 
-``m4ser-mini-corpus iemocap OUT_DIR [--seed N] [--utterances-per-dialog N]`` (or
+``m4ser-mini-corpus iemocap OUT_DIR [--seed N] [--utterances-per-dialog N] [--speech espeak]`` (or
 ``python -m m4ser_lobes.testing.mini_iemocap ...``) writes ``OUT_DIR/IEMOCAP_full_release/`` (the tree of
 the real release, see ``recipes/IEMOCAP/iemocap_prepare.py``) and ``OUT_DIR/hypotheses.json``, a
 fake ASR hypothesis cache in the format of ``m4ser_lobes.text.asr`` (docs/CONTRACTS.md). It takes well
-under a second and prints a one-line summary.
+under a second and prints a one-line summary. The same command writes the MELD look-alike
+(``m4ser-mini-corpus meld OUT_DIR``, :mod:`m4ser_lobes.testing.mini_meld`) and a tiny random HuBERT
+and BERT with ``OUT_DIR/m4ser_tiny.yaml`` to train on either (``m4ser-mini-corpus model OUT_DIR``,
+:mod:`m4ser_lobes.testing.tiny_model`); README.md's "Try every command without the licensed
+corpora" runs every recipe on them. ``--speech espeak`` has espeak-ng speak the words
+(:mod:`m4ser_lobes.testing.speech`), so that a real ASR can transcribe the clips; by default each
+utterance is the tone described below.
 
 What the data prep must cope with, all present:
 
@@ -45,6 +51,7 @@ Example
 from __future__ import annotations
 
 import json
+import sys
 import wave
 from collections import Counter
 from pathlib import Path
@@ -52,6 +59,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from m4ser_lobes.testing.speech import Speaker, check_speech
 from m4ser_lobes.utils.fileio import atomic_write_json
 
 SAMPLE_RATE = 16000
@@ -173,7 +181,8 @@ def corpus_words():
     return sorted(words - set(SPLIT_WORDS))
 
 
-def generate_iemocap(out_dir, seed=0, utterances_per_dialog=10, filtered_per_dialog=2):
+def generate_iemocap(out_dir, seed=0, utterances_per_dialog=10, filtered_per_dialog=2,
+                     speech="tone"):
     """Write the synthetic IEMOCAP release and its hypothesis cache into ``out_dir``.
 
     Each session holds 4 dialogs of ``utterances_per_dialog`` kept utterances (exactly
@@ -190,6 +199,10 @@ def generate_iemocap(out_dir, seed=0, utterances_per_dialog=10, filtered_per_dia
         Kept utterances per dialog (default 10: 200 in all).
     filtered_per_dialog : int
         Utterances per dialog labelled fru/xxx/sur/oth/fea/dis.
+    speech : str
+        ``"tone"`` (default: the harmonic tone of :func:`_synthesize`) or ``"espeak"``: each
+        utterance's words spoken by espeak-ng with its arousal's prosody
+        (:mod:`m4ser_lobes.testing.speech`), the times following the spoken length.
 
     Returns
     -------
@@ -200,14 +213,20 @@ def generate_iemocap(out_dir, seed=0, utterances_per_dialog=10, filtered_per_dia
             "utterances_per_dialog must be >= 1 and filtered_per_dialog >= 0, got "
             f"{utterances_per_dialog} and {filtered_per_dialog}"
         )
+    check_speech(speech)
     out_dir = Path(out_dir)
     root = out_dir / RELEASE_NAME
     rng = np.random.default_rng(seed)
+    # espeak: the audio is made while the turns are drawn (their times follow it), from its own
+    # random stream; the tone corpus (speech="tone") is written exactly as before.
+    speaker = Speaker(np.random.default_rng([seed, 2])) if speech == "espeak" else None
+    audios = {} if speaker else None
     utterances = {}
     need_laughter = True
     (root / "Documentation").mkdir(parents=True, exist_ok=True)
     (root / "Documentation" / "README.txt").write_text(
         f"Synthetic IEMOCAP look-alike written by m4ser_lobes.testing.mini_iemocap (seed {seed}).\n"
+        + (f"Speech: espeak-ng ({speaker.version}).\n" if speaker else "")
     )
     for session, dialogs in DIALOGS.items():
         dialog_dir = root / f"Session{session}" / "dialog"
@@ -221,11 +240,12 @@ def generate_iemocap(out_dir, seed=0, utterances_per_dialog=10, filtered_per_dia
             for i, label in enumerate(labels):
                 if label == "hap":  # alternate hap / exc inside a dialog
                     labels[i], exc_next = ("exc" if exc_next else "hap"), not exc_next
-            dialog_utts = _make_dialog(rng, session, dialog, labels, need_laughter)
+            dialog_utts = _make_dialog(rng, session, dialog, labels, need_laughter,
+                                       speaker, audios)
             need_laughter = need_laughter and not any(
                 "[LAUGHTER]" in u.transcript and u.emotion for u in dialog_utts)
             utterances.update((u.utt_id, u) for u in dialog_utts)
-            _write_dialog(root / f"Session{session}", dialog, dialog_utts, rng)
+            _write_dialog(root / f"Session{session}", dialog, dialog_utts, rng, audios)
         _write_decoys(dialog_dir / "EmoEvaluation", dialogs[0])
     utterances = _add_hypotheses(utterances, np.random.default_rng([seed, 1]))
     hypotheses = out_dir / "hypotheses.json"
@@ -233,8 +253,12 @@ def generate_iemocap(out_dir, seed=0, utterances_per_dialog=10, filtered_per_dia
     return MiniCorpus(root, hypotheses, utterances)
 
 
-def _make_dialog(rng, session, dialog, labels, need_laughter):
-    """Draw speakers, times, words and the raw transcript of every turn of one dialog."""
+def _make_dialog(rng, session, dialog, labels, need_laughter, speaker=None, audios=None):
+    """Draw speakers, times, words and the raw transcript of every turn of one dialog.
+
+    With a ``speaker`` (:class:`m4ser_lobes.testing.speech.Speaker`) each turn's words are
+    spoken into ``audios[utt_id]`` and its times follow the spoken length.
+    """
     counters = Counter()
     gender = "FM"[rng.integers(2)]
     time = round(float(rng.uniform(1.0, 4.0)), 4)
@@ -244,10 +268,13 @@ def _make_dialog(rng, session, dialog, labels, need_laughter):
         counters[gender] += 1
         num_samples = int(rng.integers(int(0.8 * SAMPLE_RATE), int(2.0 * SAMPLE_RATE) + 1))
         start = time
-        end = round(start + num_samples / SAMPLE_RATE, 4)
         emotion = {"exc": "hap"}.get(label, label) if label in CLASSES + ("exc",) else None
         valence_class = emotion or CLASSES[rng.integers(4)]  # filtered turns: any valence
         words = _sentence(rng, negative=valence_class in NEGATIVE_VALENCE)
+        if speaker is not None:
+            audio = speaker(" ".join(words), _is_high_arousal(speaker.rng, label), gender)
+            audios[utt_id], num_samples = audio, len(audio)
+        end = round(start + num_samples / SAMPLE_RATE, 4)
         force_tag = need_laughter and emotion is not None
         need_laughter = need_laughter and not force_tag
         utts.append(MiniUtterance(
@@ -323,8 +350,9 @@ def _synthesize(rng, high_arousal, gender, num_samples):
     return (audio * 32767).astype(np.int16)
 
 
-def _write_dialog(session_dir, dialog, utts, rng):
-    """Write the EmoEvaluation, transcription and sentence wav files of one dialog."""
+def _write_dialog(session_dir, dialog, utts, rng, audios=None):
+    """Write the EmoEvaluation, transcription and sentence wav files of one dialog (the audio:
+    synthesised here, or ``audios[utt_id]`` when given)."""
     newline = "\r\n" if dialog == CRLF_DIALOG else "\n"
     evaluation = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
     transcription = []
@@ -333,7 +361,10 @@ def _write_dialog(session_dir, dialog, utts, rng):
     for u in utts:
         evaluation += _evaluation_block(rng, u) + [""]
         transcription.append(f"{u.utt_id} [{u.start:08.4f}-{u.end:08.4f}]: {u.transcript}")
-        audio = _synthesize(rng, _is_high_arousal(rng, u.label), u.gender, u.num_samples)
+        if audios is None:
+            audio = _synthesize(rng, _is_high_arousal(rng, u.label), u.gender, u.num_samples)
+        else:
+            audio = audios[u.utt_id]
         with wave.open(str(wav_dir / f"{u.utt_id}.wav"), "wb") as f:  # 16-bit PCM
             f.setnchannels(1)
             f.setsampwidth(2)
@@ -449,13 +480,16 @@ def _hypothesis_cache(utterances):
 
 
 def build_parser():
-    """The ``m4ser-mini-corpus`` argument parser."""
+    """The ``m4ser-mini-corpus`` argument parser: ``iemocap``, ``meld`` and ``model`` subcommands."""
+    from m4ser_lobes.testing import mini_meld
+    from m4ser_lobes.testing.speech import SPEECH_HELP, SPEECH_KINDS
     from m4ser_lobes.utils.cli import HelpFormatter, command_parser
 
     parser = command_parser(
         "m4ser-mini-corpus",
         "m4ser_lobes.testing.mini_iemocap",
-        "Write a tiny synthetic corpus in the exact on-disk format of a real one.",
+        "Write a tiny synthetic corpus in the exact on-disk format of a real one (iemocap, "
+        "meld), or the tiny random encoders and model YAML to train on it (model).",
     )
     sub = parser.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
     iemocap = sub.add_parser(
@@ -475,6 +509,26 @@ def build_parser():
         default=2,
         help="extra utterances per dialog with labels the data prep filters out (fru, xxx ...)",
     )
+    iemocap.add_argument("--speech", choices=SPEECH_KINDS, default="tone", help=SPEECH_HELP)
+    meld = sub.add_parser(
+        "meld",
+        formatter_class=HelpFormatter,
+        help="MELD.Raw look-alike (CSVs, mp4 clips) + hypotheses.json",
+        description="Write OUT_DIR/MELD.Raw/ and OUT_DIR/hypotheses.json.",
+    )
+    mini_meld.add_arguments(meld)
+    model = sub.add_parser(
+        "model",
+        formatter_class=HelpFormatter,
+        help="tiny random HuBERT + BERT and OUT_DIR/m4ser_tiny.yaml (hparams/m4ser.yaml at CPU size)",
+        description="Save a tiny random HuBERT and BERT under OUT_DIR/models/ and write "
+                    "OUT_DIR/m4ser_tiny.yaml: hparams/m4ser.yaml with the demos' sizes, a model "
+                    "YAML for any recipe (m4ser_lobes.testing.tiny_model).",
+    )
+    model.add_argument("out_dir", type=Path, help="output folder (created)")
+    model.add_argument("--epochs", type=int, default=1, help="number_of_epochs of the YAML")
+    model.add_argument("--hparams", type=Path, default=None,
+                       help="model YAML to shrink (default: hparams/m4ser.yaml of this source tree)")
     return parser
 
 
@@ -490,19 +544,31 @@ def summary(corpus):
 
 
 def main(argv=None):
-    """Command line: ``m4ser-mini-corpus iemocap OUT_DIR [--seed N]``; returns the exit status.
+    """Command line: ``m4ser-mini-corpus {iemocap,meld,model} OUT_DIR ...``; returns the exit status.
 
-    Prints a one-line summary (:func:`summary`); :func:`generate_iemocap` returns the corpus
-    object to Python callers.
+    Prints a one-line summary (:func:`summary`), or one error line (espeak-ng or the model YAML
+    missing: exit status 2); :func:`generate_iemocap` returns the corpus object to Python callers.
     """
+    from m4ser_lobes.testing import mini_meld
+    from m4ser_lobes.testing.speech import SpeechError
+
     args = build_parser().parse_args(argv)
-    corpus = generate_iemocap(
-        args.out_dir,
-        seed=args.seed,
-        utterances_per_dialog=args.utterances_per_dialog,
-        filtered_per_dialog=args.filtered_per_dialog,
-    )
-    print(summary(corpus))
+    try:
+        if args.corpus == "model":
+            from m4ser_lobes.testing.tiny_model import write_tiny_model
+
+            path = write_tiny_model(args.out_dir, epochs=args.epochs, hparams_file=args.hparams)
+            print(f"wrote {path} (tiny encoders in {path.parent / 'models'})")
+        elif args.corpus == "meld":
+            print(mini_meld.summary(mini_meld.generate_meld(
+                args.out_dir, seed=args.seed, per_split=args.per_split, speech=args.speech)))
+        else:
+            print(summary(generate_iemocap(
+                args.out_dir, seed=args.seed, utterances_per_dialog=args.utterances_per_dialog,
+                filtered_per_dialog=args.filtered_per_dialog, speech=args.speech)))
+    except (SpeechError, FileNotFoundError) as error:
+        print(f"m4ser-mini-corpus: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -28,6 +28,9 @@ synthesiser, sentence and ASR-error functions are reused): the **audio carries a
 (joy, surprise, anger, fear: high; neutral, sadness, disgust: low), the **words carry valence**
 (anger, sadness, disgust, fear: negative words) and a **cue word** separates the classes left
 (surprise "wow", fear "help", disgust "yuck"), so speech and text together determine the class.
+With ``speech="espeak"`` (``--speech espeak``) each row's words are spoken by espeak-ng with its
+arousal's prosody (:mod:`m4ser_lobes.testing.speech`) and the CSV span follows the spoken length,
+so a real ASR can transcribe the clips; the default tone corpus is written exactly as before.
 
 Example
 -------
@@ -52,6 +55,7 @@ from typing import NamedTuple
 import numpy as np
 
 from m4ser_lobes.utils.fileio import atomic_write_json
+from m4ser_lobes.testing.speech import SPEECH_HELP, SPEECH_KINDS, Speaker, check_speech
 from m4ser_lobes.testing.mini_iemocap import (
     SAMPLE_RATE,
     _corrupt,
@@ -179,7 +183,7 @@ def write_clip(path, audio, sample_rate=CLIP_RATE, layout="stereo", clip_rate=CL
         container.mux(sound.encode())
 
 
-def generate_meld(root, seed=0, per_split=21):
+def generate_meld(root, seed=0, per_split=21, speech="tone"):
     """Write the synthetic ``MELD.Raw`` release and its hypothesis cache into ``root``.
 
     Arguments
@@ -190,6 +194,8 @@ def generate_meld(root, seed=0, per_split=21):
         Everything (labels, order, audio, words, ASR errors) is a function of the seed.
     per_split : int
         CSV rows per split (at least 7); classes rotate, so a multiple of 7 balances them.
+    speech : str
+        ``"tone"`` (default) or ``"espeak"``: the rows' words spoken by espeak-ng.
 
     Returns
     -------
@@ -198,19 +204,23 @@ def generate_meld(root, seed=0, per_split=21):
     if per_split < MIN_PER_SPLIT:
         raise ValueError(f"per_split must be >= {MIN_PER_SPLIT} (the special cases need the "
                          f"rows), got {per_split}")
+    check_speech(speech)
     out_dir = Path(root)
     release = out_dir / RELEASE_NAME
     release.mkdir(parents=True, exist_ok=True)
+    speaker = Speaker(np.random.default_rng([seed, 2])) if speech == "espeak" else None
+    audios = {} if speaker else None
     (release / "README.txt").write_text(
-        f"Synthetic MELD.Raw look-alike written by m4ser_lobes.testing.mini_meld (seed {seed}).\n")
+        f"Synthetic MELD.Raw look-alike written by m4ser_lobes.testing.mini_meld (seed {seed}).\n"
+        + (f"Speech: espeak-ng ({speaker.version}).\n" if speaker else ""))
     rng = np.random.default_rng(seed)
     utterances, skipped, flags, ignored = {}, {}, {}, {}
     for split_index, split in enumerate(("train", "dev", "test")):
         folder = release / CLIP_FOLDERS[split]
         folder.mkdir(parents=True, exist_ok=True)
-        rows = _make_rows(rng, split, per_split, offset=split_index)
+        rows = _make_rows(rng, split, per_split, offset=split_index, voice=speaker, audios=audios)
         for position, u in enumerate(rows):
-            u, fate = _write_row_clip(rng, folder, split, position, u)
+            u, fate = _write_row_clip(rng, folder, split, position, u, audios)
             utterances[u.utt_id] = u
             if fate in ("undecodable", "missing"):
                 skipped[u.utt_id] = fate
@@ -248,8 +258,12 @@ def rows_of(utterances, split):
                   key=lambda u: (u.dialogue, u.utterance))
 
 
-def _make_rows(rng, split, count, offset):
-    """Draw the labels, speakers, times and texts of one split (clips not written yet)."""
+def _make_rows(rng, split, count, offset, voice=None, audios=None):
+    """Draw the labels, speakers, times and texts of one split (clips not written yet).
+
+    With a ``voice`` (:class:`m4ser_lobes.testing.speech.Speaker`) the words are spoken into
+    ``audios[utt_id]`` and the CSV span is their length.
+    """
     rows, time, episode_start = [], 0.0, float(rng.uniform(30, 900))
     for i in range(count):
         dialogue, utterance = divmod(i, UTTERANCES_PER_DIALOGUE)
@@ -265,8 +279,13 @@ def _make_rows(rng, split, count, offset):
         ascii_template, csv_template, before, after = DECORATIONS[i % len(DECORATIONS)]
         raw = _render(rng, words)
         reference = [*before, *words, *after]
+        utt_id = f"{split}_dia{dialogue}_utt{utterance}"
+        if voice is not None:
+            audio = voice(" ".join(reference), emotion in HIGH_AROUSAL, SPEAKERS[speaker])
+            audios[utt_id] = audio.astype(np.float32) / 32768
+            span_ms = int(np.ceil(1000 * len(audio) / SAMPLE_RATE))
         rows.append(MeldUtterance(
-            f"{split}_dia{dialogue}_utt{utterance}", split, dialogue, utterance, emotion,
+            utt_id, split, dialogue, utterance, emotion,
             speaker, start_ms / 1000, (start_ms + span_ms) / 1000,
             ascii_template.format(raw), csv_template.format(raw), " ".join(reference),
             "", None, None,
@@ -282,11 +301,14 @@ def _utterance_audio(rng, u, seconds):
     return audio.astype(np.float32) / 32768
 
 
-def _write_row_clip(rng, folder, split, position, u):
-    """Write the clip of one row (or its special case); return the row and its fate/flags."""
+def _write_row_clip(rng, folder, split, position, u, audios=None):
+    """Write the clip of one row (or its special case); return the row and its fate/flags.
+
+    The audio is synthesised here, or ``audios[utt_id]`` when given (spoken rows).
+    """
     span = round(u.end - u.start, 3)
     name = f"dia{u.dialogue}_utt{u.utterance}.mp4"
-    audio = _utterance_audio(rng, u, span)
+    audio = _utterance_audio(rng, u, span) if audios is None else audios[u.utt_id]
     layout, fate = "stereo", None
     if split == "train" and position == UNDECODABLE_ROW:
         (folder / name).write_bytes(GARBAGE)
@@ -360,6 +382,7 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
     parser.add_argument("--per-split", type=int, default=21,
                         help=f"CSV rows per split (at least {MIN_PER_SPLIT})")
+    parser.add_argument("--speech", choices=SPEECH_KINDS, default="tone", help=SPEECH_HELP)
     return parser
 
 
@@ -385,7 +408,8 @@ def summary(corpus):
 def main(argv=None):
     """Command line: ``python -m m4ser_lobes.testing.mini_meld OUT_DIR``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    print(summary(generate_meld(args.out_dir, seed=args.seed, per_split=args.per_split)))
+    print(summary(generate_meld(args.out_dir, seed=args.seed, per_split=args.per_split,
+                                speech=args.speech)))
     return 0
 
 

@@ -8,7 +8,11 @@ two auxiliary tasks from the difference between them (docs/design.md §4):
 * **AEC** (Eqs. 4-7) decodes, for every CHANGE token, the WordPiece ids it must become
   (batched by :mod:`m4ser_lobes.text.targets`).
 
-Both sides are normalised with :func:`m4ser_lobes.text.normalize.normalize_text`.
+Both sides are normalised with :func:`m4ser_lobes.text.normalize.normalize_text`. With
+``keep_punctuation`` the hypothesis keeps its punctuation for the encoder
+(:func:`m4ser_lobes.text.tokens.encoder_text`): words are aligned exactly as without it, and the
+punctuation tokens are labelled -100 (ignored, docs/design.md §4), so the labels of the words,
+the targets and ``reconstruct`` are those of the alignment without punctuation.
 
 Alignment rules (word level, docs/design.md §4). A longest common subsequence (LCS) of hypothesis
 and reference words gives the anchors (KEEP). Between consecutive anchors (and before the first /
@@ -69,7 +73,14 @@ from itertools import pairwise
 
 from m4ser_lobes.text.normalize import normalize_text
 from m4ser_lobes.text.tags import IGNORE_INDEX, AEDTag
-from m4ser_lobes.text.tokens import cut_ids, encode_with_specials, tokenize_words, word_spans
+from m4ser_lobes.text.tokens import (
+    cut_ids,
+    encode_with_specials,
+    encoder_text,
+    split_punctuation,
+    tokenize_words,
+    word_spans,
+)
 
 __all__ = ["Alignment", "align_transcripts", "reconstruct", "correct", "WINDOW_MARGIN"]
 
@@ -139,9 +150,10 @@ class Alignment:
     Arguments
     ---------
     input_ids : list of int
-        WordPiece ids of the normalised hypothesis with [CLS] ... [SEP] (length T_t).
+        WordPiece ids of the normalised hypothesis with [CLS] ... [SEP] (length T_t), its
+        punctuation kept with ``keep_punctuation``.
     labels : list of int
-        One per input id: 0 KEEP, 1 DELETE, 2 CHANGE, -100 ignored ([SEP]).
+        One per input id: 0 KEEP, 1 DELETE, 2 CHANGE, -100 ignored ([SEP], punctuation).
     targets : dict of int to list of int
         CHANGE position -> the WordPiece ids it must become (no BOS/EOS).
     reference_ids : list of int
@@ -162,7 +174,7 @@ class Alignment:
     truncated: bool = False
 
 
-def align_transcripts(hypothesis, reference, tokenizer, max_length=None):
+def align_transcripts(hypothesis, reference, tokenizer, max_length=None, keep_punctuation=False):
     """AED labels and AEC targets for one (ASR hypothesis, human reference) pair.
 
     The rules are those of the module docstring (docs/design.md §4).
@@ -173,7 +185,7 @@ def align_transcripts(hypothesis, reference, tokenizer, max_length=None):
     ``num_cut_targets``). A word cut in the middle keeps the labels of its surviving sub-tokens.
     The reference words those hosts carried are then lost, so ``reconstruct`` returns the reference
     only when ``truncated`` is False. ``max_length`` also bounds the cost: long texts are aligned
-    in windows (module docstring, "Cost").
+    in windows (module docstring, "Cost"; a punctuation item counts as a word there).
 
     Arguments
     ---------
@@ -185,6 +197,8 @@ def align_transcripts(hypothesis, reference, tokenizer, max_length=None):
         The text encoder's tokenizer (BERT-family: adds a leading and a trailing special token).
     max_length : int, optional
         Cap on ``len(input_ids)`` (including [CLS] and [SEP]).
+    keep_punctuation : bool
+        Keep the hypothesis's punctuation in ``input_ids``, labelled -100.
 
     Returns
     -------
@@ -199,14 +213,20 @@ def align_transcripts(hypothesis, reference, tokenizer, max_length=None):
     (['[CLS]', 'you', 'know', 'it', '[SEP]'], [0, 0, 1, 2, -100])
     >>> tok.convert_ids_to_tokens(a.targets[3])
     ['it', 'is']
+    >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path") / "p", ["?", ","])
+    >>> a = align_transcripts("So, you know it?", "so you it is", tok, keep_punctuation=True)
+    >>> tok.convert_ids_to_tokens(a.input_ids), a.labels
+    (['[CLS]', 'so', ',', 'you', 'know', 'it', '?', '[SEP]'], [0, 0, -100, 0, 1, 2, -100, -100])
     """
-    hyp_text, ref_text, ref_cut = normalize_text(hypothesis), normalize_text(reference), False
+    hyp_text = encoder_text(hypothesis, keep_punctuation)
+    ref_text, ref_cut = normalize_text(reference), False
     if max_length is not None:
         if max_length < 2:
             raise ValueError(f"max_length must be >= 2 to hold [CLS] and [SEP], got {max_length}")
         hyp_text, _ = _first_words(hyp_text, max_length + WINDOW_MARGIN)
         ref_text, ref_cut = _first_words(ref_text, 2 * (max_length + WINDOW_MARGIN) + WINDOW_MARGIN)
     hyp_ids, hyp_owners = encode_with_specials(hyp_text, tokenizer)
+    hyp_owners, _ = split_punctuation(hyp_owners, hyp_text)  # punctuation: no word, -100
     ref_ids, ref_owners, _ = tokenize_words(ref_text, tokenizer, False)
     hyp_words, ref_words = word_spans(hyp_owners), word_spans(ref_owners)
     hyp_keys = [tuple(hyp_ids[p] for p in span) for span in hyp_words]
@@ -217,7 +237,8 @@ def align_transcripts(hypothesis, reference, tokenizer, max_length=None):
     def ref_slice(first, stop):
         return [ref_ids[p] for span in ref_words[first:stop] for p in span]
 
-    labels = [AEDTag.KEEP] + [IGNORE_INDEX] * (len(hyp_ids) - 1)  # [CLS] KEEP, specials ignored
+    # [CLS] KEEP; specials and punctuation ignored
+    labels = [AEDTag.KEEP] + [IGNORE_INDEX] * (len(hyp_ids) - 1)
     targets = {}
     if cls_target is not None:
         labels[0] = AEDTag.CHANGE
@@ -310,7 +331,7 @@ def reconstruct(alignment):
 # --------------------------------------------------------------------------------------------
 
 
-def correct(hypothesis_ids, predicted_labels, decoded_spans, tokenizer):
+def correct(hypothesis_ids, predicted_labels, decoded_spans, tokenizer, unlabelled=()):
     """Turn predicted AED labels and decoded AEC spans into corrected, normalised text.
 
     KEEP emits the token, DELETE drops it, CHANGE emits its decoded span; special tokens ([CLS],
@@ -318,7 +339,9 @@ def correct(hypothesis_ids, predicted_labels, decoded_spans, tokenizer):
     position without an entry in ``decoded_spans`` keeps its token (no correction available).
     Special tokens are never corrected: a predicted CHANGE on [SEP], padding or any special token
     after position 0 is ignored. The leading [CLS] (position 0) may be CHANGE: it hosts the words
-    the ASR dropped before the first hypothesis word (docs/design.md §4), emitted in front.
+    the ASR dropped before the first hypothesis word (docs/design.md §4), emitted in front. The
+    prediction at an ``unlabelled`` position (punctuation kept for the encoder, which training
+    labels -100) is not used: the token is kept, and the normalisation of the output drops it.
 
     Arguments
     ---------
@@ -329,6 +352,9 @@ def correct(hypothesis_ids, predicted_labels, decoded_spans, tokenizer):
     decoded_spans : dict of int to list of int
         CHANGE position -> decoded ids (BOS/EOS/padding are dropped).
     tokenizer : transformers.PreTrainedTokenizerBase
+    unlabelled : collection of int
+        Positions whose prediction is ignored (:func:`m4ser_lobes.text.tokens.encode_text`'s
+        punctuation positions).
 
     Returns
     -------
@@ -348,10 +374,11 @@ def correct(hypothesis_ids, predicted_labels, decoded_spans, tokenizer):
     >>> correct(a.input_ids[:3] + a.input_ids[-1:], [2, 2, 2, 2], spans, tok)  # [SEP] untouched
     'okay okay okay'
     """
-    special = set(tokenizer.all_special_ids)
+    special, unlabelled = set(tokenizer.all_special_ids), set(unlabelled)
     ids = [int(t) for t in hypothesis_ids]
     out = []
     for position, (token, label) in enumerate(zip(ids, (int(x) for x in predicted_labels))):
+        label = AEDTag.KEEP if position in unlabelled else label
         host = token not in special or (position == 0 and token != tokenizer.pad_token_id)
         if label == AEDTag.CHANGE and host and position in decoded_spans:
             out.extend(t for t in (int(x) for x in decoded_spans[position]) if t not in special)

@@ -6,31 +6,63 @@ transcribers are in :mod:`m4ser_lobes.text.transcribers`)::
 
     m4ser-asr --manifest train.json valid.json test.json \\
         --cache hyps.json --model openai/whisper-medium.en [--backend faster-whisper]
+    m4ser-asr --manifest ... --cache hyps.json --hparams hparams/iemocap.yaml   # the paper's ASR
+
+The model is given once, either by ``--model`` or by ``--hparams``: a corpus file of ``hparams/``
+names the ASR the paper used for that corpus in its ``asr_model`` key (``openai/whisper-medium.en``
+for IEMOCAP, ``openai/whisper-large-v2`` for MELD), as a SpeechBrain recipe reads its settings
+from the YAML it is given. Only that key is read; nothing in the file is evaluated.
 
 Example
 -------
->>> build_parser().parse_args(["--manifest", "m.json", "--cache", "h.json"]).backend
-'transformers'
+>>> args = build_parser().parse_args(["--manifest", "m.json", "--cache", "h.json", "--model", "x"])
+>>> args.backend, args.model
+('transformers', 'x')
 """
 
 from __future__ import annotations
 
-
+from m4ser_lobes import install_hint
 from m4ser_lobes.text.hypotheses import transcribe_manifest
 from m4ser_lobes.text.transcribers import BACKENDS, DEFAULT_BACKEND
 from m4ser_lobes.utils.cli import command_parser, log_to_console
-from m4ser_lobes.utils.fileio import load_hyperpyyaml_values
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "model_from_yaml"]
 
 
-def _model_from_yaml(path, key):
-    """Read ``key`` from a (Hyper)PyYAML file without instantiating its ``!new:`` objects."""
-    with open(path, encoding="utf-8") as f:
-        value = load_hyperpyyaml_values(f).get(key)
-    if not isinstance(value, str):
+def model_from_yaml(path, key="asr_model"):
+    """The string ``key`` of a (Hyper)PyYAML file, read without evaluating any tag of the file.
+
+    A corpus file of ``hparams/`` is a section applied to ``hparams/m4ser.yaml`` (its ``!ref``
+    point into that file) and holds a ``!PLACEHOLDER``: its tags read as None here.
+
+    Example
+    -------
+    >>> model_from_yaml("hparams/meld.yaml")
+    'openai/whisper-large-v2'
+    >>> model_from_yaml("hparams/m4ser.yaml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: hparams/m4ser.yaml has no string key 'asr_model'; add `asr_model: ...` ...
+    """
+    import yaml
+
+    class TagsAsNone(yaml.SafeLoader):
+        """YAML whose tags (``!ref``, ``!apply:``, ``!PLACEHOLDER`` ...) read as None."""
+
+    TagsAsNone.add_multi_constructor("!", lambda loader, suffix, node: None)
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.load(f, Loader=TagsAsNone)
+    except OSError as err:
+        raise ValueError(f"--hparams {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise ValueError(f"--hparams {path} is not YAML: {str(err).splitlines()[0]}") from err
+    value = values.get(key) if isinstance(values, dict) else None
+    if not isinstance(value, str) or not value:
         raise ValueError(
-            f"{path} has no string key {key!r}; add `{key}: openai/whisper-medium.en` or pass --model"
+            f"{path} has no string key {key!r}; add `{key}: openai/whisper-medium.en` (the "
+            "Whisper id or folder) to it, or give --model instead of --hparams"
         )
     return value
 
@@ -47,21 +79,24 @@ def build_parser():
     parser.add_argument(
         "--cache", required=True, help="hypothesis cache (JSON), created or resumed"
     )
-    parser.add_argument(
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument(
         "--model",
         help="Whisper id or folder, e.g. openai/whisper-medium.en (IEMOCAP), "
         "openai/whisper-large-v2 (MELD); for --backend faster-whisper also a CTranslate2 folder "
-        "or a size (large-v2) (default: the --hparams-key of --hparams)",
+        "or a size (large-v2)",
+    )
+    model.add_argument(
+        "--hparams",
+        help="instead of --model: a YAML naming the model in its --hparams-key, e.g. "
+        "hparams/iemocap.yaml (the paper's medium.en) or hparams/meld.yaml (large-v2)",
     )
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
         default=DEFAULT_BACKEND,
-        help="ASR implementation; faster-whisper (CTranslate2) is several times faster and needs "
-        "`pip install m4ser-speechbrain[faster-whisper]`",
-    )
-    parser.add_argument(
-        "--hparams", help="YAML file to read the model id from (default: none; give --model)"
+        help="ASR implementation; faster-whisper (CTranslate2) is several times faster and is "
+        f"installed {install_hint('faster-whisper').replace('%', '%%')}",
     )
     parser.add_argument("--hparams-key", default="asr_model", help="key of --hparams")
     parser.add_argument("--batch-size", type=int, default=8, help="utterances per batch")
@@ -102,9 +137,10 @@ def main(argv=None):
     """Command-line entry: ``m4ser-asr --manifest ... --cache ... --model ...``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    model_id = args.model or (args.hparams and _model_from_yaml(args.hparams, args.hparams_key))
-    if not model_id:
-        parser.error("give --model (or --hparams with an asr_model key)")
+    try:
+        model_id = args.model or model_from_yaml(args.hparams, args.hparams_key)
+    except ValueError as err:
+        parser.error(str(err))
     if args.compute_type and args.backend != "faster-whisper":
         parser.error("--compute-type is an option of --backend faster-whisper")
     log_to_console()

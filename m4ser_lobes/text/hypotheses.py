@@ -5,7 +5,7 @@ Design: docs/design.md §7.
 Training never runs ASR: :func:`transcribe_manifest` transcribes every utterance of the manifests
 once (:mod:`m4ser_lobes.text.transcribers`) and writes a JSON cache (docs/CONTRACTS.md)::
 
-    {"model": "openai/whisper-medium.en", "wer": 0.2048,
+    {"model": "openai/whisper-medium.en", "backend": "transformers", "wer": 0.2048,
      "wer_per_split": {"Session1": 0.19}, "num_utterances": 5531,
      "hypotheses": {"Ses01F_impro01_F000": "excuse me", ...}}
 
@@ -16,6 +16,9 @@ cache only fills in the WER. WER is computed with jiwer on normalised text
 (:func:`m4ser_lobes.text.normalize.normalize_text`), overall and per ``session`` of the manifests
 (IEMOCAP session / MELD split). :func:`load_cache` is the one validator of the format; the
 command line is ``m4ser-asr`` (:mod:`m4ser_lobes.text.asr`).
+
+What a run's text branch read, from the cache without its hypotheses: :mod:`m4ser_lobes.text.
+provenance`.
 
 Example
 -------
@@ -30,7 +33,7 @@ Example
 >>> cache = transcribe_manifest([manifest], tmp / "hyps.json", str(whisper), progress=False,
 ...                             verbose=False)
 >>> sorted(cache), list(cache["hypotheses"])
-(['hypotheses', 'model', 'num_utterances', 'wer', 'wer_per_split'], ['a'])
+(['backend', 'hypotheses', 'model', 'num_utterances', 'wer', 'wer_per_split'], ['a'])
 >>> load_hypotheses(tmp / "hyps.json").keys()
 dict_keys(['a'])
 """
@@ -49,7 +52,7 @@ from m4ser_lobes.utils.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-CACHE_FIELDS = ("model", "wer", "wer_per_split", "num_utterances", "hypotheses")
+CACHE_FIELDS = ("model", "backend", "wer", "wer_per_split", "num_utterances", "hypotheses")
 
 __all__ = [
     "CACHE_FIELDS",
@@ -229,10 +232,11 @@ def corpus_wer(hypotheses, entries):
 # --------------------------------------------------------------------------------------------
 
 
-def _cache_object(model_id, hypotheses, entries=None, failed=None):
+def _cache_object(model_id, hypotheses, entries=None, failed=None, backend=None):
     wer, per_split = corpus_wer(hypotheses, entries) if entries is not None else (None, {})
     cache = {
         "model": model_id,
+        "backend": backend,
         "wer": wer,
         "wer_per_split": per_split,
         "num_utterances": len(hypotheses),
@@ -244,10 +248,10 @@ def _cache_object(model_id, hypotheses, entries=None, failed=None):
 
 
 def _existing_cache(cache_path, model_id, overwrite):
-    """Hypotheses and model id of an existing cache (empty when absent or overwritten)."""
+    """Hypotheses, model id and backend of an existing cache (empty when absent or overwritten)."""
     path = Path(cache_path)
     if overwrite or not path.exists():
-        return {}, None
+        return {}, None, None
     cache = load_cache(path)
     cached_model = cache.get("model")
     if cached_model and model_id and cached_model != model_id:
@@ -255,7 +259,7 @@ def _existing_cache(cache_path, model_id, overwrite):
             f"hypothesis cache {path} was made with {cached_model!r}, not {model_id!r}; use "
             "another --cache path, or pass --overwrite to recompute it"
         )
-    return dict(cache["hypotheses"]), cached_model
+    return dict(cache["hypotheses"]), cached_model, cache.get("backend")
 
 
 def transcribe_manifest(
@@ -337,9 +341,15 @@ def transcribe_manifest(
     if batch_size < 1 or save_every < 1:
         raise ValueError(f"batch_size and save_every must be >= 1, got {batch_size}, {save_every}")
     entries = load_manifests(manifest_paths, data_root=data_root)
-    hypotheses, cached_model = _existing_cache(cache_path, model_id, overwrite)
+    hypotheses, cached_model, cached_backend = _existing_cache(cache_path, model_id, overwrite)
     model_id = model_id or cached_model
     todo = [utt_id for utt_id in entries if utt_id not in hypotheses]
+    if todo and hypotheses and cached_backend not in (None, backend):
+        logger.warning("%s was begun with the %s backend and is completed with %s",
+                       cache_path, cached_backend, backend)
+        backend = f"{cached_backend}+{backend}"
+    elif not todo:  # nothing transcribed here: the cache keeps what made it
+        backend = cached_backend
     logger.info("%d utterances, %d to transcribe", len(entries), len(todo))
     failed = {}
     if todo and transcriber is None:
@@ -371,8 +381,10 @@ def transcribe_manifest(
         if ids:
             hypotheses.update(zip(ids, transcriber(waveforms)))
         if number % save_every == 0:
-            atomic_write_json(cache_path, _cache_object(model_id, hypotheses, failed=failed))
-    cache = _cache_object(model_id, hypotheses, entries, failed)
+            atomic_write_json(
+                cache_path, _cache_object(model_id, hypotheses, failed=failed, backend=backend)
+            )
+    cache = _cache_object(model_id, hypotheses, entries, failed, backend)
     atomic_write_json(cache_path, cache)
     if verbose:
         print(format_wer_report(cache, cache_path))
@@ -387,7 +399,8 @@ def format_wer_report(cache, cache_path=""):
             "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f} %"
         )
 
-    lines = [f"ASR hypotheses: {cache['num_utterances']} in {cache_path} (model {cache['model']})"]
+    made = cache["model"] if not cache.get("backend") else f"{cache['model']}, {cache['backend']}"
+    lines = [f"ASR hypotheses: {cache['num_utterances']} in {cache_path} (model {made})"]
     lines.append(f"  WER overall       {pct(cache['wer'])}")
     lines += [f"  WER {split:<13} {pct(w)}" for split, w in cache["wer_per_split"].items()]
     if cache.get("failed"):

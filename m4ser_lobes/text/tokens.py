@@ -4,7 +4,8 @@ The AED labels are decided per word (:mod:`m4ser_lobes.text.alignment`) and expa
 WordPiece tokens of the text encoder. Tokens are mapped to words through the fast tokenizer's
 character offsets, so the code also holds for context-dependent tokenizers (byte-level BPE of
 RoBERTa). Every function here takes *normalised* text (:func:`m4ser_lobes.text.normalize.
-normalize_text`) except :func:`encode_hypothesis`, which normalises itself.
+normalize_text`, or :func:`encoder_text` with punctuation kept) except :func:`encode_text` and
+:func:`encode_hypothesis`, which normalise themselves.
 
 Example
 -------
@@ -19,9 +20,22 @@ Example
 
 from bisect import bisect_right
 
-from m4ser_lobes.text.normalize import normalize_text
+from m4ser_lobes.text.normalize import (
+    is_punctuation,
+    normalize_keeping_punctuation,
+    normalize_text,
+)
 
-__all__ = ["tokenize_words", "word_spans", "encode_with_specials", "cut_ids", "encode_hypothesis"]
+__all__ = [
+    "tokenize_words",
+    "word_spans",
+    "encode_with_specials",
+    "cut_ids",
+    "encoder_text",
+    "split_punctuation",
+    "encode_text",
+    "encode_hypothesis",
+]
 
 
 def _check_tokenizer(tokenizer):
@@ -116,7 +130,84 @@ def cut_ids(ids, max_length):
     return list(ids[: max_length - 1]) + [ids[-1]]
 
 
-def encode_hypothesis(hypothesis, tokenizer, max_length=None):
+def encoder_text(text, keep_punctuation=False):
+    """The normalised text the text encoder reads (docs/design.md §4).
+
+    Example
+    -------
+    >>> encoder_text("You did WHAT?"), encoder_text("You did WHAT?", keep_punctuation=True)
+    ('you did what', 'you did what ?')
+    """
+    return normalize_keeping_punctuation(text) if keep_punctuation else normalize_text(text)
+
+
+def split_punctuation(owners, text):
+    """Separate the punctuation tokens of :func:`encoder_text` output from its word tokens.
+
+    Arguments
+    ---------
+    owners : list of int
+        Item index of each token of ``text`` (-1: special), from :func:`tokenize_words`.
+    text : str
+        The tokenised text (items separated by single spaces).
+
+    Returns
+    -------
+    tuple
+        ``(word_owners, punctuation)``: ``owners`` with -1 for the tokens of punctuation items
+        (so :func:`word_spans` sees words only), and the positions of those tokens. Text
+        normalised by :func:`normalize_text` has none: ``(owners, [])``.
+
+    Example
+    -------
+    >>> split_punctuation([-1, 0, 1, 2, -1], "what ?! now")
+    ([-1, 0, -1, 2, -1], [2])
+    """
+    punct = {i for i, item in enumerate(text.split(" ")) if text and is_punctuation(item)}
+    if not punct:
+        return list(owners), []
+    positions = [p for p, owner in enumerate(owners) if owner in punct]
+    word_owners = [-1 if owner in punct else owner for owner in owners]
+    return word_owners, positions
+
+
+def encode_text(text, tokenizer, max_length=None, keep_punctuation=False):
+    """Ids of the text the encoder reads, with [CLS]/[SEP], and its punctuation positions.
+
+    Arguments
+    ---------
+    text : str
+        Raw hypothesis or transcript (normalised here, :func:`encoder_text`).
+    tokenizer : transformers.PreTrainedTokenizerFast
+        The text encoder's tokenizer.
+    max_length : int, optional
+        Cap on the number of ids including [CLS] and [SEP]; longer inputs keep their first
+        ``max_length - 1`` ids and the final [SEP].
+    keep_punctuation : bool
+        Keep the punctuation in the encoder input (the ``keep_punctuation`` YAML key).
+
+    Returns
+    -------
+    tuple
+        ``(ids, punctuation)``: list of int, and the positions in ``ids`` of punctuation tokens,
+        which the AED labels ignore (always empty without ``keep_punctuation``).
+
+    Example
+    -------
+    >>> from m4ser_lobes.testing.models import save_wordpiece_tokenizer
+    >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"), ["did", "?"])
+    >>> ids, punctuation = encode_text("You did what?", tok, keep_punctuation=True)
+    >>> tok.convert_ids_to_tokens(ids), punctuation
+    (['[CLS]', 'you', 'did', 'what', '?', '[SEP]'], [4])
+    """
+    normalised = encoder_text(text, keep_punctuation)
+    ids, owners = encode_with_specials(normalised, tokenizer)
+    _, punctuation = split_punctuation(owners, normalised)
+    ids = cut_ids(ids, max_length)
+    return ids, [p for p in punctuation if p < len(ids) - 1]
+
+
+def encode_hypothesis(hypothesis, tokenizer, max_length=None, keep_punctuation=False):
     """WordPiece ids of a normalised hypothesis with [CLS]/[SEP], for inference without reference.
 
     The ids are exactly the ``input_ids`` of :func:`m4ser_lobes.text.alignment.align_transcripts`
@@ -131,6 +222,8 @@ def encode_hypothesis(hypothesis, tokenizer, max_length=None):
     max_length : int, optional
         Cap on the number of ids including [CLS] and [SEP]; longer inputs keep their first
         ``max_length - 1`` ids and the final [SEP].
+    keep_punctuation : bool
+        Keep the hypothesis's punctuation (:func:`encoder_text`).
 
     Returns
     -------
@@ -139,12 +232,13 @@ def encode_hypothesis(hypothesis, tokenizer, max_length=None):
     Example
     -------
     >>> from m4ser_lobes.testing.models import save_wordpiece_tokenizer
-    >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"))
+    >>> tok = save_wordpiece_tokenizer(getfixture("tmp_path"), ["?", "!", ","])
     >>> tok.convert_ids_to_tokens(encode_hypothesis("I KNOW, okay?!", tok))
     ['[CLS]', 'i', 'know', 'okay', '[SEP]']
     >>> tok.convert_ids_to_tokens(encode_hypothesis("I KNOW, okay?!", tok, max_length=3))
     ['[CLS]', 'i', '[SEP]']
+    >>> tok.convert_ids_to_tokens(encode_hypothesis("I KNOW, okay?!", tok, keep_punctuation=True))
+    ['[CLS]', 'i', 'know', ',', 'okay', '?', '!', '[SEP]']
     """
-    ids, _ = encode_with_specials(normalize_text(hypothesis), tokenizer)
-    return cut_ids(ids, max_length)
+    return encode_text(hypothesis, tokenizer, max_length, keep_punctuation)[0]
 

@@ -5,8 +5,9 @@ M4SER's text branch reads ASR hypotheses (docs/design.md §7): the paper uses
 (37.87 %). Two backends transcribe the same way and give the same texts format (:data:`BACKENDS`,
 :func:`make_transcriber`): ``transformers`` (:class:`WhisperTranscriber`, batched ``generate``;
 the default) and ``faster-whisper`` (:class:`FasterWhisperTranscriber`, CTranslate2; several
-times faster, for MELD's 13.7k clips through large-v2). The latter is optional: ``pip install
-m4ser-speechbrain[faster-whisper]``; it takes a CTranslate2 model folder, a faster-whisper size
+times faster, for MELD's 13.7k clips through large-v2). The latter is optional (the
+``faster-whisper`` extra: ``pip install -e ".[faster-whisper]"`` in the project's source tree,
+:func:`m4ser_lobes.install_hint`); it takes a CTranslate2 model folder, a faster-whisper size
 (``large-v2``) or an ``openai/whisper-*`` id, which is mapped to that size.
 
 A transcriber is a callable ``list of [L] 16 kHz arrays -> list of str``; the hypothesis cache
@@ -260,7 +261,7 @@ def faster_whisper_model_name(model_id):
 class FasterWhisperTranscriber(ChunkedTranscriber):
     """Whisper transcription with faster-whisper (CTranslate2): same interface and texts format.
 
-    Optional dependency: ``pip install m4ser-speechbrain[faster-whisper]`` (``faster-whisper``).
+    Optional dependency: the ``faster-whisper`` extra (:func:`m4ser_lobes.install_hint`).
     Decoding matches :class:`WhisperTranscriber`: long audio cut at quiet points into pieces of
     at most ``chunk_seconds``, no timestamps, no conditioning on previous text, no VAD,
     temperature 0 with ``num_beams`` beams; the texts of a waveform's pieces are joined.
@@ -297,10 +298,12 @@ class FasterWhisperTranscriber(ChunkedTranscriber):
         try:
             from faster_whisper import WhisperModel
         except ImportError as err:
+            from m4ser_lobes import install_hint
+
             raise ImportError(
-                "the faster-whisper ASR backend needs the faster-whisper package: "
-                "`pip install m4ser-speechbrain[faster-whisper]` (or `pip install faster-whisper`),"
-                " or use --backend transformers"
+                "the faster-whisper ASR backend needs the faster-whisper package: `pip install "
+                f"faster-whisper`, or {install_hint('faster-whisper')}; or use --backend "
+                "transformers"
             ) from err
         super().__init__(model_id, device, fp16, batch_size, chunk_seconds)
         kind, _, index = self.device.partition(":")

@@ -18,12 +18,19 @@ validation") or ``source`` (a stratified ``--source_valid_ratio`` hold-out of th
 target stays unseen until the test). The tested checkpoint has the best validation W-F1 when the
 validation part is MELD, the best UA when it is IEMOCAP (the run's ``selection_metric``).
 
-Rows (switches of ``hparams/m4ser.yaml``): ``baseline`` (concat of HuBERT and BERT, every part
-off), ``msr_mir``, ``gan_lcl``, ``m4ser`` (everything on). Each run is planned with
-``m4ser_lobes.experiment.run.plan_run`` (IEMOCAP's section, the study's manifests) and trained
-with ``train``; its output folder is ``<study_folder>/runs/<direction>/<row>/source``. Rerunning
-the command skips finished runs and resumes the others; a run whose settings or data (split
-options, corpora) changed is refused before anything trains (``study_runner.py``).
+Training settings: each direction trains with its source corpus's column of Table I (IE→ME:
+IEMOCAP's, lr 1e-5, the model YAML's own values; ME→IE: MELD's, lr 1e-4, ``hparams/meld.yaml``);
+a ``--key=value`` given here overrides them for every run. The table's notes say which values
+each direction trained with.
+
+Rows (switches of ``hparams/m4ser.yaml``): ``baseline`` (concat of the speech and text encoders,
+HuBERT and BERT in the paper, every part off; the table names the encoders the runs used),
+``msr_mir``, ``gan_lcl``, ``m4ser`` (everything on). Each run is planned with
+``m4ser_lobes.experiment.run.plan_run`` (IEMOCAP's section named after the direction, e.g.
+``IEMOCAP→MELD``, the study's manifests) and trained with ``train``; its output folder is
+``<study_folder>/runs/<direction>/<row>/source``. Rerunning the command skips finished runs and
+resumes the others; a run whose settings or data (split options, corpora) changed is refused
+before anything trains (``study_runner.py``).
 
 Writes ``<study_folder>/cross_corpus.md`` and ``.json``: our numbers beside the paper's.
 """
@@ -39,10 +46,13 @@ from m4ser_lobes.experiment import studies  # noqa: E402
 COMMAND = "recipes/studies/cross_corpus.py"
 
 
-def notes(study):
-    """The protocol lines printed under the table."""
+def notes(study, training, encoders):
+    """The protocol lines printed under the table (``training``: direction ->
+    ``study_runner.training_settings``; ``encoders``: row -> the encoders of its runs)."""
     options = study.options
     return [
+        *(study_runner.training_note(d, t) for d, t in training.items()),
+        study_runner.encoders_note(encoders),
         f"Source: all of the source corpus in the shared classes {studies.SHARED_CLASSES}; "
         f"target split {options.target_valid_ratio:.0%} validation / "
         f"{1 - options.target_valid_ratio:.0%} test (stratified, seed {options.split_seed}).",
@@ -67,10 +77,14 @@ def main(argv):
     study_runner.precheck(plans.values())
     results = {(row, direction): study_runner.train_run(run, f"{direction} {row}")
                for (row, direction), run in plans.items()}
-    table = studies.cross_corpus_table(results, rows=rows)
+    encoders = study_runner.encoders_of((row, run) for (row, _), run in plans.items())
+    table = studies.cross_corpus_table(results, rows=rows, encoders=encoders)
     table["runs"] = {f"{d}/{r}": str(run.output_folder) for (r, d), run in plans.items()}
     table["data"] = data
-    return study_runner.publish(table, study, "cross_corpus", notes(study))
+    table["training"] = {d: study_runner.training_settings(study, d, plans[(rows[0], d)])
+                         for d in study.options.directions}
+    return study_runner.publish(table, study, "cross_corpus",
+                                notes(study, table["training"], encoders))
 
 
 if __name__ == "__main__":

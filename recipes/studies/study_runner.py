@@ -8,8 +8,13 @@ subclass), every other key is an override of every run, and the keys the study s
 (:func:`m4ser_lobes.corpora.iemocap.prepare_iemocap`, :func:`m4ser_lobes.corpora.meld.prepare_meld`),
 maps them to the four shared classes (``m4ser_lobes.experiment.studies.LABEL_MAPS``), writes the
 manifests of each direction into a keyed folder of ``<study_folder>/data/``, and plans each run as
-``plan_run(hparams, {..., "skip_prep": True, "train_annotation": ...}, IEMOCAP)``: IEMOCAP's
-section fits both directions, as both use 4 classes.
+``plan_run(hparams, {<source's Table I>, ..., "skip_prep": True, "train_annotation": ...},
+study_corpus(direction))``: IEMOCAP's section (it fits both directions, as both use 4 classes)
+named after the direction; the training settings are the source corpus's column of Table I
+(``studies.table_i_settings``: MELD's lr 1e-4 for ME→IE), under the command line's overrides.
+MELD's mis-cut clips are trimmed in all three of its splits: the study pools them, so its
+official test split has no special role here and would otherwise train ME→IE on minutes of
+other dialogue.
 
 Finished work is recognised one way, by each run's identity (:mod:`m4ser_lobes.utils.identity`):
 its settings, the content of its manifests and, for a fine-tuning run, its start (``init_from``,
@@ -196,12 +201,14 @@ def _absolute(path):
 
 
 def run_overrides(study, direction, row, paths, output_folder, extra=None, valid_corpus=None):
-    """The overrides of one run; its checkpoint is selected with the metric of the corpus of its
+    """The overrides of one run: its source corpus's Table I settings, under the command line's
+    overrides and ``extra``; its checkpoint is selected with the metric of the corpus of its
     validation part (``valid_corpus``; default: as ``--select_on`` says)."""
     source, target, _ = studies.DIRECTIONS[direction]
     if valid_corpus is None:
         valid_corpus = target if study.options.select_on == "target" else source
     return {
+        **studies.table_i_settings(source, exclude=STUDY_KEYS),
         **study.overrides,
         **(extra or {}),
         "skip_prep": True,
@@ -218,14 +225,15 @@ def run_overrides(study, direction, row, paths, output_folder, extra=None, valid
     }
 
 
-def plan(study, overrides):
+def plan(study, direction, overrides):
     """:func:`m4ser_lobes.experiment.run.plan_run` of one run of the study (checked, not built)."""
-    return runs.plan_run(study.hparams_file, overrides, IEMOCAP, study.run_opts)
+    return runs.plan_run(study.hparams_file, overrides, studies.study_corpus(direction),
+                         study.run_opts)
 
 
 def source_plan(study, direction, row, paths):
     """The cross-corpus run of a row and direction."""
-    return plan(study, run_overrides(study, direction, row, paths,
+    return plan(study, direction, run_overrides(study, direction, row, paths,
                                      run_folder(study, direction, row)))
 
 
@@ -287,15 +295,66 @@ def train_run(run, label):
     return studies.read_json(run.output_folder / "test_metrics.json")
 
 
+#: The training settings each direction takes from its source corpus's column of Table I.
+TRAINING_KEYS = ("lr", "batch_size", "number_of_epochs")
+
+
+def training_settings(study, direction, run, extra=()):
+    """What ``run`` of ``direction`` trains with, for the tables: ``source`` (corpus),
+    ``column`` (the file of its Table I column), ``settings`` (key -> value as planned: lr,
+    batch size, epochs, any learning rate of its own) and ``overridden`` (keys set on the
+    command line, or by the study: ``extra``, over the column)."""
+    source = studies.DIRECTIONS[direction][0]
+    column = studies.table_i_settings(source, exclude=STUDY_KEYS)
+    values = run.values
+    keys = list(dict.fromkeys([*TRAINING_KEYS, *column]))
+    keys += [k for k in sorted(values) if k.startswith("lr_") and k not in keys
+             and values[k] != values["lr"]]
+    data_file = Path(studies.corpus_of(source).data_file)
+    return {"source": studies.corpus_of(source).name,
+            "column": f"{data_file.parent.name}/{data_file.name}" if column else
+            str(study.hparams_file),
+            "settings": {k: values[k] for k in keys if k in values},
+            "overridden": sorted(k for k in keys if k in study.overrides or k in extra)}
+
+
+def training_note(direction, training, what="trains"):
+    """One line of a table's notes from :func:`training_settings`."""
+    settings = ", ".join(f"{k} {v}" for k, v in training["settings"].items())
+    line = (f"{studies.DIRECTIONS[direction][2]} {what} with the Table I settings of its source, "
+            f"{training['source']} ({training['column']}): {settings}")
+    if training["overridden"]:
+        line += f" (set for this study: {', '.join(training['overridden'])})"
+    return line + "."
+
+
+def encoders_of(runs_by_row):
+    """Row -> the encoders its runs used (their ``configuration.json``), for the tables."""
+    labels = {}
+    for row, run in runs_by_row:
+        path = run.output_folder / runs.CONFIGURATION_FILE
+        label = studies.encoders_label(studies.read_json(path)) if path.is_file() else None
+        if label:
+            labels.setdefault(row, set()).add(label)
+    return {row: " / ".join(sorted(names)) for row, names in labels.items()}
+
+
+def encoders_note(encoders):
+    """The notes' line naming our encoders beside the paper's."""
+    ours = sorted(set(encoders.values()))
+    return (f"Our encoders: {' / '.join(ours) or 'none finished'} (configuration.json of the "
+            "runs); the paper's: HuBERT + BERT.")
+
+
 # ------------------------------------------------------------------------------ data
 def text_source(study, rows):
     """Plan each row once on placeholder manifests, so that the runs' overrides are checked
     before any data prep; returns the runs' ``text_source``."""
     placeholder = {name: study.folder / "planned.json" for name in ("train", "valid", "test")}
     direction = study.options.directions[0]
-    planned = [plan(study, run_overrides(study, direction, row, {**placeholder, "hypotheses":
-                                                                    placeholder["train"]},
-                                         run_folder(study, direction, row)))
+    dummy = {**placeholder, "hypotheses": placeholder["train"]}
+    planned = [plan(study, direction, run_overrides(study, direction, row, dummy,
+                                                    run_folder(study, direction, row)))
                for row in rows]
     return planned[0].values["text_source"]
 
@@ -321,7 +380,7 @@ def prepare_pools(study, rows):
     meld.prepare_meld(
         options.meld_folder, root / "meld", hypotheses=options.meld_hypotheses,
         expected_counts=None if options.subset else meld.FULL_RELEASE,
-        num_workers=options.meld_workers)
+        num_workers=options.meld_workers, trim_miscut=tuple(meld.SPLITS))
     manifests = {"iemocap": [root / "iemocap" / "fold1" / f"{s}.json" for s in iemocap.SPLITS],
                  "meld": [root / "meld" / f"{s}.json" for s in ("train", "valid", "test")]}
     pools = {}

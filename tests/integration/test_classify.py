@@ -6,6 +6,7 @@ What every m4ser command shares (options, help): ``tests/unit/inference/test_com
 
 import csv
 import json
+import logging
 import os
 import shutil
 import signal
@@ -36,8 +37,10 @@ def _clips(tiny, folder, count=3):
     return {utt_id: entry["hypothesis"] for utt_id, entry in entries}
 
 
-def test_asr_model_is_loaded_once_per_run(tiny_m4ser, tmp_path, monkeypatch):
+def test_asr_model_is_loaded_once_per_run(tiny_m4ser, tmp_path, monkeypatch, caplog):
     texts = _clips(tiny_m4ser, tmp_path / "clips")
+    first = min(texts)
+    (tmp_path / "texts.csv").write_text(f"id,transcript\n{first},oh no\n")
     built = []
     real = transcribers.make_transcriber
 
@@ -49,11 +52,19 @@ def test_asr_model_is_loaded_once_per_run(tiny_m4ser, tmp_path, monkeypatch):
     out = tmp_path / "out.csv"
     argv = ["--model", str(tiny_m4ser.export), str(tmp_path / "clips"), "--output", str(out)]
     argv += ["--asr-model", str(tiny_m4ser.whisper), "--asr-backend", "transformers"]
-    assert classify.main(argv + ["--no-progress"]) == 0
+    argv += ["--transcripts", str(tmp_path / "texts.csv")]
+    with caplog.at_level(logging.INFO, logger="m4ser_lobes.inference.classify"):
+        assert classify.main(argv + ["--no-progress"]) == 0
     assert built == [("transformers", str(tiny_m4ser.whisper))]
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert sorted(r["id"] for r in rows) == sorted(texts)
-    assert {(r["status"], r["transcript_source"]) for r in rows} == {("ok", "asr")}
+    assert {r["id"]: r["transcript_source"] for r in rows} == {
+        u: "given" if u == first else "asr" for u in texts}
+    # the log names the inputs that the ASR transcribes
+    (line,) = [r.getMessage() for r in caplog.records if "have no transcript" in r.getMessage()]
+    named = line.split("no transcript (", 1)[1].split(")", 1)[0]
+    assert line.startswith(f"{len(texts) - 1} of {len(texts)} inputs")
+    assert sorted(named.split(", ")) == sorted(u for u in texts if u != first)
 
 
 @pytest.mark.parametrize("where", ["missing_folder", "empty_folder"])

@@ -27,7 +27,8 @@ ENV = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THR
 
 def base_args(tmp_path, *extra):
     return [str(HPARAMS), f"--results_folder={tmp_path / 'results'}", "--experiment_name=exp",
-            "--seed=3", "--data_folder=/nowhere", "--text_source=transcript", *extra]
+            "--seed=3", "--data_folder=/nowhere", "--text_source=transcript", "--use_aed=False",
+            "--use_aec=False", *extra]
 
 
 # ------------------------------------------------------------------------------ fast

@@ -400,7 +400,8 @@ def test_classify_returns_speechbrains_four_values(tiny_classifier, utterance):
 
 
 def test_a_long_file_is_classified_as_averaged_windows(tiny_classifier, tmp_path, monkeypatch):
-    """60 s of 8 kHz audio: 8 evenly spaced 4 s windows, 8 per forward pass, ASR per window."""
+    """60 s of 8 kHz audio: 8 evenly spaced 4 s windows, 8 per forward pass; the ASR runs once,
+    on the whole file, and every window reads that one transcript."""
     rng = np.random.default_rng(0)
     t = np.arange(60 * 8000) / 8000
     audio = (0.3 * np.sin(2 * np.pi * 200 * t) + 0.05 * rng.standard_normal(t.size)).astype(
@@ -415,8 +416,14 @@ def test_a_long_file_is_classified_as_averaged_windows(tiny_classifier, tmp_path
         return calls[-1][2]
 
     monkeypatch.setattr(tiny_classifier, "emotion_probabilities", spy)
+    heard = []
+    asr = tiny_classifier.load_asr()
+    monkeypatch.setattr(tiny_classifier, "asr", lambda wavs: heard.append(wavs) or asr(wavs))
     probs, _, _, _ = tiny_classifier.classify_file(path)
+    assert len(heard) == 1 and len(heard[0]) == 1, "one ASR call, on one waveform: the file"
+    assert np.array_equal(heard[0][0], load_audio(path).numpy()), "the whole file, not a window"
     info = tiny_classifier.transcribe_file(path)
+    assert len(heard) == 2
     hp = tiny_classifier.hparams
     window = int(hp.window_seconds * 16000)
     assert 60 > hp.max_windows * hp.window_seconds, "the cap must be exercised"
@@ -425,7 +432,7 @@ def test_a_long_file_is_classified_as_averaged_windows(tiny_classifier, tmp_path
     assert torch.equal(windows, split_windows(load_audio(path), window, hp.max_windows))
     assert windows.shape == (hp.max_windows, window)
     texts = [t for _, batch_texts, _ in calls for t in batch_texts]
-    assert info.source == "asr" and info.text == " ".join(t for t in texts if t)
+    assert info.source == "asr" and texts == [info.text] * hp.max_windows
     want = torch.cat([p for _, _, p in calls]).mean(dim=0, keepdim=True)
     assert torch.allclose(probs, want, atol=1e-7)
 

@@ -161,7 +161,7 @@ def meld_values(*args):
     import speechbrain as sb
 
     argv = [str(REPO / "hparams" / "m4ser.yaml"), "--data_folder=/d", "--hypotheses_file=null",
-            "--text_source=transcript", *args]
+            "--skip_prep=True", *args]
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     return plan_run(hparams_file, overrides, MELD, run_opts).values
 

@@ -5,24 +5,29 @@ look-alike, 21 rows per split), tiny random encoders, 1 epoch: ``recipes/studies
 with the baseline row in both directions, then ``recipes/studies/few_shot.py`` with 1 shot per
 class and 2 draws (the MELD look-alike's validation part holds 2-3 utterances per class), which
 fine-tunes the cross-corpus runs. Each run is a real plan_run/train; reruns skip finished runs
-(recognised by their identity); changed settings and a changed split are refused.
+(recognised by their identity); changed settings and a changed split are refused. No learning
+rate is given: each direction trains with its source corpus's column of Table I.
 """
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 from tiny_recipe import (BATCH_SIZE, REPO, SEED, TINY_TRAINING, in_process_run,
                          make_tiny_assets)
 
-from m4ser_lobes.experiment import studies
+from m4ser_lobes.experiment import finetune, studies
 from m4ser_lobes.experiment.settings import ConfigError
 from m4ser_lobes.testing.models import TINY_OVERRIDES
 from m4ser_lobes.utils import identity
 
+#: Few-shot options: fine-tuning at a learning rate that ends worse on validation than the start
+#: for IE->ME here (so the start itself is tested there), better for ME->IE.
+FEW_SHOT = {"shots": 1, "draws": 2, "finetune_epochs": 1, "finetune_lr": 0.05}
 TINY = {"seed": SEED, **TINY_OVERRIDES, "number_of_epochs": 1, "batch_size": BATCH_SIZE,
-        **TINY_TRAINING}
+        **{k: v for k, v in TINY_TRAINING.items() if k != "lr"}}  # Table I's learning rates
 
 
 def import_study(name):
@@ -69,6 +74,15 @@ def our_values(table):
     return values
 
 
+def selection_of(run, metric):
+    """Epoch -> validation ``metric`` (``train_log.txt``, epoch 0: the start) and the epoch of
+    the tested checkpoint."""
+    log = (run / "train_log.txt").read_text(encoding="utf-8")
+    valid = {int(m.group(1)): float(m.group(2))
+             for m in re.finditer(rf"^epoch: (\d+)\b.*valid {metric}: ([0-9.e+-]+)", log, re.M)}
+    return valid, int(re.search(r"Epoch loaded: (\d+)", log).group(1))
+
+
 @pytest.mark.slow
 def test_cross_corpus_table(study):
     _, folder, table = study
@@ -82,7 +96,16 @@ def test_cross_corpus_table(study):
     assert saved["rows"] == table["rows"] and saved["notes"]
     text = (folder / "cross_corpus.md").read_text()
     assert "| Method | IE→ME ACC | IE→ME ACC (paper) |" in text
-    assert "| Baseline (HuBERT + BERT) |" in text and "| 53.0 |" in text
+    # Our row names the encoders the runs used (configuration.json), not the paper's.
+    assert "| Baseline (tiny-hubert + tiny-bert) |" in text and "| 53.0 |" in text
+    assert "Baseline (HuBERT + BERT)" not in text
+    assert "Our encoders: tiny-hubert + tiny-bert (configuration.json of the runs)" in text
+    # Each direction trains with its source corpus's column of Table I, and the notes say so.
+    assert "- ME→IE trains with the Table I settings of its source, MELD (hparams/meld.yaml): " \
+        "lr 0.0001, batch_size 4, number_of_epochs 1 (set for this study: batch_size, " \
+        "number_of_epochs)." in text
+    assert "- IE→ME trains with the Table I settings of its source, IEMOCAP " \
+        "(hparams/m4ser.yaml): lr 1e-05" in text
     # Each direction: trained on the source, selected on the target's 30 %, tested on its 70 %,
     # the tested checkpoint chosen with the target's metric.
     for direction, (source, target, _) in studies.DIRECTIONS.items():
@@ -103,6 +126,19 @@ def test_cross_corpus_table(study):
         assert len(predictions) == 1 + len(parts["test"])
         recorded = identity.read(run)["identity"]
         assert recorded["init_from"] is None and recorded["use_gan"] is False
+        assert recorded["lr"] == {"iemocap": 1e-5, "meld": 1e-4}[source]  # Table I
+        # The run is named after its direction: its log never calls MELD's test part IEMOCAP's.
+        name = {"ie2me": "IEMOCAP→MELD", "me2ie": "MELD→IEMOCAP"}[direction]
+        assert json.loads((run / "configuration.json").read_text())["corpus"] == name
+        log = (run / "log.txt").read_text(encoding="utf-8")
+        assert f"{name} test (" in log and not re.search("(^|[^→])IEMOCAP test", log, re.M)
+        first = {"meld": "ACC", "iemocap": "WA"}[target]
+        assert re.search(f"{name} test .*: {first} [0-9.]+  ", log)
+    # MELD as the source: its test split's mis-cut clip trains trimmed, as train's and dev's do.
+    meld_clip = json.loads((Path(table["data"]["me2ie"]) / "train.json").read_text())[
+        "test_dia0_utt2"]
+    assert "trimmed" in meld_clip["flags"]
+    assert meld_clip["duration"] == pytest.approx(meld_clip["end"] - meld_clip["start"], abs=0.01)
 
 
 @pytest.mark.slow
@@ -111,7 +147,7 @@ def test_few_shot_table_then_reruns_skip_and_changes_are_refused(study, capsys):
     few_shot = import_study("few_shot")
     capsys.readouterr()
     with in_process_run():
-        table = few_shot.main(argv(shots=1, draws=2, finetune_epochs=1))
+        table = few_shot.main(argv(**FEW_SHOT))
     out = capsys.readouterr().out
     assert out.count("(source): finished, skipped") == 2  # the cross-corpus runs are reused
     assert [(r["row"], r["shots"]) for r in table["rows"]] == [("baseline", 1)]
@@ -125,14 +161,18 @@ def test_few_shot_table_then_reruns_skip_and_changes_are_refused(study, capsys):
     paper = {(r["method"], r["shots"]): r["paper"] for r in table["paper_only"]}
     assert paper[("+ AED & AEC (M4SER)", 5)]["ie2me"]["ACC"] == 57.9
     text = (folder / "few_shot.md").read_text()
-    assert "| Baseline (HuBERT + BERT) | 1 |" in text and "(n=2)" in text
+    assert "| Baseline (tiny-hubert + tiny-bert) | 1 |" in text and "(n=2)" in text
+    assert "- ME→IE fine-tunes with the Table I settings of its source, MELD " \
+        "(hparams/meld.yaml): lr 0.05, batch_size 4, number_of_epochs 1 (set for this study: " \
+        "batch_size, lr, number_of_epochs)." in text
 
     assert table["data"] == cross["data"]
+    tested_epochs = []
     for direction, (_, target, _) in studies.DIRECTIONS.items():
         source = folder / "runs" / direction / "baseline" / "source"
         data = Path(table["data"][direction])
         valid = json.loads((data / "target_valid.json").read_text())
-        best = studies.checkpoint_origin(source / "save", studies.SELECTION_METRICS[target])
+        best = finetune.checkpoint_origin(source / "save", studies.SELECTION_METRICS[target])
         for draw in range(2):
             run = folder / "runs" / direction / "baseline" / "k1" / f"draw{draw}"
             shots = json.loads((data / "shots" / f"draw{draw}" / "k1" / "train.json").read_text())
@@ -142,15 +182,26 @@ def test_few_shot_table_then_reruns_skip_and_changes_are_refused(study, capsys):
             assert not (run / "init.json").exists()
             assert (run / "save" / "label_encoder.txt").read_text() == (
                 source / "save" / "label_encoder.txt").read_text()
-            assert not (run / "save" / "CKPT+init").exists()  # replaced by the tuned epoch
             metrics = json.loads((run / "test_metrics.json").read_text())
             assert metrics["selection_metric"] == studies.SELECTION_METRICS[target]
+            # The start (the source checkpoint) was scored on validation as epoch 0 and is a
+            # candidate: the tested checkpoint is the best of the start and the tuned epochs.
+            scores, tested = selection_of(run, studies.SELECTION_METRICS[target])
+            assert sorted(scores) == [0, 1] and scores[tested] == max(scores.values())
+            tested_epochs.append(tested)
+            assert (run / "save" / "CKPT+init").exists() == (tested == 0)
+            if tested == 0:  # the source model itself, on the same test part
+                tested_source = json.loads((source / "test_metrics.json").read_text())
+                assert [metrics[k] for k in ("WA", "UA", "W-F1")] == [
+                    tested_source[k] for k in ("WA", "UA", "W-F1")]
+
+    assert 0 in tested_epochs  # fine-tuning that ends worse never replaces the start
 
     # Rerun: everything finished is skipped, nothing is rewritten.
     done = sorted(folder.glob("runs/*/*/**/test_metrics.json"))
     stamps = [p.stat().st_mtime_ns for p in done]
     with in_process_run():
-        again = few_shot.main(argv(shots=1, draws=2, finetune_epochs=1))
+        again = few_shot.main(argv(**FEW_SHOT))
         import_study("cross_corpus").main(argv())
     out = capsys.readouterr().out
     assert out.count("finished, skipped") == 2 + 4 + 2
@@ -159,11 +210,11 @@ def test_few_shot_table_then_reruns_skip_and_changes_are_refused(study, capsys):
     assert again["rows"] == table["rows"]
 
     # Changed settings, a changed split (other manifests): refused before anything trains.
-    with pytest.raises(ConfigError, match="other settings .*lr: 0.001 -> 0.002"):
+    with pytest.raises(ConfigError, match="other settings .*lr: 1e-05 -> 0.002"):
         with in_process_run():
             import_study("cross_corpus").main(argv(lr=0.002))
     with pytest.raises(ConfigError, match="other data or another start .data: .*--study_folder"):
         with in_process_run():
-            import_study("few_shot").main(argv(shots=1, draws=2, finetune_epochs=1, split_seed=5))
+            import_study("few_shot").main(argv(**FEW_SHOT, split_seed=5))
     assert [p.stat().st_mtime_ns for p in done] == stamps
     assert not (folder / "study.json").exists()

@@ -329,3 +329,61 @@ def test_selection_metric_keeps_its_best_checkpoint(make_brain, tmp_path):
     kept = {(c.meta["W-F1"], c.meta["UA"]) for c in brain.checkpointer.list_checkpoints()}
     assert kept == {(64.2857, 50.0), (50.0, 33.3333)}  # the best-UA epoch 2 was not kept
     assert brain.checkpointer.find_checkpoint(max_key="W-F1").meta["W-F1"] == 64.2857
+
+
+def test_transcripts_with_aed_or_aec_are_refused_at_construction(make_brain, tmp_path):
+    """Table VI's setting: the Brain reads text_source from the hparams and refuses AED/AEC."""
+    from m4ser_lobes.experiment.settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"text_source=transcript with use_aed=True and "
+                                          r"use_aec=True: .*add --use_aed=False --use_aec=False$"):
+        make_brain(tmp_path, text_source="transcript")  # the configuration check
+    brain, _ = make_brain(tmp_path, use_gan=False, use_aed=False)  # AEC alone, on hypotheses
+    with pytest.raises(ValueError, match=r"text_source=transcript with use_aec=True: .*nothing to "
+                                         r"correct.*add --use_aec=False$"):
+        M4SERBrain(modules=brain.modules, hparams={**vars(brain.hparams),
+                                                    "text_source": "transcript"},
+                   run_opts={"device": "cpu"}, checkpointer=None)
+
+
+def test_train_log_opens_with_what_its_numbers_are(make_brain, tmp_path):
+    """L_D is logged with the paper's sign (<= 0) and the log's header says so, once."""
+    brain, _ = make_brain(tmp_path)
+    log = Path(brain.hparams.train_logger.save_file)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    brain.on_fit_start()
+    brain.hparams.train_logger.log_stats({"epoch": 1}, train_stats={"L_D": -1.2})
+    brain.on_fit_start()  # a resumed run: the header is not repeated
+    lines = log.read_text().splitlines()
+    assert [line.startswith("#") for line in lines] == [True, True, True, False]
+    assert "L_D = E[log D(H_S^spe)] + E[log(1 - D(H_T^spe))] <= 0" in lines[2]
+    assert "MAXIMISES" in lines[2] and "best valid UA" in lines[1]
+    no_gan, _ = make_brain(tmp_path / "no_gan", use_gan=False)
+    assert not any("L_D" in line for line in no_gan.log_header())
+
+
+@pytest.mark.parametrize("validation, bucketing, optimistic", [
+    ("train_sessions", False, False), ("test_fold", True, True)])
+def test_test_metrics_say_how_the_checkpoint_was_chosen(make_brain, tmp_path, validation,
+                                                          bucketing, optimistic):
+    import json
+
+    from m4ser_lobes.experiment.settings import protocol, protocol_text
+
+    brain, _ = make_brain(tmp_path, use_gan=False, validation=validation, bucketing=bucketing)
+    ran = protocol(vars(brain.hparams))  # what m4ser_lobes.experiment.run hands the Brain
+    brain.hparams.run_protocol = {**ran, "protocol_summary": protocol_text(ran)}
+    Path(brain.hparams.output_folder).mkdir(parents=True, exist_ok=True)
+    brain.on_stage_start(sb.Stage.TEST)
+    brain.predictions.update(ids=["a", "b"], true=[0, 1], pred=[0, 0],
+                             prob=[[0.7, 0.1, 0.1, 0.1], [0.6, 0.2, 0.1, 0.1]])
+    brain.on_stage_end(sb.Stage.TEST, 0.0)
+    metrics = json.loads((Path(brain.hparams.output_folder) / "test_metrics.json").read_text())
+    assert {k: metrics[k] for k in ("selection_metric", "validation", "valid_ratio", "seed",
+                                    "optimistic")} == {
+        "selection_metric": "UA", "validation": validation, "optimistic": optimistic,
+        "valid_ratio": None if optimistic else 0.1, "seed": brain.hparams.seed}
+    assert metrics["batching"] == {"bucketing": bucketing, "batch_size": 4,
+                                   "max_batch_seconds": None,
+                                   "num_buckets": 20 if bucketing else None}
+    assert metrics["protocol_summary"].startswith("OPTIMISTIC: " if optimistic else "checkpoint")

@@ -41,7 +41,8 @@ def test_table_one():
     assert (hp["d_model"], hp["nhead"], hp["num_emotions"]) == (768, 12, 4)
     assert (hp["alpha"], hp["beta"], hp["gamma"], hp["lam"], hp["tau"]) == (0.1, 3.0, 0.01, 0.1, 0.07)
     assert (hp["lr"], hp["batch_size"], hp["number_of_epochs"], hp["er_dropout"]) == (1e-5, 16, 100, 0.5)
-    assert hp["lr_encoders"] == hp["lr_head"] == hp["lr_discriminator"] == 1e-5
+    assert hp["lr_speech_encoder"] == hp["lr_text_encoder"] == hp["lr_head"] == 1e-5
+    assert hp["lr_discriminator"] == 1e-5
     assert hp["discriminator_hidden"] == 256 and hp["aec_max_len"] == 16
     assert all(hp[k] for k in ("use_msr", "use_mir", "use_aed", "use_aec", "use_gan", "use_lcl"))
     assert hp["modalities"] == "both" and hp["text_source"] == "hypothesis"
@@ -104,7 +105,7 @@ def test_only_the_encoders_a_configuration_uses_are_built(
         "speech_encoder_source": str(tiny_encoders[0]) if speech else MISSING,
         "text_encoder_source": str(tiny_encoders[1]) if text else MISSING,
     }
-    hparams = load_objects(plan_run(YAML, {**overrides, "text_source": "transcript"}, IEMOCAP))
+    hparams = load_objects(plan_run(YAML, {**overrides, "skip_prep": True}, IEMOCAP))
     model = hparams["model"]
     assert (hparams["speech_encoder"] is not None, hparams["text_encoder"] is not None) == (speech, text)
     assert (model.uses_speech, model.uses_text) == (speech, text)
@@ -149,7 +150,7 @@ def test_meld_overrides_give_the_official_split_manifests():
     overrides = meld_overrides(hypotheses_file=None)
     hp = values(overrides, MELD)
     assert hp["output_folder"] == "results/m4ser_meld/seed1986"
-    assert (hp["num_emotions"], hp["lr"], hp["lr_encoders"], hp["batch_size"]) == (7, 1e-4, 1e-4, 16)
+    assert (hp["num_emotions"], hp["lr"], hp["lr_text_encoder"], hp["batch_size"]) == (7, 1e-4, 1e-4, 16)
     assert hp["d_model"] == 768 and hp["use_gan"] is True  # the model section is m4ser.yaml's
     prepared = hp["prepare_folder"]
     assert Path(prepared).parent == Path("results/prepared")

@@ -382,7 +382,8 @@ def test_suggested_transcript_run_passes_train_py_checks():
 
     yaml_file = RECIPE.parents[1] / "hparams" / "m4ser.yaml"
     hparams_file, run_opts, overrides = sb.parse_arguments(
-        [str(yaml_file), "--data_folder=/d", "--hypotheses_file=null", "--text_source=transcript"])
+        [str(yaml_file), "--data_folder=/d", "--hypotheses_file=null", "--text_source=transcript",
+         "--use_aed=False", "--use_aec=False"])
     plan_run(hparams_file, overrides, prep.IEMOCAP, run_opts)
 
 

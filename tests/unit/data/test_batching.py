@@ -159,9 +159,22 @@ def test_a_bad_num_buckets_is_refused(bad):
 
 def test_bucketing_off_is_the_random_loader():
     kwargs = batching.train_loader_kwargs(
-        manifest_dataset([1.0, 2.0]), 16, bucketing=False, num_workers=2
+        manifest_dataset([1.0, 2.0]), 16, bucketing=False, num_workers=2, seed=5
     )
-    assert kwargs == {"batch_size": 16, "shuffle": True, "num_workers": 2}
+    assert set(kwargs) == {"batch_size", "sampler", "num_workers"}
+    assert (kwargs["batch_size"], kwargs["num_workers"]) == (16, 2)
+    assert isinstance(kwargs["sampler"], ReproducibleRandomSampler)
+    assert batching.epoch_sampler(kwargs) is kwargs["sampler"]
+
+
+def test_the_table_one_configuration_draws_random_batches():
+    """hparams/m4ser.yaml trains on random batches (the paper's); bucketing is a switch."""
+    from m4ser_lobes.experiment.settings import load_values
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    values = load_values(os.path.join(repo, "hparams", "m4ser.yaml"),
+                         "data_folder: /d\nnum_emotions: 4")
+    assert values["bucketing"] is False and values["batch_size"] == 16
 
 
 # ------------------------------------------------------------------------------ real loaders
@@ -239,8 +252,10 @@ class RecordingBrain(sb.Brain):
         return super().fit_batch(batch)
 
 
-def train(save_folder, dataset, epochs, register_sampler=True, stop_at=None):
-    """Fit a RecordingBrain on bucketed batches; checkpoints every 2 steps in ``save_folder``."""
+def train(save_folder, dataset, epochs, register_sampler=True, stop_at=None, bucketing=True,
+          seed=11):
+    """Fit a RecordingBrain on bucketed (or random) batches; checkpoints every 2 steps in
+    ``save_folder``."""
     model = torch.nn.Linear(1, 1)
     counter = sb.utils.epoch_loop.EpochCounter(epochs)
     checkpointer = sb.utils.checkpoints.Checkpointer(
@@ -253,9 +268,10 @@ def train(save_folder, dataset, epochs, register_sampler=True, stop_at=None):
         checkpointer=checkpointer,
     )
     brain.stop_at = stop_at
-    kwargs = batching.train_loader_kwargs(dataset, 4, num_buckets=3, seed=11)
+    kwargs = batching.train_loader_kwargs(dataset, 4, bucketing=bucketing, num_buckets=3,
+                                          seed=seed)
     if register_sampler:
-        brain.train_sampler = kwargs["batch_sampler"]
+        brain.train_sampler = batching.epoch_sampler(kwargs)
     try:
         brain.fit(counter, dataset, train_loader_kwargs=kwargs)
     except Interrupted:
@@ -268,21 +284,35 @@ def toy_dataset():
     return manifest_dataset(iemocap_like_durations(n=40, seed=4), with_signal=True)
 
 
-def test_each_epoch_gets_new_batches_once_the_sampler_is_registered(tmp_path, toy_dataset):
-    registered = train(tmp_path / "a", toy_dataset, epochs=3)
+@pytest.mark.parametrize("bucketing", [True, False])
+def test_each_epoch_gets_new_batches_once_the_sampler_is_registered(tmp_path, toy_dataset,
+                                                                     bucketing):
+    registered = train(tmp_path / "a", toy_dataset, epochs=3, bucketing=bucketing)
     assert len({frozenset(map(frozenset, registered[e])) for e in (1, 2, 3)}) == 3
-    # What the module docstring warns about: a batch_sampler the Brain does not know repeats the
-    # first epoch's batches (in another order), because set_epoch is never called.
-    unregistered = train(tmp_path / "b", toy_dataset, epochs=2, register_sampler=False)
+    # What the module docstring warns about: a sampler the Brain does not know repeats the
+    # first epoch's order (bucketed: its batches, in another order): set_epoch is never called.
+    unregistered = train(tmp_path / "b", toy_dataset, epochs=2, register_sampler=False,
+                         bucketing=bucketing)
     assert set(map(frozenset, unregistered[1])) == set(map(frozenset, unregistered[2]))
 
 
-def test_intra_epoch_resume_continues_the_same_batches(tmp_path, toy_dataset):
-    reference = train(tmp_path / "reference", toy_dataset, epochs=3)
+@pytest.mark.parametrize("bucketing", [True, False])
+def test_the_run_seed_sets_the_batches(tmp_path, toy_dataset, bucketing):
+    """Another seed, other batches; the same seed, the same ones (SpeechBrain's own shuffle=True
+    sampler is seeded with a constant, whatever the run's seed)."""
+    first = train(tmp_path / "a", toy_dataset, epochs=1, bucketing=bucketing, seed=11)
+    again = train(tmp_path / "b", toy_dataset, epochs=1, bucketing=bucketing, seed=11)
+    other = train(tmp_path / "c", toy_dataset, epochs=1, bucketing=bucketing, seed=12)
+    assert first == again and first[1] != other[1]
+
+
+@pytest.mark.parametrize("bucketing", [True, False])
+def test_intra_epoch_resume_continues_the_same_batches(tmp_path, toy_dataset, bucketing):
+    reference = train(tmp_path / "reference", toy_dataset, epochs=3, bucketing=bucketing)
     # Killed at step 5 of epoch 2: the last checkpoint was after step 4.
-    killed = train(tmp_path / "run", toy_dataset, epochs=3, stop_at=(2, 5))
+    killed = train(tmp_path / "run", toy_dataset, epochs=3, stop_at=(2, 5), bucketing=bucketing)
     assert killed[1] == reference[1] and killed[2] == reference[2][:5]
-    resumed = train(tmp_path / "run", toy_dataset, epochs=3)
+    resumed = train(tmp_path / "run", toy_dataset, epochs=3, bucketing=bucketing)
     assert sorted(resumed) == [2, 3]
     assert killed[2][:4] + resumed[2] == reference[2]
     assert resumed[3] == reference[3]
@@ -304,7 +334,7 @@ DDP_SCRIPT = textwrap.dedent(
     brain = RecordingBrain(modules={{"model": torch.nn.Linear(1, 1)}}, hparams={{}},
                            opt_class=lambda p: torch.optim.SGD(p, lr=0.01), run_opts=run_opts)
     kwargs = batching.train_loader_kwargs(dataset, 4, num_buckets=3, seed=11)
-    brain.train_sampler = kwargs["batch_sampler"]  # as the recipe does; DDP replaces it
+    brain.train_sampler = batching.epoch_sampler(kwargs)  # as the recipe does; DDP replaces it
     brain.fit(counter, dataset, train_loader_kwargs=kwargs)
     out = os.path.join({out!r}, "rank" + os.environ["RANK"] + ".json")
     with open(out, "w") as fout:

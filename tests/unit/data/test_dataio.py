@@ -120,10 +120,10 @@ class _CountingAlign:
 
         self.log, self.align = log, align_transcripts
 
-    def __call__(self, hyp, ref, tokenizer, max_length=None):
+    def __call__(self, hyp, ref, *args, **kwargs):
         with open(self.log, "a", encoding="utf-8") as fout:
             fout.write(f"{hyp!r}\n")
-        return self.align(hyp, ref, tokenizer, max_length=max_length)
+        return self.align(hyp, ref, *args, **kwargs)
 
 
 def test_text_items_are_computed_once_not_every_epoch(

@@ -147,9 +147,14 @@ def test_fig8_panels_are_the_loss_table():
     """One panel per row of losses.LOSS_TERMS, in table order, with its reference line."""
     from m4ser_lobes.losses import LOSS_TERMS
 
-    terms = [(t.paper, (t.paper,), t.reference) for t in LOSS_TERMS]
+    from m4ser_lobes.experiment.figures import EXTRA_REFERENCES
+
+    terms = [(t.paper, (t.paper,), t.reference or EXTRA_REFERENCES.get(t.paper))
+             for t in LOSS_TERMS]
     assert list(rp.LOSS_PANELS[:len(terms)]) == terms
-    assert dict((p[0], p[2]) for p in rp.LOSS_PANELS)["L_G"] == ("2 ln 2", 2 * math.log(2))
+    references = {p[0]: p[2] for p in rp.LOSS_PANELS}
+    assert references["L_G"] == ("2 ln 2", 2 * math.log(2))
+    assert references["L_D"][1] == 0.0  # L_D <= 0 (the paper's sign), maximised by D
     assert rp.LOSS_PANELS[len(terms):] == (("D(·) means", ("D(H_S^spe)", "D(H_T^spe)",
                                                            "D(H_inv)"), ("0.5", 0.5)),)
     assert rp.CURVE_KEYS[-1] == "valid UA"
@@ -175,6 +180,7 @@ def test_write_report_files(report, tmp_path):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert paths[key].stat().st_size > 1000
     assert json.loads(paths["json"].read_text()) == json.loads(json.dumps(report))
+    assert "| paper (Table II, M4SER) |  | 79.2 | 80.1 | — |" in paths["markdown"].read_text()
 
 
 def test_markdown_contains_the_numbers(report, tmp_path):
@@ -264,7 +270,7 @@ def test_report_records_the_configuration_so_ablations_differ(experiment, tmp_pa
     assert reports["full"]["configuration"]["gan"] is True
     assert reports["no_gan"]["configuration"]["gan"] is False
     lines = {name: r["markdown"].splitlines()[2] for name, r in reports.items()}
-    assert lines["full"].startswith("Configuration: both modalities, MSR, MIR, AED, AEC selective, GAN")
+    assert lines["full"].startswith("Configuration: speech + text, MSR, MIR, AED, AEC selective, GAN")
     assert lines["full"] != lines["no_gan"] and "GAN" not in lines["no_gan"]
 
 
@@ -276,3 +282,82 @@ def test_folds_of_different_configurations_are_not_combined(experiment):
     with pytest.raises(ValueError, match=r"fold 2 .*configuration.json\) ran with .*lcl=False.* "
                                          r"but fold 1 with .*lcl=True"):
         rp.cross_validation_report(results)
+
+
+# ------------------------------------------------------------------------------ protocol
+PROTOCOL = {"selection_metric": "UA", "validation": "train_sessions", "valid_ratio": 0.1,
+            "seed": 7, "bucketing": False, "batch_size": 16, "max_batch_seconds": None,
+            "num_buckets": 20}
+
+
+def test_the_header_says_how_each_checkpoint_was_chosen_and_batches_drawn(experiment, tmp_path):
+    for k in (1, 2):
+        (experiment / f"fold{k}" / "seed7" / "configuration.json").write_text(
+            json.dumps(configuration(**PROTOCOL)))
+    report = rp.build_report(rp.find_fold_dirs(experiment), tmp_path / "out")
+    assert report["protocol"] == {"selection_metric": "UA", "validation": "train_sessions",
+                                  "valid_ratio": 0.1, "seed": 7, "optimistic": False,
+                                  "batching": {"bucketing": False, "batch_size": 16,
+                                               "max_batch_seconds": None, "num_buckets": None}}
+    assert json.loads((tmp_path / "out" / "cv_report.json").read_text())["protocol"] == \
+        report["protocol"]
+    header = (tmp_path / "out" / "cv_report.md").read_text().split("| fold |")[0]
+    assert ("Checkpoint and batches: checkpoint of the best UA on a 10 % hold-out of the "
+            "training sessions (validation=train_sessions), seed 7; random batches of 16") in header
+    assert header.count("checkpoint of the best") == 1  # the configuration line does not repeat it
+    assert "79.2 / UA 80.1 compare with *mean ± std*" in header
+    assert "OPTIMISTIC" not in header and "OPTIMISTIC" not in rp.summary_line(report)
+
+
+def test_a_test_fold_selection_is_labelled_optimistic_everywhere(experiment, tmp_path):
+    """Folds selected on their test session read from test_metrics.json (no configuration.json)."""
+    from m4ser_lobes.experiment.settings import protocol
+
+    for k in (1, 2):
+        path = experiment / f"fold{k}" / "seed7" / "test_metrics.json"
+        metrics = json.loads(path.read_text())
+        path.write_text(json.dumps({**metrics, **protocol({**PROTOCOL, "validation": "test_fold",
+                                                           "bucketing": True})}))
+    report = rp.build_report(rp.find_fold_dirs(experiment), tmp_path / "out")
+    assert report["protocol"]["optimistic"] is True and report["protocol"]["valid_ratio"] is None
+    text = (tmp_path / "out" / "cv_report.md").read_text()
+    assert "**OPTIMISTIC: every fold chose its checkpoint on its test session" in text
+    assert "validation=test_fold), seed 7; duration-bucketed batches of 16 (20 buckets)" in text
+    assert re.search(r"\| mean ± std \(optimistic\) \| 10 \|", text)
+    assert re.search(r"\| pooled \(optimistic\) \| 10 \|", text)
+    assert "OPTIMISTIC" in rp.summary_line(report)
+
+
+def test_folds_of_different_protocols_are_not_combined(experiment):
+    from m4ser_lobes.experiment.settings import protocol
+
+    for k, validation in ((1, "train_sessions"), (2, "test_fold")):
+        path = experiment / f"fold{k}" / "seed7" / "test_metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()),
+                                    **protocol({**PROTOCOL, "validation": validation})}))
+    with pytest.raises(ValueError, match=r"fold 2 .* chose its checkpoint or batches otherwise "
+                                         r".*'validation': 'test_fold'.* than fold 1"):
+        rp.cross_validation_report(rp.collect_fold_results(rp.find_fold_dirs(experiment)))
+
+
+def test_no_recorded_protocol_says_unknown(report):
+    assert report["protocol"] is None
+    assert "Checkpoint and batches: unknown" in rp.report_markdown(report)
+
+
+def test_loss_curves_have_whole_epoch_ticks(report, tmp_path):
+    """Fig. 8's x axes show epochs 1, 2, 3, never 1.5 (matplotlib's default ticks do)."""
+    import matplotlib.pyplot as plt
+
+    from m4ser_lobes.experiment.figures import curves_figure
+
+    fig = curves_figure(report["curves"])
+    try:
+        shown = [ax for ax in fig.axes if ax.axison]
+        assert len(shown) == 9  # 7 loss terms, D(.) means, valid UA
+        for ax in shown:
+            low, high = ax.get_xlim()
+            ticks = [float(t) for t in ax.get_xticks() if low <= t <= high]
+            assert ticks and all(t == int(t) for t in ticks), (ax.get_title(), ticks)
+    finally:
+        plt.close(fig)

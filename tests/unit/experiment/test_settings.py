@@ -136,7 +136,12 @@ COMBINATIONS = [
                                        r"--use_aed=False --use_aec=False"),
     (["--d_model=30", "--nhead=4"], r"d_model=30 is not divisible by nhead=4"),
     (["--hypotheses_file=null"], r"hypotheses_file=null: pass --hypotheses_file=.*"
-                                 r"--text_source=transcript"),
+                                 r"--text_source=transcript --use_aed=False --use_aec=False$"),
+    # Table VI's setting: a transcript has no ASR error for AED to find or AEC to correct.
+    (["--text_source=transcript"], r"^text_source=transcript with use_aed=True and use_aec=True: "
+                                   r".*every token KEEP.*add --use_aed=False --use_aec=False$"),
+    (["--text_source=transcript", "--use_aed=False"],
+     r"^text_source=transcript with use_aec=True: .*add --use_aec=False$"),
     (["--hypotheses_file=/no/such/hyps.json"], r"/no/such/hyps.json does not exist"),
 ]
 
@@ -148,6 +153,19 @@ def test_combination_the_model_cannot_run_is_refused(hypotheses, arguments, mess
     assert "\n" not in str(error.value)
 
 
+def test_the_suggested_transcript_runs_pass(hypotheses):
+    """Every fix the refusals print runs: Table VI's row, and the one without a cache."""
+    for arguments in (["--text_source=transcript", "--use_aed=False", "--use_aec=False"],
+                      ["--hypotheses_file=null", "--text_source=transcript", "--use_aed=False",
+                       "--use_aec=False"]):
+        assert plan(hypotheses, *arguments).values["text_source"] == "transcript"
+    from m4ser_lobes.experiment.ablations import EXTRA_ROWS
+
+    table_vi = EXTRA_ROWS["gt_text (Table VI)"][1]
+    gt_text = plan(hypotheses, *(f"--{k}={v}" for k, v in table_vi.items()))
+    assert (gt_text.values["use_aed"], gt_text.values["use_aec"]) == (False, False)
+
+
 def test_own_manifests_without_prep_need_no_cache(tmp_path):
     run = plan("null", "--skip_prep=True", f"--train_annotation={tmp_path}/a.json",
                f"--valid_annotation={tmp_path}/b.json", f"--test_annotation={tmp_path}/c.json")
@@ -157,15 +175,15 @@ def test_own_manifests_without_prep_need_no_cache(tmp_path):
 # ------------------------------------------------------------------------------ fingerprint
 def test_fingerprint_holds_what_changes_results_only(hypotheses, tmp_path):
     base = plan(hypotheses).settings
-    same = plan(hypotheses, "--num_workers=7", "--skip_prep=True", "--overwrite=True",
-                f"--results_folder={tmp_path}", "--data_folder=/elsewhere",
+    same = plan(hypotheses, "--num_workers=7", "--cpu_threads=3", "--skip_prep=True",
+                "--overwrite=True", f"--results_folder={tmp_path}", "--data_folder=/elsewhere",
                 "--ckpt_interval_minutes=3", "--experiment_name=x", "--fold=2").settings
     assert same == base
     assert identity.differences(base, plan(hypotheses, "--use_gan=False").settings) == [
         "use_gan: True -> False"]
     assert identity.differences(base, plan(hypotheses, "--lr=0.001").settings) == [
-        "lr: 1e-05 -> 0.001", "lr_discriminator: 1e-05 -> 0.001", "lr_encoders: 1e-05 -> 0.001",
-        "lr_head: 1e-05 -> 0.001"]
+        "lr: 1e-05 -> 0.001", "lr_discriminator: 1e-05 -> 0.001", "lr_head: 1e-05 -> 0.001",
+        "lr_speech_encoder: 1e-05 -> 0.001", "lr_text_encoder: 1e-05 -> 0.001"]
 
 
 def test_the_data_is_part_of_the_identity(hypotheses, tmp_path):
@@ -192,6 +210,42 @@ def test_describe_tells_ablations_apart(hypotheses):
     assert (full["aec"], full["gan"], speech["text_encoder"], wo_aed["aec"]) == (
         "selective", True, None, "full")
     assert len({full["summary"], speech["summary"], wo_aed["summary"]}) == 3
+    assert full["summary"].startswith("speech + text, MSR, MIR, AED, AEC selective, GAN, LCL")
+    assert speech["summary"].startswith("speech only, ") and "modalities" not in speech["summary"]
+
+
+@pytest.mark.parametrize("arguments, protocol, line", [
+    ([], {"selection_metric": "UA", "validation": "train_sessions", "valid_ratio": 0.1,
+          "seed": 1986, "optimistic": False,
+          "batching": {"bucketing": False, "batch_size": 16, "max_batch_seconds": None,
+                       "num_buckets": None}},
+     ("checkpoint of the best UA on a 10 % hold-out of the training sessions "
+      "(validation=train_sessions), seed 1986; random batches of 16")),
+    (["--validation=test_fold", "--bucketing=True", "--max_batch_seconds=60", "--seed=3"],
+     {"selection_metric": "UA", "validation": "test_fold", "valid_ratio": None, "seed": 3,
+      "optimistic": True, "batching": {"bucketing": True, "batch_size": 16,
+                                       "max_batch_seconds": 60, "num_buckets": 20}},
+     ("OPTIMISTIC: checkpoint of the best UA on the test session itself (validation=test_fold), "
+      "seed 3; duration-bucketed batches of up to 60 s of audio (20 buckets)")),
+])
+def test_the_summary_says_how_the_checkpoint_is_chosen(hypotheses, tmp_path, arguments, protocol,
+                                                       line):
+    """configuration.json (configuration_of = describe + corpus) and the run's first log line."""
+    from m4ser_lobes.experiment.run import configuration_of
+
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps({"u1": {"hypothesis": "yes", "emo": "hap"}}))
+    configuration = configuration_of(plan(hypotheses, *arguments), None, {"train": train})
+    assert {k: configuration[k] for k in cfg.PROTOCOL_KEYS} == protocol
+    assert configuration["summary"].endswith("; " + line)
+    assert configuration["corpus"] == "IEMOCAP"
+
+
+def test_meld_validates_on_its_dev_split(hypotheses):
+    described = cfg.describe(plan(hypotheses, corpus=MELD).values)
+    assert (described["validation"], described["valid_ratio"], described["selection_metric"]) == (
+        "dev", None, "W-F1")
+    assert "checkpoint of the best W-F1 on the dev set (validation=dev)" in described["summary"]
 
 
 def test_reading_values_builds_nothing_even_after_hyperpyyaml_ran(hypotheses):

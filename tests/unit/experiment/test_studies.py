@@ -14,7 +14,7 @@ import m4ser_lobes.corpora.iemocap as _IEMOCAP_PREP
 import m4ser_lobes.corpora.meld as _MELD_PREP
 import pytest
 
-from m4ser_lobes.experiment import studies
+from m4ser_lobes.experiment import finetune, studies
 from m4ser_lobes.experiment.settings import ConfigError
 from m4ser_lobes.experiment.studies import StudyError
 
@@ -160,15 +160,15 @@ def test_finetuning_starts_from_the_best_source_checkpoint(tmp_path):
 
     target_save = tmp_path / "ft" / "save"
     target_save.mkdir(parents=True)
-    origin = studies.seed_finetune_checkpoint(tmp_path / "source" / "save", target_save,
-                                              lrs={"head": 0.01})
-    assert origin == studies.checkpoint_origin(tmp_path / "source" / "save")
+    origin = finetune.seed_finetune_checkpoint(tmp_path / "source" / "save", target_save,
+                                               lrs={"head": 0.01})
+    assert origin == finetune.checkpoint_origin(tmp_path / "source" / "save")
     assert (target_save / "label_encoder.txt").read_text() == "'neu' => 0\n"
 
     new_model, new_optimizer, new_counter = _recoverables(torch, 1)
     target = Checkpointer(target_save, {"model": new_model, "optimizer_head": new_optimizer,
                                         "counter": new_counter})
-    assert target.find_checkpoint(max_key="UA") is None  # never selected as the best
+    assert target.find_checkpoint(max_key="UA") is None  # scored when the run starts
     target.recover_if_possible()
     for key, value in new_model.state_dict().items():
         assert torch.equal(value, best_weights[key])
@@ -177,13 +177,50 @@ def test_finetuning_starts_from_the_best_source_checkpoint(tmp_path):
     assert new_optimizer.param_groups[0]["lr"] == 0.01
     # Seeding again (a resumed run) changes nothing.
     before = sorted(p.name for p in target_save.iterdir())
-    studies.seed_finetune_checkpoint(tmp_path / "source" / "save", target_save)
+    finetune.seed_finetune_checkpoint(tmp_path / "source" / "save", target_save)
     assert sorted(p.name for p in target_save.iterdir()) == before
 
 
+def test_the_finetuning_start_is_scored_and_kept_when_no_epoch_beats_it(make_brain, tmp_path):
+    """finetune.score_start: the start's validation metrics, measured as evaluation measures
+    them, go into its CKPT.yaml, so the best-of selection keeps and picks it until a fine-tuned
+    epoch does better."""
+    source, loader = make_brain(tmp_path / "source")
+    source.on_fit_start()
+    source.checkpointer.save_checkpoint(meta={"UA": 50.0}, end_of_epoch=True)
+    target, _ = make_brain(tmp_path / "target")
+    save = Path(target.hparams.save_folder)
+    finetune.seed_finetune_checkpoint(source.hparams.save_folder, save)
+    assert target.checkpointer.find_checkpoint(max_key="UA") is None  # not scored yet
+
+    stats = finetune.score_start(target, loader)
+    # The same numbers as the source model evaluated on the same utterances.
+    source.evaluate(loader, max_key="UA")
+    tested = json.loads((Path(source.hparams.output_folder) / "test_metrics.json").read_text())
+    assert {k: stats[k] for k in ("WA", "UA", "W-F1")} == pytest.approx(
+        {k: tested[k] for k in ("WA", "UA", "W-F1")})
+    start = target.checkpointer.find_checkpoint(max_key="UA")
+    assert start.path.name == finetune.START and start.meta["UA"] == stats["UA"]
+    assert start.meta["init_from"]["source_checkpoint"]  # the rest of the meta kept
+    assert "epoch: 0 - valid loss" in (Path(target.hparams.output_folder)
+                                       / "train_log.txt").read_text()
+    assert finetune.score_start(target, loader) is None  # scored once (a resume keeps it)
+
+    # Epochs saved as on_stage_end saves them: a worse one leaves the start the best, a better
+    # one replaces it.
+    target.on_fit_start()
+    assert target.hparams.epoch_counter.current == 0  # training starts from the start
+    for delta, best in ((-10.0, finetune.START), (+10.0, None)):
+        target.checkpointer.save_and_keep_only(meta={"UA": stats["UA"] + delta},
+                                               max_keys=["UA"])
+        chosen = target.checkpointer.find_checkpoint(max_key="UA")
+        assert (chosen.path.name == finetune.START) == (best == finetune.START)
+    assert not (save / finetune.START).exists()
+
+
 def test_finetuning_needs_a_finished_source_run(tmp_path):
-    with pytest.raises(StudyError, match="run .or finish. the source run first"):
-        studies.seed_finetune_checkpoint(tmp_path / "nothing", tmp_path / "ft")
+    with pytest.raises(ConfigError, match="run .or finish. the source run first"):
+        finetune.seed_finetune_checkpoint(tmp_path / "nothing", tmp_path / "ft")
 
 
 # ------------------------------------------------------------------------------ tables
@@ -203,7 +240,7 @@ def test_cross_corpus_table_has_the_papers_shape_and_numbers():
     assert table["delta"]["ours"]["ie2me"]["ACC"] == 1.0
     assert table["delta"]["paper"]["ie2me"]["ACC"] == pytest.approx(4.3)
     text = studies.table_markdown(table)
-    assert "| Baseline (HuBERT + BERT) | 61.0 | 53.0 | 58.5 | 52.4 | 61.0 | 58.9 | 59.0 | 57.4 |" \
+    assert "| Baseline | 61.0 | 53.0 | 58.5 | 52.4 | 61.0 | 58.9 | 59.0 | 57.4 |" \
         in text
     assert "Δ Baseline" in text and "SAMS (paper only)" in text
 
@@ -359,14 +396,14 @@ def test_study_runs_are_recognised_by_their_identity(tmp_path):
     (run.output_folder / "test_metrics.json").write_text("{}")
     assert runner.run_state(run) == "done"
 
-    with pytest.raises(ConfigError, match="other settings .lr: 1e-05 -> 0.002.*--study_folder="):
+    with pytest.raises(ConfigError, match="other settings .lr: 0.0001 -> 0.002.*--study_folder="):
         runner.run_state(runner.source_plan(parse(tmp_path, folder, "--text_source=transcript",
                                                   "--lr=0.002"), "me2ie", "baseline", paths))
     resplit = parse(tmp_path, folder, "--text_source=transcript", "--split_seed=5")
     other = runner.write_direction_data(resplit.options, pools_of(), "me2ie")
     with pytest.raises(ConfigError, match="other data or another start .data: "):
         runner.run_state(runner.source_plan(resplit, "me2ie", "baseline", other))
-    started = runner.plan(study, {**runner.run_overrides(study, "me2ie", "baseline", paths,
+    started = runner.plan(study, "me2ie", {**runner.run_overrides(study, "me2ie", "baseline", paths,
                                                          run.output_folder),
                                   "init_from": "0123abcd"})
     with pytest.raises(ConfigError, match="init_from: None -> 0123abcd"):
@@ -374,3 +411,93 @@ def test_study_runs_are_recognised_by_their_identity(tmp_path):
     assert runner.run_state(started, start_known=False) == "done"  # the start is compared later
     overwrite = parse(tmp_path, folder, "--text_source=transcript", "--overwrite=True")
     assert runner.run_state(runner.source_plan(overwrite, "me2ie", "baseline", other)) == "todo"
+
+
+def test_each_direction_trains_with_its_source_corpus_column_of_table_i(tmp_path):
+    """IE->ME with IEMOCAP's Table I settings (lr 1e-5), ME->IE with MELD's (hparams/meld.yaml:
+    lr 1e-4); fine-tuning inherits its source's; the command line overrides both."""
+    import yaml
+
+    from m4ser_lobes.corpora.meld import MELD
+
+    folder = f"--study_folder={tmp_path / 'study'}"
+    few_shot = import_study("few_shot")
+    runner = few_shot.study_runner
+    class Loader(yaml.SafeLoader):
+        """Plain values; tagged ones (!ref, !new: ...) as None."""
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    meld = yaml.load(MELD.data_file.read_text(), Loader=Loader)
+    model = yaml.load((REPO / "hparams" / "m4ser.yaml").read_text(), Loader=Loader)
+
+    def planned(*extra):
+        study = parse(tmp_path, folder, "--text_source=transcript", *extra, study="few_shot")
+        plans = {}
+        for direction in studies.DIRECTIONS:
+            paths = runner.write_direction_data(study.options, pools_of(), direction)
+            shots = runner.write_shot_data(study.options, paths, 2, draw=0)
+            plans[direction] = (runner.source_plan(study, direction, "baseline", paths),
+                                few_shot.finetune_plan(study, direction, "baseline", paths, shots,
+                                                       2, 0, "0123abcd"), study)
+        return plans
+
+    plans = planned()
+    keys = ("lr", "batch_size", "number_of_epochs")
+    ie2me, ie2me_tuned, study = plans["ie2me"]
+    me2ie, me2ie_tuned, _ = plans["me2ie"]
+    assert {k: ie2me.values[k] for k in keys} == {k: model[k] for k in keys}
+    assert {k: me2ie.values[k] for k in keys} == {k: meld[k] for k in keys}
+    assert (ie2me.values["lr"], me2ie.values["lr"]) == (1e-5, 1e-4)
+    assert me2ie.values["lr_head"] == me2ie.values["lr_text_encoder"] == 1e-4
+    assert me2ie.values["num_emotions"] == 4  # the study's, not MELD's 7
+    # Fine-tuning: the source's settings, its own number of epochs.
+    assert (ie2me_tuned.values["lr"], me2ie_tuned.values["lr"]) == (1e-5, 1e-4)
+    assert me2ie_tuned.values["batch_size"] == meld["batch_size"]
+    assert me2ie_tuned.values["number_of_epochs"] == study.options.finetune_epochs == 10
+    training = runner.training_settings(study, "me2ie", me2ie)
+    assert training["source"] == "MELD" and training["column"] == "hparams/meld.yaml"
+    assert training["settings"]["lr"] == 1e-4 and training["overridden"] == []
+    note = runner.training_note("me2ie", training)
+    assert note.startswith("ME→IE trains with the Table I settings of its source, MELD "
+                           "(hparams/meld.yaml): lr 0.0001, batch_size 16")
+    assert runner.training_settings(study, "ie2me", ie2me)["column"] == "hparams/m4ser.yaml"
+    tuned = runner.training_settings(study, "me2ie", me2ie_tuned,
+                                     tuple(few_shot.finetune_extra(study.options)))
+    assert tuned["overridden"] == ["number_of_epochs"]
+
+    # The command line wins over both columns; --finetune_lr over the source's lr.
+    plans = planned("--lr=0.002", "--batch_size=4", "--finetune_lr=3e-4")
+    for source, tuned_run, _ in plans.values():
+        assert (source.values["lr"], source.values["batch_size"]) == (0.002, 4)
+        assert (tuned_run.values["lr"], tuned_run.values["batch_size"]) == (3e-4, 4)
+
+
+def test_study_runs_are_named_after_their_direction(tmp_path):
+    """A run's logs and configuration.json name both corpora (never "IEMOCAP test" for MELD's
+    test part) and its final log line gives the target's metrics."""
+    from m4ser_lobes.corpora.iemocap import IEMOCAP
+    from m4ser_lobes.corpora.meld import MELD
+
+    study = parse(tmp_path, f"--study_folder={tmp_path / 'study'}", "--text_source=transcript")
+    runner = import_study("cross_corpus").study_runner
+    names = {}
+    for direction in studies.DIRECTIONS:
+        paths = runner.write_direction_data(study.options, pools_of(), direction)
+        run = runner.source_plan(study, direction, "baseline", paths)
+        names[direction] = (run.corpus.name, run.corpus.metrics)
+        assert run.corpus.data_file == IEMOCAP.data_file
+    assert names == {"ie2me": ("IEMOCAP→MELD", MELD.metrics),
+                     "me2ie": ("MELD→IEMOCAP", IEMOCAP.metrics)}
+
+
+def test_tables_name_the_encoders_the_runs_used():
+    encoders = {"baseline": "tiny-hubert + tiny-bert", "m4ser": "tiny-hubert + tiny-bert"}
+    table = studies.cross_corpus_table({}, rows=["baseline", "m4ser"], encoders=encoders)
+    assert [r["method"] for r in table["rows"]] == ["Baseline (tiny-hubert + tiny-bert)",
+                                                    "+ AED & AEC (M4SER)"]
+    text = studies.table_markdown(table)
+    assert "| Baseline (tiny-hubert + tiny-bert) | — | 53.0 |" in text
+    assert "HuBERT + BERT" not in text
+    few = studies.few_shot_table({}, rows=["baseline"], shots=[5], encoders=encoders)
+    assert few["rows"][0]["method"] == "Baseline (tiny-hubert + tiny-bert)"
+    assert studies.method_label("baseline") == "Baseline"  # no run: no encoder claimed

@@ -73,6 +73,25 @@ def test_hypotheses_cache_has_the_same_format_and_a_low_wer(cache_path):
     wer = word_error_rate([(hyps[u], WORDS[u]) for u in WORDS])
     assert cache["wer"] == pytest.approx(wer) and wer < MAX_WER, hyps
     assert cache["wer_per_split"] == {"espeak": pytest.approx(wer)}
+    assert cache["backend"] == "faster-whisper"
+
+
+def test_a_run_on_the_real_tiny_en_cache_records_it_and_warns(cache_path, speech_manifest, caplog):
+    """tiny.en is not the paper's medium.en: the run says so; its hypotheses are not empty."""
+    import logging
+
+    from m4ser_lobes.corpora.iemocap import IEMOCAP
+    from m4ser_lobes.text.provenance import asr_of_run
+
+    train = speech_manifest.with_name("train.json")
+    train.write_text(json.dumps({u: {"hypothesis": h} for u, h in
+                                 load_cache(cache_path)["hypotheses"].items()}))
+    values = {"hypotheses_file": str(cache_path), "text_source": "hypothesis"}
+    record = asr_of_run(values, train, IEMOCAP)
+    assert (record["model"], record["backend"]) == (str(TINY_EN), "faster-whisper")
+    assert record["num_empty"] == 0 and record["wer"] < MAX_WER
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "not of the paper's openai/whisper-medium.en" in warnings[0]
 
 
 def test_cli_backend_option_writes_the_cache(speech_manifest, tmp_path, capsys):
@@ -82,6 +101,7 @@ def test_cli_backend_option_writes_the_cache(speech_manifest, tmp_path, capsys):
     assert asr.main(argv) == 0
     cache = load_cache(cli_cache)
     assert cache["model"] == str(TINY_EN) and cache["wer"] < MAX_WER
+    assert cache["backend"] == "faster-whisper"
     assert "WER overall" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # CTranslate2 option with the transformers backend
         asr.main(argv[:-4] + ["--compute-type", "int8"])

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+r"""The paper's figures that combine finished experiments (a tool: it trains nothing).
+
+    # Fig. 12: fold-averaged confusion matrices of several experiments side by side
+    python recipes/experiments/figures.py confusion results/full results/wo_gan results/speech_only \
+        results/text_only --out fig12.png [--seed 1986]
+    # Fig. 6: the class counts of the corpora, from their preparation summaries
+    python recipes/experiments/figures.py classes results/prepared/<key>/summary.json \
+        results/prepared/<meld key>/summary.json --out fig6.png
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def confusion_figure(experiments, out, seed=None, labels=None):
+    """Fig. 12: one row-normalised, fold-averaged confusion matrix per experiment folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    from m4ser_lobes.experiment import report
+
+    fig, axes = plt.subplots(1, len(experiments), figsize=(3.6 * len(experiments), 3.6),
+                             squeeze=False)
+    summary = {}
+    for i, (ax, folder) in enumerate(zip(axes[0], experiments)):
+        results = report.collect_fold_results(report.find_fold_dirs(folder, seed=seed))
+        classes = report.class_order(results)
+        matrices = [report.reorder_confusion(r.metrics["confusion"], r.classes, classes)
+                    for r in results.values()]
+        average = report.average_confusion(matrices)
+        name = labels[i] if labels else Path(folder).name
+        ConfusionMatrixDisplay(average, display_labels=classes).plot(
+            ax=ax, cmap="Blues", values_format=".1f", colorbar=False)
+        ax.set_title(f"{name} (folds {', '.join(map(str, sorted(results)))})", fontsize=9)
+        summary[name] = {"classes": classes, "folds": sorted(results), "matrix": average.tolist()}
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    Path(out).with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def class_counts(summary_file):
+    """Class -> utterances of a preparation summary (IEMOCAP: the corpus; MELD: all splits)."""
+    summary = json.loads(Path(summary_file).read_text(encoding="utf-8"))
+    per_class = summary["per_class"]
+    if all(isinstance(v, dict) for v in per_class.values()):  # MELD: per split
+        total = {}
+        for split in per_class.values():
+            for name, n in split.items():
+                total[name] = total.get(name, 0) + n
+        return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+    return dict(sorted(per_class.items(), key=lambda kv: -kv[1]))
+
+
+def classes_figure(summary_files, out, labels=None):
+    """Fig. 6: a bar chart of the class counts of each corpus."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = {labels[i] if labels else Path(f).parent.name: class_counts(f)
+              for i, f in enumerate(summary_files)}
+    fig, axes = plt.subplots(1, len(counts), figsize=(4.2 * len(counts), 3.2), squeeze=False)
+    for ax, (name, per_class) in zip(axes[0], counts.items()):
+        bars = ax.bar(list(per_class), list(per_class.values()), color="tab:blue")
+        ax.bar_label(bars, fontsize=7)
+        ax.set_title(f"{name} ({sum(per_class.values())} utterances)", fontsize=9)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    axes[0][0].set_ylabel("utterances")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return counts
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__)
+    sub = parser.add_subparsers(dest="figure", required=True)
+    confusion = sub.add_parser("confusion", help="Fig. 12: confusion matrices side by side")
+    confusion.add_argument("experiments", nargs="+", type=Path,
+                           help="experiment folders <results_folder>/<experiment_name>")
+    confusion.add_argument("--seed", type=int, default=None,
+                           help="the seed folder to read when a fold holds several")
+    confusion.add_argument("--labels", nargs="+", default=None, help="panel titles")
+    confusion.add_argument("--out", type=Path, default=Path("fig12_confusion.png"),
+                           help="PNG to write (a JSON of the matrices beside it)")
+    classes = sub.add_parser("classes", help="Fig. 6: class counts from preparation summaries")
+    classes.add_argument("summaries", nargs="+", type=Path, help="summary.json of each preparation")
+    classes.add_argument("--labels", nargs="+", default=None, help="panel titles")
+    classes.add_argument("--out", type=Path, default=Path("fig6_classes.png"), help="PNG to write")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if args.figure == "confusion":
+            confusion_figure(args.experiments, args.out, args.seed, args.labels)
+        else:
+            classes_figure(args.summaries, args.out, args.labels)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        sys.exit(f"error: {error}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The Table IV experiment as one command (recipes/experiments/table4.py, experiment/grid.py):
+a 2-row × 2-fold × 2-seed IEMOCAP grid of tiny runs dispatched here and as a job array on a real
+single-node SLURM cluster (m4ser_lobes.testing.slurm) gives the same table, equal to a hand
+aggregation of the runs' test_metrics.json; a rerun trains nothing; a changed setting is refused;
+a grid with missing runs is shown as partial; a SLURM task cancelled mid-way resumes when the plan
+is resubmitted."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_recipe import BATCH_SIZE, HPARAMS, TINY_TRAINING, make_tiny_assets
+
+from m4ser_lobes.testing import load_script
+from m4ser_lobes.testing.models import TINY_OVERRIDES
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "recipes" / "experiments" / "table4.py"
+table4 = load_script(SCRIPT, "table4_experiment")
+
+
+def argv(assets, results, **keys):
+    """The experiment's command line; ``keys`` replace the grid's and the runs' defaults."""
+    values = {"rows": "[full,wo_gan_lcl]", "folds": "[1,2]", "seeds": "[3,4]",
+              "out": f"{results}/table4", **assets, "results_folder": results,
+              "expected_utterances": None, **TINY_OVERRIDES, "number_of_epochs": 1,
+              "batch_size": BATCH_SIZE, **{k: v for k, v in TINY_TRAINING.items() if k != "device"},
+              **keys}
+    return [str(HPARAMS), "--device=cpu", "--noprogressbar",
+            *(f"--{k}={'null' if v is None else v}" for k, v in values.items())]
+
+
+def hand_aggregation(results):
+    """Row experiment -> (mean over seeds of the fold-mean WA, UA), from test_metrics.json."""
+    out = {}
+    for name in ("full", "wo_gan_lcl"):
+        per_seed = []
+        for seed in (3, 4):
+            folds = [json.loads((results / name / f"fold{k}" / f"seed{seed}" / "test_metrics.json")
+                                .read_text()) for k in (1, 2)]
+            per_seed.append([np.mean([f[m] for f in folds]) for m in ("WA", "UA")])
+        out[name] = tuple(np.mean(per_seed, axis=0))
+    return out
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return make_tiny_assets(tmp_path_factory.mktemp("grid_assets"))
+
+
+@pytest.fixture(scope="module")
+def local(assets, tmp_path_factory):
+    """The grid dispatched here once: (results folder, table)."""
+    results = tmp_path_factory.mktemp("grid") / "local"
+    return results, table4.main(argv(assets, results))
+
+
+@pytest.mark.slow
+def test_local_grid_table_equals_hand_aggregation_then_rerun_trains_nothing(assets, local):
+    results, table = local
+    rows = {r["row"]: r for r in table["rows"]}
+    for label, name in (("M4SER (full)", "full"), ("D(3) w/o GAN & LCL", "wo_gan_lcl")):
+        row = rows[label]
+        assert (row["finished"], row["planned"], row["partial"]) == (4, 4, False)
+        assert (row["WA"], row["UA"]) == pytest.approx(hand_aggregation(results)[name])
+        assert row["paper WA"] == {"full": 79.2, "wo_gan_lcl": 78.1}[name]
+    assert set(rows["D(3) w/o GAN & LCL"]["p vs full"]) == {"WA", "UA"}
+    markdown = (results / "table4" / "table4_iemocap.md").read_text()
+    assert "mean ± std (ddof 1) over seeds" in markdown and "paired bootstrap" in markdown
+
+    mtimes = sorted(p.stat().st_mtime_ns for p in results.glob("*/fold*/seed*/test_metrics.json"))
+    again = table4.main(argv(assets, results))
+    assert sorted(p.stat().st_mtime_ns for p in results.glob("*/fold*/seed*/test_metrics.json")) == mtimes
+    assert again["rows"] == table["rows"]
+
+    with pytest.raises(SystemExit, match=r"use_lcl: .* -> .*--overwrite=True"):
+        table4.main(argv(assets, results, use_lcl=False, rows="[full]"))
+    # Fig. 12 from two rows of the grid and Fig. 6 from the preparation summary.
+    figures = load_script(REPO / "recipes" / "experiments" / "figures.py", "figures_tool")
+    assert figures.main(["confusion", str(results / "full"), str(results / "wo_gan_lcl"),
+                         "--seed", "3", "--out", str(results / "fig12.png")]) == 0
+    matrices = json.loads((results / "fig12.json").read_text())
+    assert set(matrices) == {"full", "wo_gan_lcl"} and matrices["full"]["folds"] == [1, 2]
+    assert all(abs(sum(row) - 100) < 1e-6 for row in matrices["full"]["matrix"] if sum(row))
+    summary = next((results / "prepared").glob("*/summary.json"))
+    assert figures.main(["classes", str(summary), "--out", str(results / "fig6.png")]) == 0
+    assert (results / "fig6.png").stat().st_size > 0
+    assert (results / "table4" / "table4_iemocap_reliability.png").stat().st_size > 0
+
+    partial = table4.main(argv(assets, results, seeds="[3,4,5]", dispatch="none"))
+    assert all(r["partial"] and r["finished"] == 4 and r["planned"] == 6 for r in partial["rows"])
+    assert "(partial)" in (results / "table4" / "table4_iemocap.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    from m4ser_lobes.testing.slurm import start_cluster
+
+    cluster = start_cluster(tmp_path_factory.mktemp("slurm"), cpus=2)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.mark.slow
+def test_slurm_array_gives_the_local_table_and_a_cancelled_task_resumes(assets, local, tmp_path,
+                                                                       slurm, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    results = tmp_path / "slurm"
+    # A task cancelled while it trains: its run is unfinished afterwards.
+    single = dict(dispatch="slurm", slurm_gpus=0, number_of_epochs=30, rows="[full]", folds="[1]",
+                  seeds="[3]")
+    first = argv(assets, results, **single)
+    table4.main(first)
+    commands = (results / "table4" / "commands.txt").read_text().splitlines()
+    assert len(commands) == 1 and "recipes/IEMOCAP/train.py" in commands[0]
+    history = results / "full" / "fold1" / "seed3" / "history.json"
+    deadline = time.monotonic() + 240
+    while not history.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert history.exists(), (results / "table4" / "logs").glob("*")
+    subprocess.run(["scancel", "--full", "--name=m4ser-grid"], env=slurm.env, check=True)
+    deadline = time.monotonic() + 60
+    while subprocess.run(["squeue", "-h"], env=slurm.env, capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert not (history.parent / "test_metrics.json").exists()
+    epochs_before = len(json.loads(history.read_text()))
+    # Resubmitted with the epochs it was planned with: it resumes (no epoch redone) and finishes.
+    table4.main(argv(assets, results, **single, slurm_wait=True))
+    log = (history.parent / "log.txt").read_text()
+    assert "Loading a checkpoint from" in log
+    assert json.loads(history.read_text())[0]["epoch"] == 1 and epochs_before >= 1
+    assert (history.parent / "test_metrics.json").exists()
+    # The whole grid through SLURM: the same table as the local dispatch (CPU runs are exact).
+    tabled = table4.main(argv(assets, tmp_path / "slurm_grid", dispatch="slurm", slurm_gpus=0,
+                              slurm_wait=True))
+    strip = lambda t: [{k: v for k, v in r.items() if k != "failed"} for r in t["rows"]]  # noqa: E731
+    assert strip(tabled) == strip(local[1])
+    assert sys.executable in (tmp_path / "slurm_grid" / "table4" / "commands.txt").read_text()
+
+
+SENSITIVITY = REPO / "recipes" / "experiments" / "sensitivity.py"
+
+
+@pytest.mark.slow
+def test_sensitivity_trains_the_table_one_point_once_and_refuses_bad_values(assets, local):
+    results, _ = local  # holds the full run of seeds 3, 4, folds 1, 2 already
+    sensitivity = load_script(SENSITIVITY, "sensitivity_experiment")
+
+    def sens_argv(**keys):  # the sweep replaces the rows
+        return [a for a in argv(assets, results, **keys) if not a.startswith("--rows=")]
+
+    with pytest.raises(SystemExit, match=r"--sweep=.*greater than or equal to 0"):
+        sensitivity.main(sens_argv(sweep="{alpha: [-0.5]}"))
+    with pytest.raises(SystemExit, match=r"--sweep=.*valid number"):
+        sensitivity.main(sens_argv(sweep="{alpha: [high]}"))
+    full_metrics = sorted(p.stat().st_mtime_ns for p in (results / "full").glob("fold*/seed*/test_metrics.json"))
+    table = sensitivity.main(sens_argv(sweep="{alpha: [0.1, 0.5]}", folds="[1]", seeds="[3]",
+                                       out=f"{results}/sens"))
+    # alpha=0.1 is Table I: the full run, shared and not retrained; alpha=0.5 trained once.
+    assert sorted(p.stat().st_mtime_ns for p in (results / "full").glob("fold*/seed*/test_metrics.json")) == full_metrics
+    assert (results / "sens_alpha_0.5" / "fold1" / "seed3" / "test_metrics.json").is_file()
+    assert [r["row"] for r in table["rows"]] == ["alpha=0.1", "alpha=0.5"]
+    assert all(r["finished"] == r["planned"] == 1 for r in table["rows"])
+    assert (results / "sens" / "sensitivity.png").stat().st_size > 0
