@@ -115,15 +115,8 @@ def normalize_keeping_punctuation(text):
     A WordPiece tokenizer (BERT) gives the same tokens as for the raw hypothesis ("what?" and
     "what ?" are both ``what``, ``?``); a byte-level BPE (RoBERTa) sees " ?" for "?".
 
-    Arguments
-    ---------
-    text : str or None
-        Raw text; ``None`` is treated as empty.
-
-    Returns
-    -------
-    str
-        Lowercase words and punctuation runs separated by single spaces (possibly empty).
+    ``text`` as for :func:`normalize_text`; returns lowercase words and punctuation runs
+    separated by single spaces (possibly empty).
 
     Example
     -------

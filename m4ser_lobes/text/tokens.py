@@ -213,17 +213,7 @@ def encode_hypothesis(hypothesis, tokenizer, max_length=None, keep_punctuation=F
     The ids are exactly the ``input_ids`` of :func:`m4ser_lobes.text.alignment.align_transcripts`
     for the same arguments.
 
-    Arguments
-    ---------
-    hypothesis : str
-        Raw ASR hypothesis (normalised here).
-    tokenizer : transformers.PreTrainedTokenizerFast
-        The text encoder's tokenizer.
-    max_length : int, optional
-        Cap on the number of ids including [CLS] and [SEP]; longer inputs keep their first
-        ``max_length - 1`` ids and the final [SEP].
-    keep_punctuation : bool
-        Keep the hypothesis's punctuation (:func:`encoder_text`).
+    Arguments are :func:`encode_text`'s (``hypothesis`` is its ``text``).
 
     Returns
     -------
