@@ -7,6 +7,18 @@ r"""The paper's figures that combine finished experiments (a tool: it trains not
     # Fig. 6: the class counts of the corpora, from their preparation summaries
     python recipes/experiments/figures.py classes results/prepared/<key>/summary.json \
         results/prepared/<meld key>/summary.json --out fig6.png
+    # Figs. 9 and 10: t-SNE of the test representations of runs tested with --save_embeddings=True
+    # (embeddings.npz beside predictions.csv)
+    python recipes/experiments/figures.py tsne results/speech_only/fold3/seed1986 \
+        results/text_only/fold3/seed1986 results/wo_lcl/fold3/seed1986 results/full/fold3/seed1986 \
+        --labels "speech only" "text only" "w/o LCL" M4SER --out fig9.png   # H_ap by emotion
+    python recipes/experiments/figures.py tsne results/wo_gan/fold3/seed1986 \
+        results/full/fold3/seed1986 --by modality --labels "w/o GAN" M4SER --out fig10.png
+                                                              # H_S^spe, H_T^spe, H_inv
+
+Each t-SNE panel's silhouette score (scikit-learn, on the representation itself, by emotion or by
+representation type) is written to ``<out>.json``, so "better clusters" is a number; the
+embedding is deterministic for a ``--seed``.
 """
 
 import argparse
@@ -83,6 +95,56 @@ def classes_figure(summary_files, out, labels=None):
     return counts
 
 
+PARTS = {"speech_specific": "H_S^spe", "text_specific": "H_T^spe", "invariant": "H_inv"}
+
+
+def panel_data(folder, by):
+    """``(points, groups)`` of one run: H_ap by emotion, or the three parts by representation."""
+    data = np.load(Path(folder) / "embeddings.npz", allow_pickle=False)
+    if by == "emotion":
+        return data["pooled"], data["labels"]
+    present = [k for k in PARTS if k in data.files]
+    if not present:
+        raise ValueError(f"{folder}/embeddings.npz holds no modality-specific or invariant "
+                         "representation (the run has no fusion): use --by emotion")
+    points = np.concatenate([data[k] for k in present])
+    groups = np.concatenate([[PARTS[k]] * len(data[k]) for k in present])
+    return points, groups
+
+
+def tsne_figure(folders, out, by="emotion", labels=None, seed=0, perplexity=30.0):
+    """Write the figure and ``<out>.json`` (silhouette per panel); returns the JSON dict."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+    from sklearn.metrics import silhouette_score
+
+    fig, axes = plt.subplots(1, len(folders), figsize=(3.6 * len(folders), 3.6), squeeze=False)
+    scores = {}
+    for i, (ax, folder) in enumerate(zip(axes[0], folders)):
+        points, groups = panel_data(folder, by)
+        name = labels[i] if labels else Path(folder).parts[-3]
+        perp = min(perplexity, max(2.0, (len(points) - 1) / 3))
+        xy = TSNE(n_components=2, perplexity=perp, random_state=seed, init="pca").fit_transform(points)
+        score = float(silhouette_score(points, groups)) if len(set(groups)) > 1 else None
+        scores[name] = {"silhouette": score, "points": int(len(points)), "by": by,
+                        "run": str(folder)}
+        for group in sorted(set(groups)):
+            mask = groups == group
+            ax.scatter(xy[mask, 0], xy[mask, 1], s=8, label=str(group))
+        ax.set_title(f"{name}\nsilhouette {score:.3f}" if score is not None else name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][-1].legend(fontsize=7, markerscale=2)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    Path(out).with_suffix(".json").write_text(json.dumps(scores, indent=2) + "\n")
+    return scores
+
+
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -100,6 +162,15 @@ def build_parser():
     classes.add_argument("summaries", nargs="+", type=Path, help="summary.json of each preparation")
     classes.add_argument("--labels", nargs="+", default=None, help="panel titles")
     classes.add_argument("--out", type=Path, default=Path("fig6_classes.png"), help="PNG to write")
+    tsne = sub.add_parser("tsne", help="Figs. 9, 10: t-SNE of embeddings.npz of finished runs")
+    tsne.add_argument("runs", nargs="+", type=Path, help="run output folders with embeddings.npz")
+    tsne.add_argument("--by", choices=("emotion", "modality"), default="emotion",
+                      help="Fig. 9: H_ap by emotion; Fig. 10: the three representations")
+    tsne.add_argument("--labels", nargs="+", default=None, help="panel titles")
+    tsne.add_argument("--seed", type=int, default=0, help="t-SNE seed (the figure is deterministic)")
+    tsne.add_argument("--perplexity", type=float, default=30.0,
+                      help="t-SNE perplexity (capped for small test sets)")
+    tsne.add_argument("--out", type=Path, default=Path("tsne.png"), help="PNG (JSON beside it)")
     return parser
 
 
@@ -108,8 +179,10 @@ def main(argv=None):
     try:
         if args.figure == "confusion":
             confusion_figure(args.experiments, args.out, args.seed, args.labels)
-        else:
+        elif args.figure == "classes":
             classes_figure(args.summaries, args.out, args.labels)
+        else:
+            tsne_figure(args.runs, args.out, args.by, args.labels, args.seed, args.perplexity)
     except (FileNotFoundError, ValueError, KeyError) as error:
         sys.exit(f"error: {error}")
     print(f"wrote {args.out}")

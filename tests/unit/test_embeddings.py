@@ -43,7 +43,7 @@ def test_embedding_rows_equal_each_utterance_alone(make_brain, tmp_path):
 
 
 def test_tsne_tool_is_deterministic_and_scores_each_panel(make_brain, tmp_path):
-    """recipes/experiments/tsne.py on a real embeddings.npz: PNG + silhouette JSON, same for a seed."""
+    """figures.py tsne on a real embeddings.npz: PNG + silhouette JSON, the same for a seed."""
     import json
     from pathlib import Path
 
@@ -59,10 +59,10 @@ def test_tsne_tool_is_deterministic_and_scores_each_panel(make_brain, tmp_path):
     run.mkdir()
     names = [brain.hparams.label_encoder.decode_ndim(i) for i in range(len(brain.hparams.label_encoder))]
     brain.write_embeddings(run / "embeddings.npz", names)
-    tsne = load_script(Path(__file__).resolve().parents[2] / "recipes" / "experiments" / "tsne.py")
+    figures = load_script(Path(__file__).resolve().parents[2] / "recipes" / "experiments" / "figures.py")
     outputs = []
     for by, name in (("emotion", "a"), ("emotion", "b"), ("modality", "c")):
-        assert tsne.main([str(run), "--by", by, "--labels", "M4SER", "--out", str(tmp_path / f"{name}.png")]) == 0
+        assert figures.main(["tsne", str(run), "--by", by, "--labels", "M4SER", "--out", str(tmp_path / f"{name}.png")]) == 0
         outputs.append(json.loads((tmp_path / f"{name}.json").read_text()))
         assert (tmp_path / f"{name}.png").stat().st_size > 0
     assert outputs[0] == outputs[1]  # deterministic for a seed

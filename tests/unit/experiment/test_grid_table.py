@@ -38,3 +38,10 @@ def test_calibration_of_perfect_and_overconfident_predictions(tmp_path):
     assert wrong["ECE"] == pytest.approx(100) and wrong["Brier"] == pytest.approx(2)
     table = {"rows": [{"row": "x", "calibration": wrong}]}
     assert grid.reliability_diagram(table, tmp_path / "r.png").stat().st_size > 0
+
+
+def test_the_paper_table_has_every_table_iv_row():
+    from m4ser_lobes.experiment.ablations import TABLE_IV
+
+    assert list(grid.PAPER_TABLE_IV) == list(TABLE_IV)
+    assert grid.PAPER_TABLE_IV["M4SER (full)"] == (79.2, 80.1, 66.5, 66.0)
