@@ -120,7 +120,7 @@ def test_data_is_identity_failed_prep_records_nothing_and_epochs_continue(tmp_pa
     assert (folder / "test_metrics.json").read_text() == metrics
     # 3. A larger number_of_epochs continues the finished run (recorded in its history).
     with in_process_run():
-        brain = run_argv(tiny_argv(assets, results, 2))
+        run_argv(tiny_argv(assets, results, 2))
     history = json.loads((folder / "identity.json").read_text())["history"]
     assert history and "number_of_epochs: 1 -> 2" in history[-1]["continued"]
     assert len(json.loads((folder / "history.json").read_text())) == 2
