@@ -234,19 +234,25 @@ def recorded_conflict(run):
         return None
     if record is None:
         return f"{run.output_folder} holds work whose settings were not recorded"
-    recorded = {k: v for k, v in record["identity"].items() if k not in ("data", "init_from")}
-    changes = [c for c in ident.differences(recorded, ident.canonical(run.settings))
+    changes = [c for c in ident.differences(_recorded_settings(record), ident.canonical(run.settings))
                if c.split(":", 1)[0] not in CONTINUABLE]
     if not changes:
         return None
     return f"{run.output_folder} holds work with other settings (" + "; ".join(changes) + ")"
 
 
+def _recorded_settings(record):
+    """The settings part of a recorded run identity (without its data and start)."""
+    return {k: v for k, v in record["identity"].items() if k not in ("data", "init_from")}
+
+
 def is_finished(run):
-    """Whether ``run``'s folder holds its test results, made with the same settings."""
-    return (run.output_folder / "test_metrics.json").is_file() and recorded_conflict(run) is None \
-        and ident.read(run.output_folder) is not None and \
-        ident.read(run.output_folder)["identity"].get("number_of_epochs") == run.values["number_of_epochs"]
+    """Whether ``run``'s folder holds its test results, made with exactly its settings
+    (``number_of_epochs`` included: a larger one continues the run)."""
+    if not (run.output_folder / "test_metrics.json").is_file():
+        return False
+    record = ident.read(run.output_folder)
+    return record is not None and _recorded_settings(record) == ident.canonical(run.settings)
 
 
 def refusal(conflict):
