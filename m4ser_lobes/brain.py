@@ -450,9 +450,12 @@ class M4SERBrain(sb.Brain):
         # m4ser_lobes.experiment.run), beside the numbers.
         ran = dict(getattr(self.hparams, "run_protocol", None) or {},
                    selection_metric=self.selection_metric)
+        # The paper's figures of the run's row (``paper_result``, set there too), when it has any.
+        paper = getattr(self.hparams, "paper_result", None)
         atomic_write_json(
             os.path.join(out, "test_metrics.json"),
-            dict(metrics, classes=names, per_class=per_class(metrics, names), **ran),
+            dict(metrics, classes=names, per_class=per_class(metrics, names), **ran,
+                 **({"paper": paper} if paper else {})),
         )
         if self.embeddings:
             self.write_embeddings(os.path.join(out, "embeddings.npz"), names)

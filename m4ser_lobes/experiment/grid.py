@@ -34,6 +34,7 @@ from typing import List, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from m4ser_lobes.experiment import run as runs
+from m4ser_lobes.experiment.ablations import PAPER_METRICS, paper_figures
 from m4ser_lobes.experiment.settings import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -41,28 +42,8 @@ REPO = Path(__file__).resolve().parents[2]
 #: The recipe script of each corpus (what a dispatched command line runs).
 SCRIPTS = {"IEMOCAP": REPO / "recipes" / "IEMOCAP" / "train.py",
            "MELD": REPO / "recipes" / "MELD" / "train.py"}
-#: Table IV of the paper, as printed: row label, IEMOCAP WA, UA, MELD ACC, W-F1 (percent).
-_PAPER_ROWS = """
-M4SER (full)                  79.2  80.1  66.5  66.0
-A(1) only speech              68.9  69.8  51.7  45.1
-A(2) only text                65.1  66.4  62.2  58.6
-A(3) speech & text + concat   73.4  75.2  63.9  60.8
-B(1) w/o MSR                  77.3  78.4  65.0  62.4
-B(2) w/o MIR                  78.9  79.5  65.6  64.5
-B(3) w/o MSR & MIR            76.5  77.9  64.8  61.7
-C(1) w/o AED                  76.9  78.3  64.3  61.7
-C(2) w/o AEC                  78.0  79.2  65.9  64.1
-C(3) w/o AED & AEC            77.3  78.6  65.1  62.6
-D(1) w/o GAN                  78.7  79.8  65.8  65.3
-D(2) w/o LCL                  78.2  79.6  65.9  64.8
-D(3) w/o GAN & LCL            78.1  79.3  65.5  64.1
-"""
-#: Row label -> (IEMOCAP WA, UA, MELD ACC, W-F1): the labels are TABLE_IV's.
-PAPER_TABLE_IV = {label.strip(): tuple(map(float, numbers))
-                  for label, *numbers in (line.rsplit(maxsplit=4)
-                                          for line in _PAPER_ROWS.strip().splitlines())}
 #: The two reported metrics of each corpus (test_metrics.json keys).
-METRICS = {"IEMOCAP": ("WA", "UA"), "MELD": ("ACC", "W-F1")}
+METRICS = PAPER_METRICS
 
 
 @dataclass(frozen=True)
@@ -385,11 +366,10 @@ def reliability_diagram(table, path):
     return path
 
 
-def grid_table(grid, reference="M4SER (full)", paper=PAPER_TABLE_IV, rounds=1000):
+def grid_table(grid, reference="M4SER (full)", paper=paper_figures, rounds=1000):
     """Rows of the experiment's table, rebuilt from the run folders (see the module docstring)."""
     corpus = grid[0].run.corpus.name
     metrics = METRICS[corpus]
-    paper_index = {"IEMOCAP": (0, 1), "MELD": (2, 3)}[corpus]
     by_row = {}
     for g in grid:
         by_row.setdefault(g.row, []).append(g)
@@ -427,10 +407,9 @@ def grid_table(grid, reference="M4SER (full)", paper=PAPER_TABLE_IV, rounds=1000
         }
         if keys and classes:
             row["calibration"] = calibration(true, classes, [probabilities[k] for k in keys])
-        if label in paper:
-            for m, i in zip(metrics, paper_index):
-                row[f"paper {m}"] = paper[label][i]
-                row[f"diff {m}"] = None if row[m] is None else row[m] - paper[label][i]
+        for m, figure in paper(label, corpus).items():
+            row[f"paper {m}"] = figure
+            row[f"diff {m}"] = None if row[m] is None else row[m] - figure
         rows.append(row)
     if reference in pooled_predictions:
         ref_pred, ref_true = pooled_predictions[reference]

@@ -25,8 +25,9 @@ reads the finished fold folders of one experiment (``<results_folder>/<experimen
 Three summaries, because they differ (docs/design.md §8): *per fold* (from each ``test_metrics.json``),
 *mean over folds* (mean and population standard deviation of the per-fold numbers) and *pooled*
 (WA/UA recomputed once over the concatenated predictions of all folds; on IEMOCAP all 5531
-utterances). The paper's IEMOCAP figures (WA 79.2, UA 80.1) sit beside the *mean over folds*;
-*pooled* is a secondary view. Class names, not label-encoder indices, identify classes, so folds whose label
+utterances). The paper's figures of the experiment's row (the ``paper`` entry the runs wrote in
+``test_metrics.json``: WA 79.2, UA 80.1 for the full model, Table II) sit beside the *mean over
+folds*; *pooled* is a secondary view. Class names, not label-encoder indices, identify classes, so folds whose label
 encoders ordered the classes differently are combined correctly; the report uses the class order
 of the lowest fold.
 """
@@ -55,8 +56,6 @@ PREDICTIONS_FILE = "predictions.csv"
 HISTORY_FILE = "history.json"
 REPORT_FOLDER = "cv_report"
 SUMMARY_KEYS = ("WA", "UA", "W-F1")
-#: The paper's IEMOCAP figures (Table II), shown beside the mean over folds.
-PAPER_IEMOCAP = {"WA": "79.2", "UA": "80.1"}
 
 
 @dataclass
@@ -368,6 +367,14 @@ def run_protocol(results):
     return protocol
 
 
+def paper_of(results):
+    """The paper's figures of the folds' row (``test_metrics.json``'s ``paper``: row, source,
+    WA, UA), or None when a fold has none (a configuration the paper has no row for) or the
+    folds disagree."""
+    papers = [r.metrics.get("paper") for r in results.values()]
+    return papers[0] if papers[0] and all(p == papers[0] for p in papers) else None
+
+
 def class_order(results):
     """The lowest fold's class order, after checking every fold has the same class set."""
     first = next(iter(results.values()))
@@ -418,6 +425,7 @@ def cross_validation_report(results, experiment=None):
         "experiment": experiment,
         "configuration": common_configuration(results),
         "protocol": run_protocol(results),
+        "paper": paper_of(results),
         "classes": classes,
         "folds": folds,
         "mean": {key: m for key, (m, _) in summary.items()},
@@ -474,7 +482,10 @@ def report_markdown(report):
     if (report.get("protocol") or {}).get("optimistic"):
         for row in rows:
             row[0] = f"{row[0]} (optimistic)"
-    rows.append(["paper (Table II, M4SER)", "", *(PAPER_IEMOCAP.get(k, "—") for k in SUMMARY_KEYS)])
+    paper = report.get("paper")
+    if paper:
+        rows.append([f"paper ({paper['source']}, {paper['row']})", "",
+                     *(f"{paper[k]:.1f}" if k in paper else "—" for k in SUMMARY_KEYS)])
     classes = report["classes"]
     confusion = [
         [f"**{name}**", *(f"{v:.2f}" for v in row)]
@@ -497,8 +508,9 @@ def report_markdown(report):
         (
             "WA = overall accuracy, UA = mean per-class recall (percent). *mean ± std*: over the "
             "per-fold numbers (population std); *pooled*: recomputed over all test predictions. "
-            "The paper's IEMOCAP WA 79.2 / UA 80.1 compare with *mean ± std*; *pooled* is "
-            "secondary."
+            + (f"The paper's WA {paper['WA']:.1f} / UA {paper['UA']:.1f} ({paper['source']}, "
+               "a mean over five folds) compare with *mean ± std*; *pooled* is secondary."
+               if paper else "The paper reports no figure for this configuration.")
         ),
         _table(["fold", "n", *SUMMARY_KEYS], rows),
         "## Pooled recall per class",

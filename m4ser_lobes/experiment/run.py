@@ -392,20 +392,40 @@ def class_weights_of(hparams, label_encoder):
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def run_protocol(run):
+    """How ``run``'s tested checkpoint is chosen and its batches drawn (:func:`settings.protocol
+    <m4ser_lobes.experiment.settings.protocol>`); a study's own validation manifest
+    (``valid_annotation`` given by the caller) is said as such."""
+    ran = cfg.protocol(run.values)
+    if "valid_annotation" in run.overrides:
+        ran.update(validation="valid_annotation", valid_ratio=None, optimistic=False)
+    return ran
+
+
 def configuration_of(run, claimed, manifests):
     """``configuration.json``: which parts of M4SER run, the corpus, the identity, and how the
     tested checkpoint is chosen and the batches drawn (``selection_metric``, ``validation``,
-    ``valid_ratio``, ``seed``, ``batching``, ``optimistic``: :func:`settings.protocol
-    <m4ser_lobes.experiment.settings.protocol>`), all in its ``summary`` line too."""
+    ``valid_ratio``, ``seed``, ``batching``, ``optimistic``: :func:`run_protocol`), all in its
+    ``summary`` line too."""
     from m4ser_lobes.text.provenance import asr_of_run  # the ASR behind the text (warns)
 
-    configuration = cfg.describe(run.values)
+    configuration = cfg.describe(run.values, run_protocol(run))
     configuration.update(  # the same for every fold of one experiment (the report checks it)
         corpus=run.corpus.name,
         settings_digest=ident.digest(run.settings),
         asr=asr_of_run(run.values, manifests["train"], run.corpus),
     )
     return configuration
+
+
+def write_configuration(run, claimed, manifests):
+    """Log the run's configuration and write ``configuration.json`` (the main process only:
+    its ASR warnings are said once, not once per DDP rank)."""
+    configuration = configuration_of(run, claimed, manifests)
+    logger.info("M4SER on %s: %s (settings %s, data %s, %s run)", run.corpus.name,
+                configuration["summary"], configuration["settings_digest"],
+                manifest_digest(manifests), claimed.status)
+    atomic_write_json(run.output_folder / CONFIGURATION_FILE, configuration)
 
 
 @contextlib.contextmanager
@@ -493,12 +513,7 @@ def _fit_and_test(run, hparams, manifests, claimed, threads=None):
                                    overrides=run.yaml_overrides)
     if threads:
         logger.info(threads)
-    configuration = configuration_of(run, claimed, manifests)
-    logger.info("M4SER on %s: %s (settings %s, data %s, %s run)", run.corpus.name,
-                configuration["summary"], configuration["settings_digest"],
-                manifest_digest(manifests), claimed.status)
-    sb.utils.distributed.run_on_main(
-        atomic_write_json, args=[run.output_folder / CONFIGURATION_FILE, configuration])
+    sb.utils.distributed.run_on_main(write_configuration, args=[run, claimed, manifests])
     tokenizer = tokenizer_of(hparams)
     sb.utils.distributed.run_on_main(write_label_statistics, args=[hparams, tokenizer])
     model = hparams["model"]
@@ -517,10 +532,9 @@ def _fit_and_test(run, hparams, manifests, claimed, threads=None):
     label_encoder.expect_len(hparams["num_emotions"])
     hparams["label_encoder"] = label_encoder
     hparams["emotion_class_weights"] = class_weights_of(hparams, label_encoder)
-    ran = cfg.protocol(run.values)  # how the tested checkpoint is chosen: in test_metrics.json
-    if "valid_annotation" in run.overrides:  # the caller's own validation manifest (a study)
-        ran.update(validation="valid_annotation", valid_ratio=None, optimistic=False)
+    ran = run_protocol(run)  # how the tested checkpoint is chosen: in test_metrics.json
     hparams["run_protocol"] = {**ran, "protocol_summary": cfg.protocol_text(ran)}
+    hparams["paper_result"] = paper_result_of(run)  # beside ours in test_metrics.json
     brain = M4SERBrain(modules=hparams["modules"], hparams=hparams, run_opts=run.run_opts,
                        checkpointer=hparams["checkpointer"])
     train_kwargs = batching.train_loader_kwargs(
@@ -548,10 +562,35 @@ def _fit_and_test(run, hparams, manifests, claimed, threads=None):
     metrics_file = run.output_folder / "test_metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-        logger.info("%s test (%s): %s", run.corpus.name,
-                    cfg.protocol_text(cfg.protocol(run.values)), "  ".join(
-                        f"{k} {metrics[k]:.2f}" for k in run.corpus.metrics if k in metrics))
+        logger.info("%s test (%s): %s%s", run.corpus.name, cfg.protocol_text(ran), "  ".join(
+            f"{k} {metrics[k]:.2f}" for k in run.corpus.metrics if k in metrics),
+            paper_text(metrics.get("paper")))
     return brain
+
+
+def paper_result_of(run):
+    """What the paper reports for ``run``'s row on its corpus
+    (:func:`m4ser_lobes.experiment.ablations.paper_result`); None for a run on its caller's own
+    manifests (a study: not the paper's protocol) or a switch combination the paper has no row for."""
+    from m4ser_lobes.experiment.ablations import paper_result
+
+    if any(f"{split}_annotation" in run.overrides for split in ("train", "valid", "test")):
+        return None
+    return paper_result(run.values, run.corpus.name)
+
+
+def paper_text(paper):
+    """``; the paper (<source>, <row>): WA 79.2  UA 80.1`` for the final log line ('' if None).
+
+    Example
+    -------
+    >>> paper_text({"row": "M4SER (full)", "source": "Tables III and IV", "ACC": 66.5, "W-F1": 66.0})
+    '; the paper (Tables III and IV, M4SER (full)): ACC 66.5  W-F1 66.0'
+    """
+    if not paper:
+        return ""
+    figures = "  ".join(f"{k} {v:.1f}" for k, v in paper.items() if k not in ("row", "source"))
+    return f"; the paper ({paper['source']}, {paper['row']}): {figures}"
 
 
 # ------------------------------------------------------------------------------ command line

@@ -399,9 +399,10 @@ def protocol_text(protocol):
     return f"{text}; duration-bucketed batches of {size} ({batches.get('num_buckets')} buckets)"
 
 
-def describe(values):
+def describe(values, ran=None):
     """Which parts of M4SER a run uses (modalities, MSR, MIR, AED, AEC, GAN, LCL, text,
-    encoders) and how its checkpoint is chosen and its batches drawn (:func:`protocol`).
+    encoders) and how its checkpoint is chosen and its batches drawn (``ran``, by default
+    :func:`protocol` of ``values``).
 
     ``summary`` says all of it in one line (the run's first log line); ``parts_summary`` the
     parts and encoders only.
@@ -454,7 +455,7 @@ def describe(values):
         summary += f"; text: {described['text_source']}"
     if get("class_weights"):
         summary += f"; L_ER class weights: {get('class_weights')}"
-    ran = protocol(values)
+    ran = protocol(values) if ran is None else ran
     described.update(ran)
     described["parts_summary"] = f"{summary}; encoders: {encoders}"
     described["summary"] = f"{described['parts_summary']}; {protocol_text(ran)}"

@@ -103,7 +103,7 @@ def main(argv=None):
                                options.seeds, run_opts)
         Path(options.out).mkdir(parents=True, exist_ok=True)
         grids.dispatch(grid, options, run_opts, flags)
-    computed = grids.grid_table(grid, reference=None, paper={})
+    computed = grids.grid_table(grid, reference=None, paper=lambda label, corpus: {})
     by_label = {r["row"]: r for r in computed["rows"]}
     by_name = {name: by_label[label] for name, (label, _) in names.items()}
     table = {"corpus": "IEMOCAP", "metrics": ["WA", "UA"], "table_one": table_one,

@@ -40,8 +40,18 @@ def test_calibration_of_perfect_and_overconfident_predictions(tmp_path):
     assert grid.reliability_diagram(table, tmp_path / "r.png").stat().st_size > 0
 
 
-def test_the_paper_table_has_every_table_iv_row():
-    from m4ser_lobes.experiment.ablations import TABLE_IV
+def test_the_paper_table_has_every_row_and_each_run_finds_its_row():
+    from m4ser_lobes.experiment.ablations import (PAPER_TABLE_IV, ROWS_BY_NAME, SWITCHES,
+                                                  TABLE_IV, paper_result, row_of)
 
-    assert list(grid.PAPER_TABLE_IV) == list(TABLE_IV)
-    assert grid.PAPER_TABLE_IV["M4SER (full)"] == (79.2, 80.1, 66.5, 66.0)
+    assert list(PAPER_TABLE_IV) == [label for label, _ in ROWS_BY_NAME.values()]
+    assert list(PAPER_TABLE_IV)[:len(TABLE_IV)] == list(TABLE_IV)
+    assert PAPER_TABLE_IV["M4SER (full)"] == (79.2, 80.1, 66.5, 66.0)
+    for label, overrides in ROWS_BY_NAME.values():  # every row is found from its switches alone
+        assert row_of({**SWITCHES, **overrides, "lr": 0.1}) == label
+    assert paper_result(SWITCHES, "IEMOCAP") == {"row": "M4SER (full)", "source": "Tables II and IV",
+                                                 "WA": 79.2, "UA": 80.1}
+    gt_text = {**SWITCHES, **ROWS_BY_NAME["gt_text"][1]}
+    assert paper_result(gt_text, "IEMOCAP")["source"] == "Table VI"
+    assert paper_result(gt_text, "MELD") is None  # the paper has no MELD figure for it
+    assert paper_result({**SWITCHES, "use_gan": False, "use_msr": False}, "MELD") is None

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from m4ser_lobes.experiment import report as rp
+from m4ser_lobes.experiment.ablations import SWITCHES, paper_result
 
 FOLD1 = {
     "classes": ["neu", "ang"],
@@ -54,7 +55,9 @@ def write_fold(folder, spec, hist=None):
     true = [index[t] for _, t, _ in spec["rows"]]
     pred = [index[p] for _, _, p in spec["rows"]]
     metrics = emotion_metrics(true, pred, num_classes=len(index))
-    (folder / "test_metrics.json").write_text(json.dumps(dict(metrics, classes=spec["classes"])))
+    paper = paper_result(SWITCHES, "IEMOCAP")  # what train.py writes for the full model
+    (folder / "test_metrics.json").write_text(
+        json.dumps(dict(metrics, classes=spec["classes"], paper=paper)))
     lines = ["id,true,predicted," + ",".join(f"p_{c}" for c in spec["classes"])]
     lines += [f"{u},{t},{p},0.5,0.5" for u, t, p in spec["rows"]]
     (folder / "predictions.csv").write_text("\n".join(lines) + "\n")
@@ -180,7 +183,19 @@ def test_write_report_files(report, tmp_path):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert paths[key].stat().st_size > 1000
     assert json.loads(paths["json"].read_text()) == json.loads(json.dumps(report))
-    assert "| paper (Table II, M4SER) |  | 79.2 | 80.1 | — |" in paths["markdown"].read_text()
+    assert "| paper (Tables II and IV, M4SER (full)) |  | 79.2 | 80.1 | — |" in \
+        paths["markdown"].read_text()
+
+
+def test_a_configuration_without_a_paper_row_says_so(experiment, tmp_path):
+    for path in experiment.glob("fold*/seed7/test_metrics.json"):
+        metrics = json.loads(path.read_text())
+        del metrics["paper"]
+        path.write_text(json.dumps(metrics))
+    report = rp.build_report(rp.find_fold_dirs(experiment), tmp_path / "out")
+    text = (tmp_path / "out" / "cv_report.md").read_text()
+    assert report["paper"] is None and "| paper" not in text
+    assert "The paper reports no figure for this configuration." in text
 
 
 def test_markdown_contains_the_numbers(report, tmp_path):
@@ -305,7 +320,8 @@ def test_the_header_says_how_each_checkpoint_was_chosen_and_batches_drawn(experi
     assert ("Checkpoint and batches: checkpoint of the best UA on a 10 % hold-out of the "
             "training sessions (validation=train_sessions), seed 7; random batches of 16") in header
     assert header.count("checkpoint of the best") == 1  # the configuration line does not repeat it
-    assert "79.2 / UA 80.1 compare with *mean ± std*" in header
+    assert "WA 79.2 / UA 80.1 (Tables II and IV, a mean over five folds) compare with *mean ± std*" \
+        in header
     assert "OPTIMISTIC" not in header and "OPTIMISTIC" not in rp.summary_line(report)
 
 
