@@ -82,6 +82,12 @@ def paper_figures(label, corpus):
     return {m: n for m, n in zip(metrics, numbers) if n is not None}
 
 
+def paper_source(paper):
+    """Where a :func:`paper_result` comes from, in words: ``"Tables II and IV, M4SER (full)"``;
+    the row alone when it names its table (``"gt_text (Table VI)"``)."""
+    return paper["row"] if paper["source"] in paper["row"] else f"{paper['source']}, {paper['row']}"
+
+
 def row_of(values):
     """The label of the row whose switches ``values`` has, or None (another combination).
 

@@ -45,6 +45,7 @@ import numpy as np
 
 from m4ser_lobes.experiment.figures import (  # noqa: F401  (re-exported)
     CURVE_KEYS, LOSS_PANELS, VALID_CURVE, history_curves, mean_curve, plot_curves, report_curves)
+from m4ser_lobes.experiment.ablations import paper_source
 from m4ser_lobes.experiment.run import CONFIGURATION_FILE
 from m4ser_lobes.metrics import emotion_metrics, plot_confusion_matrix
 from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
@@ -484,7 +485,7 @@ def report_markdown(report):
             row[0] = f"{row[0]} (optimistic)"
     paper = report.get("paper")
     if paper:
-        rows.append([f"paper ({paper['source']}, {paper['row']})", "",
+        rows.append([f"paper ({paper_source(paper)})", "",
                      *(f"{paper[k]:.1f}" if k in paper else "—" for k in SUMMARY_KEYS)])
     classes = report["classes"]
     confusion = [

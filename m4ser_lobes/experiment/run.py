@@ -587,10 +587,12 @@ def paper_text(paper):
     >>> paper_text({"row": "M4SER (full)", "source": "Tables III and IV", "ACC": 66.5, "W-F1": 66.0})
     '; the paper (Tables III and IV, M4SER (full)): ACC 66.5  W-F1 66.0'
     """
+    from m4ser_lobes.experiment.ablations import paper_source
+
     if not paper:
         return ""
     figures = "  ".join(f"{k} {v:.1f}" for k, v in paper.items() if k not in ("row", "source"))
-    return f"; the paper ({paper['source']}, {paper['row']}): {figures}"
+    return f"; the paper ({paper_source(paper)}): {figures}"
 
 
 # ------------------------------------------------------------------------------ command line

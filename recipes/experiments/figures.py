@@ -15,10 +15,17 @@ r"""The paper's figures that combine finished experiments (a tool: it trains not
     python recipes/experiments/figures.py tsne results/wo_gan/fold3/seed1986 \
         results/full/fold3/seed1986 --by modality --labels "w/o GAN" M4SER --out fig10.png
                                                               # H_S^spe, H_T^spe, H_inv
+    # Fig. 11 and Table VII: representation weights of two utterances under a run on ASR text
+    # and one on human text (Table VI's gt_text row), and their DTW consistency
+    python recipes/experiments/figures.py weights results/full/fold3/seed1986 \
+        results/gt_text/fold3/seed1986 --ids Ses03F_impro01_F000 Ses03M_script02_2_M010 \
+        --labels ASR GT --out fig11.png
 
 Each t-SNE panel's silhouette score (scikit-learn, on the representation itself, by emotion or by
 representation type) is written to ``<out>.json``, so "better clusters" is a number; the
-embedding is deterministic for a ``--seed``.
+embedding is deterministic for a ``--seed``. ``weights`` writes ``<out>.md`` (Table VII) and
+``<out>.json`` (every curve) beside the figure; its reading of the paper's undefined
+"representation weights" and DTW is :mod:`m4ser_lobes.experiment.weights`'s.
 """
 
 import argparse
@@ -171,6 +178,16 @@ def build_parser():
     tsne.add_argument("--perplexity", type=float, default=30.0,
                       help="t-SNE perplexity (capped for small test sets)")
     tsne.add_argument("--out", type=Path, default=Path("tsne.png"), help="PNG (JSON beside it)")
+    weights = sub.add_parser("weights", help="Fig. 11, Table VII: representation weights, DTW")
+    weights.add_argument("runs", nargs="+", type=Path,
+                         help="finished run folders with both modalities (ASR text, GT text)")
+    weights.add_argument("--ids", nargs="+", required=True,
+                         help="utterance ids of the runs' corpus, one example each")
+    weights.add_argument("--labels", nargs="+", default=None, help="run names (ASR GT)")
+    weights.add_argument("--trust-code", action="store_true",
+                         help="skip the check of the runs' training YAMLs (yours only)")
+    weights.add_argument("--out", type=Path, default=Path("fig11_weights.png"),
+                         help="PNG (Table VII as .md and the curves as .json beside it)")
     return parser
 
 
@@ -181,8 +198,12 @@ def main(argv=None):
             confusion_figure(args.experiments, args.out, args.seed, args.labels)
         elif args.figure == "classes":
             classes_figure(args.summaries, args.out, args.labels)
-        else:
+        elif args.figure == "tsne":
             tsne_figure(args.runs, args.out, args.by, args.labels, args.seed, args.perplexity)
+        else:
+            from m4ser_lobes.experiment.weights import write_weights
+
+            write_weights(args.runs, args.ids, args.out, args.labels, args.trust_code)
     except (FileNotFoundError, ValueError, KeyError) as error:
         sys.exit(f"error: {error}")
     print(f"wrote {args.out}")

@@ -25,7 +25,7 @@ table4 = load_script(SCRIPT, "table4_experiment")
 
 def argv(assets, results, **keys):
     """The experiment's command line; ``keys`` replace the grid's and the runs' defaults."""
-    values = {"rows": "[full,wo_gan_lcl]", "folds": "[1,2]", "seeds": "[3,4]",
+    values = {"rows": "[full,gt_text]", "folds": "[1,2]", "seeds": "[3,4]",
               "out": f"{results}/table4", **assets, "results_folder": results,
               "expected_utterances": None, **TINY_OVERRIDES, "number_of_epochs": 1,
               "batch_size": BATCH_SIZE, **{k: v for k, v in TINY_TRAINING.items() if k != "device"},
@@ -37,7 +37,7 @@ def argv(assets, results, **keys):
 def hand_aggregation(results):
     """Row experiment -> (mean over seeds of the fold-mean WA, UA), from test_metrics.json."""
     out = {}
-    for name in ("full", "wo_gan_lcl"):
+    for name in ("full", "gt_text"):
         per_seed = []
         for seed in (3, 4):
             folds = [json.loads((results / name / f"fold{k}" / f"seed{seed}" / "test_metrics.json")
@@ -63,12 +63,12 @@ def local(assets, tmp_path_factory):
 def test_local_grid_table_equals_hand_aggregation_then_rerun_trains_nothing(assets, local):
     results, table = local
     rows = {r["row"]: r for r in table["rows"]}
-    for label, name in (("M4SER (full)", "full"), ("D(3) w/o GAN & LCL", "wo_gan_lcl")):
+    for label, name in (("M4SER (full)", "full"), ("gt_text (Table VI)", "gt_text")):
         row = rows[label]
         assert (row["finished"], row["planned"], row["partial"]) == (4, 4, False)
         assert (row["WA"], row["UA"]) == pytest.approx(hand_aggregation(results)[name])
-        assert row["paper WA"] == {"full": 79.2, "wo_gan_lcl": 78.1}[name]
-    assert set(rows["D(3) w/o GAN & LCL"]["p vs full"]) == {"WA", "UA"}
+        assert row["paper WA"] == {"full": 79.2, "gt_text": 78.4}[name]
+    assert set(rows["gt_text (Table VI)"]["p vs full"]) == {"WA", "UA"}
     markdown = (results / "table4" / "table4_iemocap.md").read_text()
     assert "mean ± std (ddof 1) over seeds" in markdown and "paired bootstrap" in markdown
 
@@ -81,10 +81,10 @@ def test_local_grid_table_equals_hand_aggregation_then_rerun_trains_nothing(asse
         table4.main(argv(assets, results, use_lcl=False, rows="[full]"))
     # Fig. 12 from two rows of the grid and Fig. 6 from the preparation summary.
     figures = load_script(REPO / "recipes" / "experiments" / "figures.py", "figures_tool")
-    assert figures.main(["confusion", str(results / "full"), str(results / "wo_gan_lcl"),
+    assert figures.main(["confusion", str(results / "full"), str(results / "gt_text"),
                          "--seed", "3", "--out", str(results / "fig12.png")]) == 0
     matrices = json.loads((results / "fig12.json").read_text())
-    assert set(matrices) == {"full", "wo_gan_lcl"} and matrices["full"]["folds"] == [1, 2]
+    assert set(matrices) == {"full", "gt_text"} and matrices["full"]["folds"] == [1, 2]
     assert all(abs(sum(row) - 100) < 1e-6 for row in matrices["full"]["matrix"] if sum(row))
     summary = next((results / "prepared").glob("*/summary.json"))
     assert figures.main(["classes", str(summary), "--out", str(results / "fig6.png")]) == 0
@@ -167,3 +167,49 @@ def test_sensitivity_trains_the_table_one_point_once_and_refuses_bad_values(asse
     assert [r["row"] for r in table["rows"]] == ["alpha=0.1", "alpha=0.5"]
     assert all(r["finished"] == r["planned"] == 1 for r in table["rows"])
     assert (results / "sens" / "sensitivity.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_fig11_weights_and_table7_from_the_asr_and_gt_text_runs(local, tmp_path):
+    """Fig. 11 / Table VII from two finished runs of the grid: the full model (ASR text) and
+    Table VI's gt_text row, on two test utterances whose hypothesis differs from the transcript."""
+    from m4ser_lobes.experiment import weights as fig11
+
+    results, _ = local
+    asr_run, gt_run = results / "full" / "fold1" / "seed3", results / "gt_text" / "fold1" / "seed3"
+    manifest = json.loads(Path(fig11.TrainedRun(asr_run).manifests()["test"]).read_text())
+    ids = [u for u, e in sorted(manifest.items()) if e["hypothesis"] and
+           e["hypothesis"].split() != e["transcript"].split()][:2]
+    assert len(ids) == 2
+    figures = load_script(REPO / "recipes" / "experiments" / "figures.py", "figures_tool")
+    out = tmp_path / "fig11.png"
+    assert figures.main(["weights", str(asr_run), str(gt_run), "--ids", *ids,
+                         "--labels", "ASR", "GT", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    analysis = json.loads(out.with_suffix(".json").read_text())
+    assert analysis["runs"]["ASR"]["text_source"] == "hypothesis"
+    assert analysis["runs"]["GT"]["text_source"] == "transcript"
+    for example, utterance in zip(("(a)", "(b)"), ids):
+        data = analysis["examples"][example]
+        assert data["id"] == utterance
+        asr, gt = data["ASR"], data["GT"]
+        assert asr["split"] == gt["split"] == "test"
+        # Each run reads its own text: the word pieces differ, the speech frames do not.
+        assert asr["tokens"] != gt["tokens"]
+        assert len(asr["curves"]["speech_single"]) == len(gt["curves"]["speech_single"]) > 1
+        for weights in (asr, gt):
+            curves = weights["curves"]
+            assert len(curves["text_single"]) == len(curves["text_cross"]) == len(weights["tokens"])
+            assert len(curves["speech_cross"]) == len(curves["speech_single"])
+            for curve in curves.values():  # min-max normalised per utterance
+                assert min(curve) == 0.0 and max(curve) == pytest.approx(1.0)
+            assert weights["dtw_cross"] == pytest.approx(
+                fig11.dtw_distance(curves["text_cross"], curves["speech_cross"]))
+            assert 0 <= weights["dtw_cross"] <= 1
+    # The same analysis again gives the same numbers (evaluation mode, one utterance at a time).
+    again = fig11.weights_analysis([asr_run, gt_run], ids, ["ASR", "GT"])
+    assert json.loads(json.dumps(again)) == analysis
+    table = out.with_suffix(".md").read_text()
+    assert "DTW ↓ cross-modal (Table VII)" in table and "| paper (ASR, GT) | 0.52 | 1.89 | 1.46 | 1.57 |" in table
+    with pytest.raises(SystemExit, match=r"utterance 'nope' is in none of .*manifests"):
+        figures.main(["weights", str(asr_run), "--ids", "nope", "--out", str(out)])
