@@ -98,7 +98,7 @@ def row_of(values):
     ('D(1) w/o GAN', None)
     """
     switches = {key: values.get(key) for key in SWITCHES}
-    for name, (label, overrides) in ROWS_BY_NAME.items():
+    for label, overrides in ROWS_BY_NAME.values():
         if switches == {**SWITCHES, **overrides}:
             return label
     return None

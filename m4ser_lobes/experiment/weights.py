@@ -231,9 +231,9 @@ def table_vii_markdown(analysis):
                                           for e in examples
                                           for v in PAPER_TABLE_VII.get(e, (None, None)))])
     ids = "; ".join(f"{e} {examples[e]['id']}" for e in examples)
-    lines = [f"Table VII: consistency of the cross-modal speech and text representations ({ids}). "
-             f"{analysis['reading']}; the paper's normalisation is undefined (its values exceed 1).",
-             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    title = (f"Table VII: consistency of the cross-modal speech and text representations ({ids}). "
+             f"{analysis['reading']}; the paper's normalisation is undefined (its values exceed 1).")
+    lines = [title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
