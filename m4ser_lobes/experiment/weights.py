@@ -111,13 +111,16 @@ class TrainedRun:
 
     def split_of(self, utterance):
         """The split whose manifest holds ``utterance`` (test first)."""
+        test_ids = []
         for split in ("test", "valid", "train"):
-            path = self.manifests()[split]
-            with open(path, encoding="utf-8") as fin:
-                if utterance in json.load(fin):
-                    return split
+            with open(self.manifests()[split], encoding="utf-8") as fin:
+                ids = json.load(fin)
+            if utterance in ids:
+                return split
+            test_ids = test_ids or sorted(ids)
         raise ValueError(f"utterance {utterance!r} is in none of {self.folder}'s manifests "
-                       f"({', '.join(self.manifests().values())}): give an id of its corpus")
+                         f"({', '.join(self.manifests().values())}): give an id of its corpus, "
+                         f"e.g. of its test split: {' '.join(test_ids[:2])}")
 
     def item(self, utterance):
         """The run's data pipeline on one utterance: a batch of one (whole audio, no crop)."""

@@ -77,7 +77,8 @@ def test_the_section_lists_every_command_of_the_readme():
                     "python recipes/MELD/meld_prepare.py", "m4ser-asr",
                     "python recipes/IEMOCAP/train.py", "python recipes/IEMOCAP/cross_validate.py",
                     "python recipes/MELD/train.py", "python recipes/studies/cross_corpus.py",
-                    "python recipes/studies/few_shot.py", "m4ser-export", "m4ser-classify"):
+                    "python recipes/studies/few_shot.py", "python recipes/experiments/table4.py",
+                    "python recipes/experiments/figures.py", "m4ser-export", "m4ser-classify"):
         assert program in programs, program
     section = (REPO / "README.md").read_text(encoding="utf-8").split(SECTION)[1]
     block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
@@ -118,6 +119,12 @@ def test_every_command_of_the_section_runs_verbatim(tmp_path):
     assert (results / "m4ser_tiny" / "cv_report" / "cv_report.md").is_file()
     for table in ("cross_corpus.md", "few_shot.md"):
         assert (results / "studies" / table).is_file()
+    table4 = json.loads((tmp_path / "tiny" / "table4" / "table4_iemocap.json").read_text())
+    assert [(r["row"], r["finished"]) for r in table4["rows"]] == [("M4SER (full)", 1),
+                                                                  ("gt_text (Table VI)", 1)]
+    fig11 = json.loads((tmp_path / "tiny" / "fig11.json").read_text())
+    assert fig11["runs"]["ASR"]["text_source"] == "hypothesis" and len(fig11["examples"]) == 2
+    assert "DTW ↓ cross-modal (Table VII)" in (tmp_path / "tiny" / "fig11.md").read_text()
     classified = tmp_path / "tiny" / "iemocap" / "IEMOCAP_full_release" / "Session1" / "sentences"
     wavs = sorted(p.stem for p in (classified / "wav" / "Ses01F_impro01").glob("*.wav"))
     with open(tmp_path / "tiny" / "predictions.csv", encoding="utf-8", newline="") as f:
