@@ -242,12 +242,16 @@ def wait_slurm(job, env=None, poll=2.0, timeout=None):
 
 # ------------------------------------------------------------------------------ table
 def _predictions(folder):
-    """id -> (true, predicted, probabilities) from a run's ``predictions.csv``."""
+    """id -> (true, predicted, {class: probability}) from a run's ``predictions.csv``.
+
+    The probability columns (``p_<class>``) follow the run's own label encoder, whose order
+    differs between folds: they are read by class name, never by position.
+    """
     with open(Path(folder) / "predictions.csv", encoding="utf-8") as fin:
         rows = list(csv.DictReader(fin))
     out = {}
     for row in rows:
-        probabilities = [float(v) for k, v in row.items() if k.startswith("p_")]
+        probabilities = {k[2:]: float(v) for k, v in row.items() if k.startswith("p_")}
         out[row["id"]] = (row["true"], row["predicted"], probabilities)
     return out
 
@@ -384,7 +388,7 @@ def grid_table(grid, reference="M4SER (full)", paper=paper_figures, rounds=1000)
         for g in done:
             metrics_file = json.loads((g.folder / "test_metrics.json").read_text())
             per_seed.setdefault(g.seed, []).append(metrics_file)
-            classes = metrics_file.get("classes", classes)
+            classes = classes or sorted(metrics_file.get("classes", ()))  # one order for all runs
             for utt, (t, p, prob) in _predictions(g.folder).items():
                 pooled[(g.seed, utt)] = (t, p)
                 probabilities[(g.seed, utt)] = prob
@@ -406,7 +410,8 @@ def grid_table(grid, reference="M4SER (full)", paper=paper_figures, rounds=1000)
             **({f"pooled {m}": v for m, v in _scores(true, pred, metrics).items()} if keys else {}),
         }
         if keys and classes:
-            row["calibration"] = calibration(true, classes, [probabilities[k] for k in keys])
+            row["calibration"] = calibration(true, classes, [[probabilities[k][c] for c in classes]
+                                                             for k in keys])
         for m, figure in paper(label, corpus).items():
             row[f"paper {m}"] = figure
             row[f"diff {m}"] = None if row[m] is None else row[m] - figure
