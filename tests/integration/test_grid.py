@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_recipe import BATCH_SIZE, HPARAMS, TINY_TRAINING, make_tiny_assets
+from tiny_recipe import BATCH_SIZE, experiment_argv, make_tiny_assets
 
 from m4ser_lobes.testing import load_script
-from m4ser_lobes.testing.models import TINY_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "recipes" / "experiments" / "table4.py"
@@ -25,13 +24,9 @@ table4 = load_script(SCRIPT, "table4_experiment")
 
 def argv(assets, results, **keys):
     """The experiment's command line; ``keys`` replace the grid's and the runs' defaults."""
-    values = {"rows": "[full,gt_text]", "folds": "[1,2]", "seeds": "[3,4]",
-              "out": f"{results}/table4", **assets, "results_folder": results,
-              "expected_utterances": None, **TINY_OVERRIDES, "number_of_epochs": 1,
-              "batch_size": BATCH_SIZE, **{k: v for k, v in TINY_TRAINING.items() if k != "device"},
-              **keys}
-    return [str(HPARAMS), "--device=cpu", "--noprogressbar",
-            *(f"--{k}={'null' if v is None else v}" for k, v in values.items())]
+    return experiment_argv(assets, results, {"rows": "[full,gt_text]", "folds": "[1,2]",
+                                             "seeds": "[3,4]", "expected_utterances": None,
+                                             "batch_size": BATCH_SIZE}, keys)
 
 
 def hand_aggregation(results):

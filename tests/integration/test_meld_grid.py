@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_recipe import HPARAMS, TINY_TRAINING
+from tiny_recipe import experiment_argv
 
 from m4ser_lobes.testing import load_script
-from m4ser_lobes.testing.models import TINY_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[2]
 table4 = load_script(REPO / "recipes" / "experiments" / "table4.py", "table4_meld_experiment")
@@ -42,12 +41,9 @@ def assets(tmp_path_factory):
 
 def argv(assets, results, **keys):
     """The experiment's command line on MELD; ``keys`` replace the grid's and the runs' defaults."""
-    values = {"corpus": "MELD", "rows": "[full,wo_gan_lcl]", "seeds": "[3,4]",
-              "out": f"{results}/table4", **assets, "results_folder": results,
-              "expected_counts": None, **TINY_OVERRIDES, "number_of_epochs": 1, "batch_size": 8,
-              **{k: v for k, v in TINY_TRAINING.items() if k != "device"}, **keys}
-    return [str(HPARAMS), "--device=cpu", "--noprogressbar",
-            *(f"--{k}={'null' if v is None else v}" for k, v in values.items())]
+    return experiment_argv(assets, results, {"corpus": "MELD", "rows": "[full,wo_gan_lcl]",
+                                             "seeds": "[3,4]", "expected_counts": None,
+                                             "batch_size": 8}, keys)
 
 
 def metrics_files(results):

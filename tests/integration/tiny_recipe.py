@@ -70,6 +70,16 @@ def make_tiny_assets(folder, utterances_per_dialog=2):
     }
 
 
+def experiment_argv(assets, results, defaults, keys):
+    """Command line of an experiment (``recipes/experiments/table4.py``, ``sensitivity.py``) over
+    the tiny configuration, 1 epoch: ``defaults`` (the test's grid), then ``keys``, replace it."""
+    values = {"out": f"{results}/table4", **assets, "results_folder": results, **TINY_OVERRIDES,
+              "number_of_epochs": 1, **{k: v for k, v in TINY_TRAINING.items() if k != "device"},
+              **defaults, **keys}
+    return [str(HPARAMS), "--device=cpu", "--noprogressbar",
+            *(f"--{k}={'null' if v is None else v}" for k, v in values.items())]
+
+
 def tiny_argv(assets, results_folder, epochs, **extra):
     """Command line of ``train.py`` (without the script name) for the tiny configuration."""
     overrides = {
