@@ -204,7 +204,7 @@ def weights_analysis(folders, utterances, labels=None, trust_code=False):
     labels = list(labels or [Path(f).parts[-3] if len(Path(f).parts) > 2 else str(f)
                              for f in folders])
     if len(labels) != len(folders):
-        raise ValueError(f"--labels gives {len(labels)} names for {len(folders)} runs")
+        raise ValueError(f"{len(labels)} labels for {len(folders)} runs: give one per run")
     runs = [TrainedRun(folder, trust_code=trust_code) for folder in folders]
     examples = {}
     for k, utterance in enumerate(utterances):

@@ -193,6 +193,12 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    items, one = {"confusion": ("experiments", "experiment"), "classes": ("summaries", "summary"),
+                  "tsne": ("runs", "run"), "weights": ("runs", "run")}[args.figure]
+    given = getattr(args, items)
+    if args.labels and len(args.labels) != len(given):
+        sys.exit(f"error: --labels gives {len(args.labels)} names for {len(given)} {items}: "
+                 f"give one per {one}, in the same order")
     try:
         if args.figure == "confusion":
             confusion_figure(args.experiments, args.out, args.seed, args.labels)

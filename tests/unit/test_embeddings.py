@@ -2,6 +2,7 @@
 utterance i's representation computed alone (padding never reaches a mean)."""
 
 import numpy as np
+import pytest
 import speechbrain as sb
 import torch
 
@@ -68,3 +69,7 @@ def test_tsne_tool_is_deterministic_and_scores_each_panel(make_brain, tmp_path):
     assert outputs[0] == outputs[1]  # deterministic for a seed
     assert -1 <= outputs[0]["M4SER"]["silhouette"] <= 1
     assert outputs[2]["M4SER"]["points"] == 3 * outputs[0]["M4SER"]["points"]
+    # One label per panel, or one line before anything is read.
+    with pytest.raises(SystemExit, match=r"--labels gives 2 names for 1 runs: give one per run"):
+        figures.main(["tsne", str(run), "--labels", "a", "b", "--out", str(tmp_path / "x.png")])
+    assert not (tmp_path / "x.png").exists()
