@@ -113,6 +113,12 @@ def test_cross_corpus_table(study):
         metrics = json.loads((run / "test_metrics.json").read_text())
         assert metrics["selection_metric"] == studies.SELECTION_METRICS[target]
         assert sorted(metrics["classes"]) == sorted(studies.SHARED_CLASSES)
+        # Its own manifests: not the paper's protocol, so no Table IV figure beside it, and
+        # configuration.json says where its checkpoint was chosen, as test_metrics.json does.
+        assert "paper" not in metrics and metrics["validation"] == "valid_annotation"
+        configuration = json.loads((run / "configuration.json").read_text())
+        assert configuration["validation"] == "valid_annotation"
+        assert "given valid_annotation manifest" in configuration["summary"]
         data = Path(table["data"][direction])
         assert data.parent == folder / "data" / direction  # a keyed folder
         parts = {n: json.loads((data / f"{n}.json").read_text())
