@@ -132,6 +132,10 @@ def unfinished(grid):
 def dispatch_local(grid, extra_args=(), gpus=None):
     """Run the unfinished runs here, one after another, or one per GPU at a time.
 
+    Each run is a child process that dies with this one (:func:`m4ser_lobes.utils.processes.
+    run_pool`); with several GPUs the next run starts as soon as one ends. Its output goes to
+    ``<run folder>.dispatch.log`` beside the run folder.
+
     Arguments
     ---------
     extra_args : sequence of str
@@ -146,37 +150,38 @@ def dispatch_local(grid, extra_args=(), gpus=None):
     """
     from tqdm import tqdm
 
-    from m4ser_lobes.utils.processes import run_child
+    from m4ser_lobes.utils.processes import run_pool
 
     todo = unfinished(grid)
     logger.info("%d of %d runs to do", len(todo), len(grid))
-    codes = {}
-    slots = list(gpus or [None])
+    logs = {}
+
+    def start(grid_run, index):
+        def with_slot(gpu):
+            env = dict(os.environ)
+            if gpu is not None:
+                env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+            command = [*command_of(grid_run), *extra_args]
+            log = grid_run.folder.parent / f"{grid_run.folder.name}.dispatch.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            logger.info("%s%s: %s", grid_run.folder, "" if gpu is None else f" (GPU {gpu})",
+                        shlex.join(command))
+            logs[index] = open(log, "a")  # noqa: SIM115 (closed when the run ends)
+            return command, {"env": env, "stdout": logs[index], "stderr": subprocess.STDOUT}
+        return with_slot
+
     with tqdm(total=len(todo), desc="runs", unit="run") as bar:
-        for start in range(0, len(todo), len(slots)):
-            batch = list(zip(slots, todo[start:start + len(slots)]))
-            children = []
-            for gpu, grid_run in batch:
-                env = dict(os.environ)
-                if gpu is not None:
-                    env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-                command = [*command_of(grid_run), *extra_args]
-                log = grid_run.folder.parent / f"{grid_run.folder.name}.dispatch.log"
-                log.parent.mkdir(parents=True, exist_ok=True)
-                logger.info("%s: %s", grid_run.folder, shlex.join(command))
-                if len(batch) == 1:
-                    with open(log, "a") as out:
-                        codes[str(grid_run.folder)] = run_child(command, env=env, stdout=out,
-                                                                stderr=subprocess.STDOUT)
-                else:
-                    out = open(log, "a")  # noqa: SIM115 (closed after the wait below)
-                    children.append((grid_run, out, subprocess.Popen(
-                        command, env=env, stdout=out, stderr=subprocess.STDOUT)))
-            for grid_run, out, child in children:
-                codes[str(grid_run.folder)] = child.wait()
+        def done(index, _code):
+            logs.pop(index).close()
+            bar.update(1)
+
+        try:
+            codes = run_pool([start(g, i) for i, g in enumerate(todo)], list(gpus or [None]),
+                             on_done=done)
+        finally:
+            for out in logs.values():
                 out.close()
-            bar.update(len(batch))
-    return codes
+    return {str(g.folder): code for g, code in zip(todo, codes)}
 
 
 def write_slurm(grid, folder, partition=None, time_limit=None, account=None, gpus_per_task=1,

@@ -458,15 +458,21 @@ def restore_root_logging():
 
 # ------------------------------------------------------------------------------ train
 def _prepare_and_check(run):
-    """Prepare the manifests (main process) and check every split before any weights load."""
+    """Prepare the manifests (main process) and check every split before any weights load.
+
+    Runs that share ``prepare_root`` (a grid's, a job array's) take turns: the first prepares
+    and checks, the others wait for it and then find the work done.
+    """
     from m4ser_lobes.data.checks import check_splits
+    from m4ser_lobes.utils.runlock import hold
 
     values = run.values
-    if not values["skip_prep"]:
-        logger.info("manifests: %s", values["prepare_folder"])
-        run.corpus.prepare(**run.corpus.prepare_kwargs(values))
-    manifests = manifests_of(values)
-    check_splits(manifests, Path(values["prepare_root"]) / "audio_checks")
+    with hold(values["prepare_root"], wait=True, lock_file=".prepare.lock"):
+        if not values["skip_prep"]:
+            logger.info("manifests: %s", values["prepare_folder"])
+            run.corpus.prepare(**run.corpus.prepare_kwargs(values))
+        manifests = manifests_of(values)
+        check_splits(manifests, Path(values["prepare_root"]) / "audio_checks")
     return manifests
 
 

@@ -1,4 +1,5 @@
-"""One trainer per run folder: an exclusive ``flock`` on ``<folder>/.lock``.
+"""One trainer per run folder: an exclusive ``flock`` on ``<folder>/.lock``; and one preparer
+per prepared-data folder, the others waiting their turn (:func:`hold` with ``wait=True``).
 
 Two trainers writing the same checkpoints, history and results interleave their files; a second
 ``train.py`` started on a folder in use (a resubmitted job, a command run twice) must stop at
@@ -20,11 +21,13 @@ Example
 
 import contextlib
 import fcntl
+import logging
 import os
 import socket
 from pathlib import Path
 
 LOCK_FILE = ".lock"
+logger = logging.getLogger(__name__)
 
 
 class RunLocked(RuntimeError):
@@ -69,8 +72,12 @@ def holder_of(path):
     return fields.get("pid", "?"), fields.get("host", "?")
 
 
-def acquire(folder):
+def acquire(folder, wait=False, lock_file=LOCK_FILE):
     """Lock ``folder`` (created if needed) for this process, or raise :class:`RunLocked`.
+
+    With ``wait``, a folder in use is waited for (logged once, naming the holder) instead:
+    how the runs of a grid or a job array that start together take turns to prepare the data
+    they share (the first prepares, the others then find it done).
 
     Returns
     -------
@@ -80,11 +87,21 @@ def acquire(folder):
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_FILE
+    path = folder / lock_file
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        if wait:
+            pid, host = holder_of(path)
+            logger.info("%s is being prepared by PID %s on host %s: waiting for it", folder,
+                        pid, host)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+            return _locked(path, fd)
         os.close(fd)
         pid, host = holder_of(path)
         kill = f"kill {pid}" if host == socket.gethostname() else f"kill {pid} on {host}"
@@ -96,15 +113,20 @@ def acquire(folder):
     except BaseException:
         os.close(fd)
         raise
+    return _locked(path, fd)
+
+
+def _locked(path, fd):
+    """Record this process as the holder of the locked ``fd``."""
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid={os.getpid()}\nhost={socket.gethostname()}\n".encode(), 0)
     return RunLock(path, fd)
 
 
 @contextlib.contextmanager
-def hold(folder):
+def hold(folder, wait=False, lock_file=LOCK_FILE):
     """``with hold(folder): train()``: :func:`acquire`, released when the block ends."""
-    lock = acquire(folder)
+    lock = acquire(folder, wait, lock_file)
     try:
         yield lock
     finally:

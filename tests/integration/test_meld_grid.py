@@ -2,9 +2,12 @@
 experiment/grid.py): a 2-row × 2-seed grid of tiny runs on the generated MELD look-alike,
 dispatched here, gives a table equal to a hand aggregation of the runs' test_metrics.json (ACC and
 W-F1, no folds); a rerun trains nothing; a changed setting is refused; a grid with missing runs is
-shown as partial. The IEMOCAP twin is test_grid.py."""
+shown as partial. The grid runs two at a time (``--gpus=[0,1]``, a pool of two slots). The IEMOCAP
+twin is test_grid.py."""
 
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +46,7 @@ def argv(assets, results, **keys):
     """The experiment's command line on MELD; ``keys`` replace the grid's and the runs' defaults."""
     return experiment_argv(assets, results, {"corpus": "MELD", "rows": "[full,wo_gan_lcl]",
                                              "seeds": "[3,4]", "expected_counts": None,
-                                             "batch_size": 8}, keys)
+                                             "batch_size": 8, "gpus": "[0,1]"}, keys)
 
 
 def metrics_files(results):
@@ -57,9 +60,23 @@ def grid(assets, tmp_path_factory):
     return results, table4.main(argv(assets, results))
 
 
+def interval(folder):
+    """(start, end) of a run: its log's first timestamp, its test_metrics.json's mtime."""
+    first = (folder / "log.txt").read_text(encoding="utf-8")[:23]
+    start = datetime.strptime(first, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return start, (folder / "test_metrics.json").stat().st_mtime
+
+
 @pytest.mark.slow
 def test_meld_grid_table_equals_hand_aggregation(grid):
     results, table = grid
+    # --gpus=[0,1]: two runs at a time (CUDA_VISIBLE_DEVICES 0 and 1; these CPU runs ignore it)
+    spans = sorted(interval(f.parent) for f in metrics_files(results))
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    # The two runs that start together take turns to prepare: only one decodes and reports the
+    # release's missing clip, the other finds the manifests done.
+    logs = [p.read_text(encoding="utf-8") for p in results.glob("*/seed*.dispatch.log")]
+    assert len(logs) == 4 and sum(bool(re.search(r"skipping \S+: missing", t)) for t in logs) == 1
     assert table["corpus"] == "MELD" and table["metrics"] == ["ACC", "W-F1"]
     # grid.py plans MELD runs without folds: <results_folder>/<row>/seed<s>.
     assert [p.relative_to(results).as_posix() for p in metrics_files(results)] == \

@@ -96,3 +96,90 @@ def test_a_signal_to_the_parent_reaches_the_child_once_and_the_parent_waits(fami
     assert "returned" not in parent.stdout.read()
     assert returncode == -signum  # (an uncaught KeyboardInterrupt ends Python with SIGINT)
     assert not alive(child_pid)
+
+
+# ------------------------------------------------------------------------------ run_pool
+JOB = """
+import os, sys, time
+from pathlib import Path
+folder, index = Path(sys.argv[1]), sys.argv[2]
+(folder / f"slot{index}").write_text(os.environ["SLOT"])
+if index == "0":  # ends only once job 2 has started: job 2 must not wait for job 0's slot
+    deadline = time.monotonic() + 60
+    while not (folder / "slot2").exists():
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.02)
+sys.exit(10 + int(index))
+"""
+
+
+def test_a_pool_starts_the_next_job_as_soon_as_a_slot_is_free(tmp_path):
+    """Job 0 holds its slot until job 2 runs: in waves of two it would never end (exit 1)."""
+    from m4ser_lobes.utils.processes import run_pool
+
+    def start(index):
+        return lambda slot: ([sys.executable, "-c", JOB, str(tmp_path), str(index)],
+                             {"env": dict(os.environ, SLOT=slot)})
+
+    ended = {}
+    codes = run_pool([start(i) for i in range(3)], ["a", "b"], on_done=ended.__setitem__)
+    assert codes == [10, 11, 12]  # job 0 saw job 2 start (it exits 1 after 60 s otherwise)
+    assert ended == {0: 10, 1: 11, 2: 12}
+    slots = [(tmp_path / f"slot{i}").read_text() for i in range(3)]
+    assert slots == ["a", "b", "b"]  # job 2 took the slot job 1 freed
+
+
+POOL_PARENT = """
+import sys
+from m4ser_lobes.utils.processes import run_pool
+child, folder = sys.argv[1], sys.argv[2]
+later = "import pathlib, sys; pathlib.Path(sys.argv[1], 'third_started').write_text('')"
+starts = [lambda slot, i=i: ([sys.executable, "-c", child, f"{folder}/{i}"], {})
+          for i in range(2)]
+starts.append(lambda slot: ([sys.executable, "-c", later, folder], {}))
+print("returned", run_pool(starts, [0, 1]), flush=True)
+"""
+
+
+@pytest.fixture
+def pool(tmp_path):
+    """A parent running ``run_pool``: two sleeping children on two slots, a third job waiting."""
+    folders = [tmp_path / str(i) for i in range(2)]
+    for folder in folders:
+        folder.mkdir()
+    parent = subprocess.Popen([sys.executable, "-c", POOL_PARENT, CHILD, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True, process_group=0)
+    pids = []
+    try:
+        wait_for(lambda: all((f / "child_pid").exists() for f in folders) or
+                 parent.poll() is not None, 60, "the children never started")
+        pids = [int((f / "child_pid").read_text()) for f in folders]
+        yield parent, pids, folders
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        parent.wait()
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_every_child_of_a_pool_dies_with_its_sigkilled_parent(pool):
+    parent, pids, _ = pool
+    os.kill(parent.pid, signal.SIGKILL)
+    assert parent.wait(timeout=30) == -signal.SIGKILL
+    wait_for(lambda: not any(alive(pid) for pid in pids), 1.0,
+             "a child outlived its SIGKILLed parent by 1 s")
+
+
+def test_sigterm_reaches_every_running_child_once_and_no_job_starts_after_it(pool, tmp_path):
+    parent, pids, folders = pool
+    os.kill(parent.pid, signal.SIGTERM)
+    assert parent.wait(timeout=30) == -signal.SIGTERM
+    for folder in folders:
+        assert (folder / "child_done").exists()
+        assert (folder / "signals").read_text().split() == ["SIGTERM"]
+    assert not (tmp_path / "third_started").exists()
+    assert "returned" not in parent.stdout.read()
+    assert not any(alive(pid) for pid in pids)

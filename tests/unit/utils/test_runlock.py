@@ -80,3 +80,32 @@ def test_the_kernel_frees_the_folder_when_the_holder_is_killed(holder):
     assert (folder / ".lock").read_text() == ""  # released: names no holder
     with hold(folder):  # and free again
         pass
+
+
+def test_waiting_holders_take_turns(tmp_path, caplog):
+    """``wait=True`` (data preparation): a second holder waits for the first, then holds."""
+    import logging
+    import threading
+
+    from m4ser_lobes.utils.runlock import acquire, hold
+
+    order = []
+    first = acquire(tmp_path, wait=True, lock_file=".prepare.lock")
+    started = threading.Event()
+
+    def second():
+        started.set()
+        with hold(tmp_path, wait=True, lock_file=".prepare.lock"):
+            order.append("second holds")
+
+    with caplog.at_level(logging.INFO, logger="m4ser_lobes.utils.runlock"):
+        thread = threading.Thread(target=second)
+        thread.start()
+        started.wait()
+        thread.join(timeout=0.5)
+        assert thread.is_alive() and order == []  # it waits
+        order.append("first releases")
+        first.release()
+        thread.join(timeout=30)
+    assert order == ["first releases", "second holds"]
+    assert "being prepared by PID" in caplog.text and "waiting for it" in caplog.text
