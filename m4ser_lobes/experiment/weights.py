@@ -199,10 +199,22 @@ def utterance_weights(run, utterance):
     }
 
 
+def experiment_of(folder):
+    """The experiment a run folder belongs to: the folder above ``[fold<k>/]seed<s>``.
+
+    Example
+    -------
+    >>> experiment_of("results/full/fold3/seed1986"), experiment_of("results/wo_gan/seed3")
+    ('full', 'wo_gan')
+    """
+    parts = Path(folder).resolve().parts
+    up = 2 if len(parts) > 1 and parts[-2].startswith("fold") else 1
+    return parts[-1 - up] if len(parts) > up else str(folder)
+
+
 def weights_analysis(folders, utterances, labels=None, trust_code=False):
     """Fig. 11's data and Table VII: ``{"runs", "examples": {example: {label: weights}}}``."""
-    labels = list(labels or [Path(f).parts[-3] if len(Path(f).parts) > 2 else str(f)
-                             for f in folders])
+    labels = list(labels or [experiment_of(f) for f in folders])
     if len(labels) != len(folders):
         raise ValueError(f"{len(labels)} labels for {len(folders)} runs: give one per run")
     runs = [TrainedRun(folder, trust_code=trust_code) for folder in folders]

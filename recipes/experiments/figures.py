@@ -128,11 +128,13 @@ def tsne_figure(folders, out, by="emotion", labels=None, seed=0, perplexity=30.0
     from sklearn.manifold import TSNE
     from sklearn.metrics import silhouette_score
 
+    from m4ser_lobes.experiment.weights import experiment_of
+
     fig, axes = plt.subplots(1, len(folders), figsize=(3.6 * len(folders), 3.6), squeeze=False)
     scores = {}
     for i, (ax, folder) in enumerate(zip(axes[0], folders)):
         points, groups = panel_data(folder, by)
-        name = labels[i] if labels else Path(folder).parts[-3]
+        name = labels[i] if labels else experiment_of(folder)
         perp = min(perplexity, max(2.0, (len(points) - 1) / 3))
         xy = TSNE(n_components=2, perplexity=perp, random_state=seed, init="pca").fit_transform(points)
         score = float(silhouette_score(points, groups)) if len(set(groups)) > 1 else None

@@ -107,7 +107,7 @@ def test_class_weights_change_the_loss(meld_run):
 
     from m4ser_lobes.brain import unwrap
     from m4ser_lobes.data.dataio import dataio_prep
-    from m4ser_lobes.experiment.run import balanced_class_weights, label_counts
+    from m4ser_lobes.data.labels import balanced_class_weights, label_counts
 
     brain, _, _ = meld_run
     encoder = brain.hparams.label_encoder
