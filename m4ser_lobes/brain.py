@@ -45,6 +45,7 @@ from m4ser_lobes.masks import (lengths_to_pad_mask, mean_over_time, mean_over_va
                                relative_to_absolute)
 from m4ser_lobes.metrics import (
     SELECTION_METRICS,
+    calibration,
     emotion_metrics,
     per_class,
     plot_confusion_matrix,
@@ -452,10 +453,13 @@ class M4SERBrain(sb.Brain):
                    selection_metric=self.selection_metric)
         # The paper's figures of the run's row (``paper_result``, set there too), when it has any.
         paper = getattr(self.hparams, "paper_result", None)
+        # ECE, NLL and Brier score of the test probabilities (beyond the paper).
+        calibrated = calibration([names[t] for t in self.predictions["true"]], names,
+                                 self.predictions["prob"])
         atomic_write_json(
             os.path.join(out, "test_metrics.json"),
             dict(metrics, classes=names, per_class=per_class(metrics, names), **ran,
-                 **({"paper": paper} if paper else {})),
+                 calibration=calibrated, **({"paper": paper} if paper else {})),
         )
         if self.embeddings:
             self.write_embeddings(os.path.join(out, "embeddings.npz"), names)

@@ -67,6 +67,40 @@ def emotion_metrics(y_true, y_pred, num_classes):
     }
 
 
+def calibration(labels, classes, probabilities, bins=10):
+    """ECE (percent, ``bins`` equal-width confidence bins), NLL and Brier score of predictions.
+
+    ``labels`` are class names, ``probabilities`` one row per utterance in ``classes``' order;
+    ``reliability`` is ``(mean confidence, accuracy, utterances)`` of each non-empty bin.
+
+    Example
+    -------
+    >>> c = calibration(["a", "b"], ["a", "b"], [[0.9, 0.1], [0.2, 0.8]])
+    >>> round(c["ECE"], 1), round(c["NLL"], 3), round(c["Brier"], 3)
+    (15.0, 0.164, 0.05)
+    """
+    probabilities = np.clip(np.asarray(probabilities, dtype=float), 1e-12, 1.0)
+    index = {c: i for i, c in enumerate(classes)}
+    truth = np.array([index[t] for t in labels])
+    onehot = np.eye(len(classes))[truth]
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == truth
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    ece, curve = 0.0, []
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            gap = abs(correct[members].mean() - confidence[members].mean())
+            ece += members.mean() * gap
+            curve.append((float(confidence[members].mean()), float(correct[members].mean()),
+                          int(members.sum())))
+    return {"ECE": 100 * float(ece),
+            "NLL": float(-np.log(probabilities[np.arange(len(truth)), truth]).mean()),
+            "Brier": float(((probabilities - onehot) ** 2).sum(axis=1).mean()),
+            "reliability": curve}
+
+
 def per_class(metrics, class_names):
     """``{class: {"recall", "f1", "support"}}`` from :func:`emotion_metrics` (for people to read).
 

@@ -47,7 +47,7 @@ from m4ser_lobes.experiment.figures import (  # noqa: F401  (re-exported)
     CURVE_KEYS, LOSS_PANELS, VALID_CURVE, history_curves, mean_curve, plot_curves, report_curves)
 from m4ser_lobes.experiment.ablations import paper_source
 from m4ser_lobes.experiment.run import CONFIGURATION_FILE
-from m4ser_lobes.metrics import emotion_metrics, plot_confusion_matrix
+from m4ser_lobes.metrics import calibration, emotion_metrics, plot_confusion_matrix
 from m4ser_lobes.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class FoldResult:
     predicted: list
     history: list = field(default_factory=list)
     configuration: dict = None
+    probabilities: list = None  # one {class name: probability} per utterance (file order)
 
     @property
     def classes(self):
@@ -183,6 +184,7 @@ def read_fold(fold, folder):
             "stage; delete it and rerun the fold"
         )
     ids, true, predicted = read_predictions(folder / PREDICTIONS_FILE)
+    probabilities = read_probabilities(folder / PREDICTIONS_FILE)
     history = []
     if (folder / HISTORY_FILE).is_file():
         with open(folder / HISTORY_FILE, encoding="utf-8") as fin:
@@ -196,7 +198,8 @@ def read_fold(fold, folder):
     else:
         logger.warning("fold %d: no %s in %s; its configuration is unknown", fold,
                        CONFIGURATION_FILE, folder)
-    return FoldResult(fold, folder, metrics, ids, true, predicted, history, configuration)
+    return FoldResult(fold, folder, metrics, ids, true, predicted, history, configuration,
+                      probabilities)
 
 
 def read_predictions(path):
@@ -214,6 +217,22 @@ def read_predictions(path):
     if rows and not {"id", "true", "predicted"} <= set(rows[0]):
         raise ValueError(f"{path} needs the columns id,true,predicted; found {list(rows[0])}")
     return [r["id"] for r in rows], [r["true"] for r in rows], [r["predicted"] for r in rows]
+
+
+def read_probabilities(path):
+    """One ``{class name: probability}`` per row of a ``predictions.csv`` (its ``p_<class>``
+    columns, in the fold's own label-encoder order: read by name, never by position).
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "predictions.csv"
+    >>> _ = path.write_text("id,true,predicted,p_neu,p_ang\\nu1,neu,ang,0.4,0.6\\n")
+    >>> read_probabilities(path)
+    [{'neu': 0.4, 'ang': 0.6}]
+    """
+    with open(path, encoding="utf-8", newline="") as fin:
+        return [{k[2:]: float(v) for k, v in row.items() if k.startswith("p_")}
+                for row in csv.DictReader(fin)]
 
 
 # ------------------------------------------------------------------------------ pure helpers
@@ -295,6 +314,9 @@ def pooled_metrics(results, classes):
             y_true.append(index[true])
             y_pred.append(index[pred])
     metrics = emotion_metrics(y_true, y_pred, num_classes=len(classes))
+    rows = [[p[name] for name in classes] for r in results.values() for p in r.probabilities or ()]
+    if len(rows) == len(y_true):  # every fold wrote its probabilities
+        metrics["calibration"] = calibration([classes[t] for t in y_true], classes, rows)
     return dict(metrics, n=len(y_true))
 
 
@@ -514,6 +536,9 @@ def report_markdown(report):
                if paper else "The paper reports no figure for this configuration.")
         ),
         _table(["fold", "n", *SUMMARY_KEYS], rows),
+        *([f"Calibration of the pooled test probabilities (beyond the paper): ECE "
+           f"{pooled['calibration']['ECE']:.1f} % (10 bins), NLL {pooled['calibration']['NLL']:.3f}, "
+           f"Brier {pooled['calibration']['Brier']:.3f}."] if pooled.get("calibration") else []),
         "## Pooled recall per class",
         _table(["class", "recall"], recall),
         "## Averaged confusion matrix (Fig. 12)",

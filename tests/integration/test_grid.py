@@ -3,7 +3,7 @@ a 2-row × 2-fold × 2-seed IEMOCAP grid of tiny runs dispatched here and as a j
 single-node SLURM cluster (m4ser_lobes.testing.slurm) gives the same table, equal to a hand
 aggregation of the runs' test_metrics.json; a rerun trains nothing; a changed setting is refused;
 a grid with missing runs is shown as partial; a SLURM task cancelled mid-way resumes when the plan
-is resubmitted."""
+is resubmitted. Locally the runs go two at a time (``--gpus=[0,1]``; CPU runs ignore the GPU id)."""
 
 import json
 import subprocess
@@ -26,7 +26,7 @@ def argv(assets, results, **keys):
     """The experiment's command line; ``keys`` replace the grid's and the runs' defaults."""
     return experiment_argv(assets, results, {"rows": "[full,gt_text]", "folds": "[1,2]",
                                              "seeds": "[3,4]", "expected_utterances": None,
-                                             "batch_size": BATCH_SIZE}, keys)
+                                             "batch_size": BATCH_SIZE, "gpus": "[0,1]"}, keys)
 
 
 def hand_aggregation(results):

@@ -5,6 +5,7 @@ beats the speech-only and text-only baselines (the corpus puts arousal in the au
 in the words, so only fusion can solve it).
 """
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -72,6 +73,11 @@ def test_full_pipeline_writes_what_speechbrain_users_expect(runs):
     predictions = (folder / "predictions.csv").read_text().splitlines()
     assert len(predictions) == 1 + 40  # header + Session 1 of the generated corpus
     assert set(metrics) >= {"WA", "UA", "W-F1", "confusion"}
+    # Calibration of the written probabilities (6 decimals in the CSV): NLL by hand.
+    rows = list(csv.DictReader(predictions))
+    nll = -sum(math.log(max(float(r[f"p_{r['true']}"]), 1e-12)) for r in rows) / len(rows)
+    assert metrics["calibration"]["NLL"] == pytest.approx(nll, abs=1e-4)
+    assert 0 <= metrics["calibration"]["ECE"] <= 100 and metrics["calibration"]["reliability"]
 
 
 @pytest.mark.slow

@@ -59,7 +59,9 @@ def write_fold(folder, spec, hist=None):
     (folder / "test_metrics.json").write_text(
         json.dumps(dict(metrics, classes=spec["classes"], paper=paper)))
     lines = ["id,true,predicted," + ",".join(f"p_{c}" for c in spec["classes"])]
-    lines += [f"{u},{t},{p},0.5,0.5" for u, t, p in spec["rows"]]
+    # 0.8 on the predicted class, in the fold's own class order
+    lines += [f"{u},{t},{p}," + ",".join("0.8" if c == p else "0.2" for c in spec["classes"])
+              for u, t, p in spec["rows"]]
     (folder / "predictions.csv").write_text("\n".join(lines) + "\n")
     if hist is not None:
         (folder / "history.json").write_text(json.dumps(hist))
@@ -107,6 +109,11 @@ def test_pooled_differs_from_mean_and_is_recomputed_by_class_name(report):
     assert report["classes"] == ["neu", "ang"]
     assert pooled["confusion"] == [[6, 1], [1, 2]]
     assert pooled["recall"] == pytest.approx([100 * 6 / 7, 100 * 2 / 3], abs=1e-3)
+    # calibration too: 0.8 on the predicted class, right 8 times in 10 -> ECE 0 (read by
+    # position, fold 2's columns would put 0.8 on the other class)
+    assert pooled["calibration"]["ECE"] == pytest.approx(0.0, abs=1e-9)
+    assert pooled["calibration"]["NLL"] == pytest.approx(-(8 * math.log(0.8) + 2 * math.log(0.2)) / 10)
+    assert pooled["calibration"]["Brier"] == pytest.approx(0.32)
 
 
 def test_averaged_confusion_matrix_in_common_order(report):
@@ -185,6 +192,8 @@ def test_write_report_files(report, tmp_path):
     assert json.loads(paths["json"].read_text()) == json.loads(json.dumps(report))
     assert "| paper (Tables II and IV, M4SER (full)) |  | 79.2 | 80.1 | — |" in \
         paths["markdown"].read_text()
+    assert "pooled test probabilities (beyond the paper): ECE 0.0 % (10 bins), NLL 0.500, " \
+        "Brier 0.320." in paths["markdown"].read_text()
 
 
 def test_a_configuration_without_a_paper_row_says_so(experiment, tmp_path):
