@@ -20,6 +20,7 @@ Example
 """
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -27,6 +28,8 @@ import socket
 from pathlib import Path
 
 LOCK_FILE = ".lock"
+#: errno of a filesystem without ``flock`` (Lustre mounted without ``-o flock``, some NFS).
+UNSUPPORTED = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP)
 logger = logging.getLogger(__name__)
 
 
@@ -110,6 +113,14 @@ def acquire(folder, wait=False, lock_file=LOCK_FILE):
             f"it to finish, or stop it ({kill}) and rerun this command; it resumes from the "
             "last checkpoint"
         ) from None
+    except OSError as error:
+        os.close(fd)
+        if error.errno not in UNSUPPORTED:
+            raise
+        logger.warning("%s: this filesystem refuses file locks (%s), so nothing stops another "
+                       "process using %s at the same time; mount it with locking (Lustre: "
+                       "-o flock) or keep one job per folder", path, error.strerror, folder)
+        return RunLock(path, None)
     except BaseException:
         os.close(fd)
         raise

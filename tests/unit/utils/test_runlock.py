@@ -109,3 +109,29 @@ def test_waiting_holders_take_turns(tmp_path, caplog):
         thread.join(timeout=30)
     assert order == ["first releases", "second holds"]
     assert "being prepared by PID" in caplog.text and "waiting for it" in caplog.text
+
+
+def test_a_filesystem_without_locks_is_said_and_does_not_stop_the_run(tmp_path, monkeypatch,
+                                                                      caplog):
+    """Lustre without ``-o flock`` answers ENOLCK: one warning naming the fix, no crash. (This
+    machine's filesystems all lock, so the refusal is the one thing simulated here.)"""
+    import errno
+    import fcntl
+    import logging
+
+    from m4ser_lobes.utils import runlock
+
+    def refuse(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    with caplog.at_level(logging.WARNING, logger="m4ser_lobes.utils.runlock"):
+        with runlock.hold(tmp_path) as lock:
+            assert not lock.held
+    assert "refuses file locks (No locks available)" in caplog.text and "-o flock" in caplog.text
+    def fail(fd, operation):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(fcntl, "flock", fail)
+    with pytest.raises(OSError, match="I/O error"):  # any other error is not hidden
+        runlock.acquire(tmp_path)
