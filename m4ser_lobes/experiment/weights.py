@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from m4ser_lobes.data.audio import SAMPLE_RATE
+
 #: (key, modality, space, paper symbol) of the four strips of a panel, in drawing order.
 STRIPS = (("speech_single", "speech", "single-modal", "H_S"),
           ("text_single", "text", "single-modal", "H_T"),
@@ -168,7 +170,7 @@ class TrainedRun:
         for key in ("text_single", "text_cross"):
             captured[key] = captured[key][words]
         tokens = self.tokenizer.convert_ids_to_tokens(input_ids[0][words].tolist())
-        return {"split": split, "tokens": tokens, "seconds": wavs.shape[1] / 16000,
+        return {"split": split, "tokens": tokens, "seconds": wavs.shape[1] / SAMPLE_RATE,
                 "states": captured, "predicted": int(outputs.logits[0].argmax()),
                 "true": int(batch.emo_encoded.data.view(-1)[0])}
 
