@@ -93,8 +93,8 @@ def calibration(labels, classes, probabilities, bins=10):
         if members.any():
             gap = abs(correct[members].mean() - confidence[members].mean())
             ece += members.mean() * gap
-            curve.append((float(confidence[members].mean()), float(correct[members].mean()),
-                          int(members.sum())))
+            curve.append([float(confidence[members].mean()), float(correct[members].mean()),
+                          int(members.sum())])  # lists: the same once written as JSON
     return {"ECE": 100 * float(ece),
             "NLL": float(-np.log(probabilities[np.arange(len(truth)), truth]).mean()),
             "Brier": float(((probabilities - onehot) ** 2).sum(axis=1).mean()),
