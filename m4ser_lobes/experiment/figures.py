@@ -79,7 +79,7 @@ def report_curves(results):
     """key -> ``{"mean": curve, "folds": {fold: curve}}`` for every logged :data:`CURVE_KEYS`.
 
     ``results``: fold -> an object with a ``history`` (``history.json``'s list), e.g.
-    :class:`m4ser_lobes.experiment.report.FoldResult`.
+    :class:`m4ser_lobes.experiment.folds.FoldResult`.
     """
     per_fold = {k: history_curves(r.history) for k, r in results.items()}
     curves = {}

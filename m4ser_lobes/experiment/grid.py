@@ -17,7 +17,6 @@ and writes ``test_metrics.json`` and ``predictions.csv`` by itself (:mod:`.run`)
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from m4ser_lobes.experiment import run as runs
 from m4ser_lobes.experiment.ablations import PAPER_METRICS, paper_figures
+from m4ser_lobes.experiment.folds import read_predictions
 from m4ser_lobes.experiment.settings import ConfigError
 from m4ser_lobes.metrics import calibration
 
@@ -247,21 +247,6 @@ def wait_slurm(job, env=None, poll=2.0, timeout=None):
 
 
 # ------------------------------------------------------------------------------ table
-def _predictions(folder):
-    """id -> (true, predicted, {class: probability}) from a run's ``predictions.csv``.
-
-    The probability columns (``p_<class>``) follow the run's own label encoder, whose order
-    differs between folds: they are read by class name, never by position.
-    """
-    with open(Path(folder) / "predictions.csv", encoding="utf-8") as fin:
-        rows = list(csv.DictReader(fin))
-    out = {}
-    for row in rows:
-        probabilities = {k[2:]: float(v) for k, v in row.items() if k.startswith("p_")}
-        out[row["id"]] = (row["true"], row["predicted"], probabilities)
-    return out
-
-
 def _scores(true, pred, metrics):
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
@@ -364,7 +349,7 @@ def grid_table(grid, reference="M4SER (full)", paper=paper_figures, rounds=1000)
             metrics_file = json.loads((g.folder / "test_metrics.json").read_text())
             per_seed.setdefault(g.seed, []).append(metrics_file)
             classes = classes or sorted(metrics_file.get("classes", ()))  # one order for all runs
-            for utt, (t, p, prob) in _predictions(g.folder).items():
+            for utt, t, p, prob in zip(*read_predictions(g.folder / "predictions.csv")):
                 pooled[(g.seed, utt)] = (t, p)
                 probabilities[(g.seed, utt)] = prob
         seeds = sorted(per_seed)

@@ -107,6 +107,7 @@ class TrainedRun:
         self.text_source = self.hparams["text_source"]
         self.tokenizer = self.model.text_encoder.tokenizer
         self._datasets = {}
+        self.classes = None  # the run's class names, once its label encoder is loaded
 
     def manifests(self):
         return {split: self.hparams[f"{split}_annotation"] for split in ("train", "valid", "test")}
@@ -133,12 +134,13 @@ class TrainedRun:
         split = self.split_of(utterance)
         if split not in self._datasets:
             manifests = self.manifests()
-            self._datasets[split], _ = dataio_prep(
+            self._datasets[split], encoder = dataio_prep(
                 {"train": manifests["train"], "analysed": manifests[split]}, self.tokenizer,
                 label_encoder_path=str(self.located.label_encoder),
                 text_source=self.text_source, max_audio_seconds=None,
                 max_tokens=self.hparams["max_tokens"], with_corrections=False,
                 keep_punctuation=self.hparams["keep_punctuation"])
+            self.classes = [encoder.decode_ndim(i) for i in range(len(encoder))]
         dataset = self._datasets[split]["analysed"]
         with dataset.output_keys_as(["id", "sig", "emo_encoded", "input_ids"]):
             return split, PaddedBatch([dataset[dataset.data_ids.index(utterance)]])
@@ -171,23 +173,13 @@ class TrainedRun:
             captured[key] = captured[key][words]
         tokens = self.tokenizer.convert_ids_to_tokens(input_ids[0][words].tolist())
         return {"split": split, "tokens": tokens, "seconds": wavs.shape[1] / SAMPLE_RATE,
-                "states": captured, "predicted": int(outputs.logits[0].argmax()),
-                "true": int(batch.emo_encoded.data.view(-1)[0])}
-
-
-def class_names(label_encoder_file):
-    """Index -> class name of a run's ``label_encoder.txt``."""
-    from speechbrain.dataio.encoder import CategoricalEncoder
-
-    encoder = CategoricalEncoder()
-    encoder.load(str(label_encoder_file))
-    return [encoder.decode_ndim(i) for i in range(len(encoder))]
+                "states": captured, "predicted": self.classes[int(outputs.logits[0].argmax())],
+                "true": self.classes[int(batch.emo_encoded.data.view(-1)[0])]}
 
 
 def utterance_weights(run, utterance):
     """The four weight curves of one utterance under one run, and their DTW (JSON-safe)."""
     found = run.representations(utterance)
-    names = class_names(run.located.label_encoder)
     curves = {key: step_weights(found["states"][key]).tolist() for key, *_ in STRIPS}
     if not curves["text_single"]:
         raise ValueError(f"{utterance}: its {run.text_source} text is empty under {run.folder}; "
@@ -195,7 +187,7 @@ def utterance_weights(run, utterance):
     return {
         "split": found["split"], "text_source": run.text_source, "tokens": found["tokens"],
         "seconds": found["seconds"], "curves": curves,
-        "true": names[found["true"]], "predicted": names[found["predicted"]],
+        "true": found["true"], "predicted": found["predicted"],
         "dtw_cross": dtw_distance(curves["text_cross"], curves["speech_cross"]),
         "dtw_single": dtw_distance(curves["text_single"], curves["speech_single"]),
     }
