@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from tiny_recipe import BATCH_SIZE, experiment_argv, make_tiny_assets
 
+from m4ser_lobes.experiment import grid
+from m4ser_lobes.experiment.settings import ConfigError
 from m4ser_lobes.testing import load_script
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,6 +66,15 @@ def test_local_grid_table_equals_hand_aggregation_then_rerun_trains_nothing(asse
         assert (row["WA"], row["UA"]) == pytest.approx(hand_aggregation(results)[name])
         assert row["paper WA"] == {"full": 79.2, "gt_text": 78.4}[name]
     assert set(rows["gt_text (Table VI)"]["p vs full"]) == {"WA", "UA"}
+    # Pooled macro-F1 (beyond the paper): scikit-learn's over every test utterance of the row.
+    from sklearn.metrics import f1_score
+
+    from m4ser_lobes.experiment.folds import read_predictions
+
+    pooled = [read_predictions(f) for f in sorted(results.glob("full/fold*/seed*/predictions.csv"))]
+    true, pred = (sum((p[i] for p in pooled), []) for i in (1, 2))
+    assert rows["M4SER (full)"]["pooled macro-F1"] == pytest.approx(
+        100 * f1_score(true, pred, average="macro", zero_division=0))
     # Calibration pools the probabilities by class name, whatever order a fold's label encoder
     # gave the predictions.csv columns: fold 2's columns reversed, the table is the same.
     files = sorted(results.glob("*/fold2/seed*/predictions.csv"))
@@ -137,6 +148,10 @@ def test_slurm_array_gives_the_local_table_and_a_cancelled_task_resumes(assets, 
         time.sleep(0.5)
     assert not (history.parent / "test_metrics.json").exists()
     epochs_before = len(json.loads(history.read_text()))
+    # Meanwhile the table shows it as failed (or still running), with its log's path.
+    shown = table4.main(argv(assets, results, **{**single, "dispatch": "none"}))
+    assert shown["rows"][0]["failed"] == [str(history.parent)] and shown["rows"][0]["partial"]
+    assert f"{history.parent}/log.txt" in (results / "table4" / "table4_iemocap.md").read_text()
     # Resubmitted with the epochs it was planned with: it resumes (no epoch redone) and finishes.
     table4.main(argv(assets, results, **single, slurm_wait=True))
     log = (history.parent / "log.txt").read_text()
@@ -148,6 +163,13 @@ def test_slurm_array_gives_the_local_table_and_a_cancelled_task_resumes(assets, 
                               slurm_wait=True))
     strip = lambda t: [{k: v for k, v in r.items() if k != "failed"} for r in t["rows"]]  # noqa: E731
     assert strip(tabled) == strip(local[1])
+    # A submission the cluster refuses, and a machine without sbatch: one line each.
+    refused = tmp_path / "refused.sbatch"
+    refused.write_text("#!/bin/bash\n#SBATCH --partition=no_such_partition\ntrue\n")
+    with pytest.raises(ConfigError, match=r"sbatch refused .*refused\.sbatch: .*--slurm_partition"):
+        grid.submit_slurm(refused, env=slurm.env)
+    with pytest.raises(ConfigError, match=r"sbatch not found: .*--dispatch=local"):
+        grid.submit_slurm(refused, env={**slurm.env, "PATH": str(tmp_path / "empty")})
     assert sys.executable in (tmp_path / "slurm_grid" / "table4" / "commands.txt").read_text()
 
 
